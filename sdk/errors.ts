@@ -1,0 +1,56 @@
+// The one error catalog: stable string codes, the wire codes they map to, and the MeshError class.
+// Other folders import it from sdk/index.ts; only sidecar/respond.ts turns these into HTTP responses.
+
+/** Every error agentmesh raises, with the HTTP status and JSON-RPC code it maps to on the wire. */
+export const ERROR_CATALOG = {
+  CONFIG_INVALID: { http: 500, rpc: -32603 },
+  AGENT_NOT_FOUND: { http: 404, rpc: -32050 },
+  MCP_SERVER_NOT_FOUND: { http: 404, rpc: -32050 },
+  ROUTE_NOT_FOUND: { http: 404, rpc: -32601 },
+  METHOD_NOT_ALLOWED: { http: 405, rpc: -32600 },
+  PARSE_ERROR: { http: 400, rpc: -32700 },
+  INVALID_REQUEST: { http: 400, rpc: -32600 },
+  BODY_TOO_LARGE: { http: 413, rpc: -32600 },
+  FORBIDDEN: { http: 403, rpc: -32053 },
+  UPSTREAM_UNAVAILABLE: { http: 502, rpc: -32051 },
+  UPSTREAM_TIMEOUT: { http: 504, rpc: -32052 },
+  PEER_IDENTITY_MISMATCH: { http: 502, rpc: -32054 },
+  SHUTTING_DOWN: { http: 503, rpc: -32055 },
+  REGISTRY_UNAVAILABLE: { http: 503, rpc: -32056 },
+  REGISTRY_RECORD_INVALID: { http: 500, rpc: -32603 },
+  IDENTITY_INVALID: { http: 500, rpc: -32603 },
+  SIDECAR_UNREACHABLE: { http: 502, rpc: -32051 },
+  A2A_ERROR: { http: 502, rpc: -32603 },
+  ABORTED: { http: 499, rpc: -32603 },
+  INTERNAL: { http: 500, rpc: -32603 },
+} as const satisfies Record<string, { http: number; rpc: number }>;
+
+export type MeshErrorCode = keyof typeof ERROR_CATALOG;
+
+export interface MeshErrorOptions {
+  cause?: unknown;
+  /** Structured details safe to show a caller (never secrets). */
+  details?: Record<string, unknown>;
+  /** The A2A / JSON-RPC code a remote peer answered with, when this wraps a wire error. */
+  rpcCode?: number;
+}
+
+export class MeshError extends Error {
+  override readonly name = 'MeshError';
+  readonly code: MeshErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  readonly rpcCode: number;
+  readonly httpStatus: number;
+
+  constructor(code: MeshErrorCode, message: string, options: MeshErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details;
+    this.rpcCode = options.rpcCode ?? ERROR_CATALOG[code].rpc;
+    this.httpStatus = ERROR_CATALOG[code].http;
+  }
+}
+
+export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshError {
+  return err instanceof MeshError && (code === undefined || err.code === code);
+}

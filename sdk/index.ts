@@ -1,0 +1,2 @@
+// The agentmesh SDK: what agent code imports. Talks to the local sidecar over HTTP; needs no registry code.
+export * from './errors.ts';
