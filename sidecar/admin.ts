@@ -1,0 +1,38 @@
+// The admin listener's routes: liveness, readiness (registry synced and reachable, own agent
+// registered) and JSON state for operators. Read-only.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshError } from '../sdk/index.ts';
+import type { RegistryView } from '../registry/index.ts';
+import { sendError, sendJson } from './respond.ts';
+
+export interface AdminDeps {
+  view: RegistryView;
+  /** Reasons the sidecar is not ready; empty when it is. */
+  notReady: () => string[];
+  state: () => Record<string, unknown>;
+}
+
+export function adminHandler(deps: AdminDeps) {
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    try {
+      if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on the admin listener`);
+      switch (path) {
+        case '/healthz':
+          return sendJson(res, 200, { status: 'ok' });
+        case '/readyz': {
+          const reasons = deps.notReady();
+          return sendJson(res, reasons.length === 0 ? 200 : 503, { status: reasons.length === 0 ? 'ready' : 'not ready', reasons });
+        }
+        case '/api/registry':
+          return sendJson(res, 200, { agents: deps.view.agents(), mcp: deps.view.mcpServers() });
+        case '/api/state':
+          return sendJson(res, 200, deps.state());
+        default:
+          throw new MeshError('ROUTE_NOT_FOUND', `no admin route ${path}`);
+      }
+    } catch (err) {
+      sendError(res, err, { style: 'json' });
+    }
+  };
+}

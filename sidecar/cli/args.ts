@@ -1,0 +1,45 @@
+// Command-line parsing for `agentmesh`: positional words, `--flag value`, `--flag=value` and bare
+// boolean flags. Pure; main.ts owns process.argv.
+import { MeshError } from '../../sdk/index.ts';
+
+export interface ParsedArgs {
+  positionals: string[];
+  flags: Map<string, string | true>;
+}
+
+export function parseArgs(argv: readonly string[], booleans: ReadonlySet<string>): ParsedArgs {
+  const positionals: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    if (eq !== -1) flags.set(name, arg.slice(eq + 1));
+    else if (booleans.has(name)) flags.set(name, true);
+    else {
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new MeshError('CONFIG_INVALID', `--${name} needs a value`);
+      flags.set(name, value);
+      i++;
+    }
+  }
+  return { positionals, flags };
+}
+
+/** A string flag's value, or a clear error naming the flag when it is required and missing. */
+export function stringFlag(args: ParsedArgs, name: string, required: true): string;
+export function stringFlag(args: ParsedArgs, name: string, required?: false): string | undefined;
+export function stringFlag(args: ParsedArgs, name: string, required = false): string | undefined {
+  const value = args.flags.get(name);
+  if (value === true) throw new MeshError('CONFIG_INVALID', `--${name} needs a value`);
+  if (value === undefined && required) throw new MeshError('CONFIG_INVALID', `missing required flag --${name}`);
+  return value;
+}

@@ -1,0 +1,106 @@
+// The `agentmesh` subcommands. Each takes parsed arguments and an output sink and returns an exit
+// code; none touches process.* (main.ts does).
+import { writeFile, rename } from 'node:fs/promises';
+import { MeshError, connectMesh } from '../../sdk/index.ts';
+import { CONFIG_KEYS, readConfigFile, resolveConfig, parseDuration, type SidecarConfig } from '../config.ts';
+import { caInit, caIssue } from '../identity/index.ts';
+import { createLogger } from '../log.ts';
+import { startSidecar, type Sidecar } from '../sidecar.ts';
+import { stringFlag, type ParsedArgs } from './args.ts';
+import { formatEvent, table } from './format.ts';
+
+export interface CliContext {
+  out: (line: string) => void;
+  env: Record<string, string | undefined>;
+  /** Aborted on SIGINT / SIGTERM. */
+  signal: AbortSignal;
+}
+
+/** Loads --config (optional), AGENTMESH_* variables and dotted --key flags into a frozen config. */
+export async function configFromArgs(args: ParsedArgs, env: CliContext['env'], reserved: readonly string[]): Promise<SidecarConfig> {
+  const path = stringFlag(args, 'config') ?? env.AGENTMESH_CONFIG;
+  const file = path ? await readConfigFile(path) : undefined;
+  const flags: Record<string, string> = {};
+  for (const [name, value] of args.flags) {
+    if (name === 'config' || reserved.includes(name)) continue;
+    if (value === true) throw new MeshError('CONFIG_INVALID', `--${name} needs a value`);
+    flags[name] = value;
+  }
+  return resolveConfig({ file, env, flags });
+}
+
+export async function runSidecar(args: ParsedArgs, ctx: CliContext): Promise<{ sidecar: Sidecar }> {
+  const config = await configFromArgs(args, ctx.env, ['ready-file']);
+  const log = createLogger(config.log.level);
+  const sidecar = await startSidecar(config, log);
+  const readyFile = stringFlag(args, 'ready-file');
+  if (readyFile) {
+    await writeFile(`${readyFile}.tmp`, JSON.stringify(sidecar.addresses));
+    await rename(`${readyFile}.tmp`, readyFile);
+  }
+  return { sidecar };
+}
+
+export async function runValidate(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const config = await configFromArgs(args, ctx.env, []);
+  ctx.out(`config is valid (agent: ${config.agent?.name ?? config.agent?.url ?? 'none'}, registry: ${config.registry.nats ?? 'embedded'})`);
+  return 0;
+}
+
+export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const action = args.positionals[1];
+  if (action === 'init') {
+    const written = await caInit({ trustDomain: stringFlag(args, 'trust-domain', true), dir: stringFlag(args, 'dir', true) });
+    ctx.out(`mesh CA written: ${Object.values(written).join(', ')}`);
+    return 0;
+  }
+  if (action === 'issue') {
+    const ttl = stringFlag(args, 'ttl') ?? '24h';
+    const ttlMs = parseDuration(ttl);
+    if (ttlMs === undefined || ttlMs <= 0) throw new MeshError('CONFIG_INVALID', `--ttl: expected a duration like 24h, got '${ttl}'`);
+    const written = await caIssue({ dir: stringFlag(args, 'dir', true), id: stringFlag(args, 'id', true), out: stringFlag(args, 'out', true), ttlMs });
+    ctx.out(`workload certificate written: ${Object.values(written).join(', ')}`);
+    return 0;
+  }
+  throw new MeshError('CONFIG_INVALID', `unknown command 'ca ${action ?? ''}': use 'ca init' or 'ca issue'`);
+}
+
+export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const mesh = connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
+  const skill = stringFlag(args, 'skill');
+  const agents = await mesh.agents(skill ? { skill } : {}, { signal: ctx.signal });
+  if (args.flags.get('json') === true) {
+    ctx.out(JSON.stringify(agents, null, 2));
+    return 0;
+  }
+  const rows = [['NAME', 'INSTANCES', 'SKILLS', 'IDENTITY']];
+  for (const a of agents) {
+    const skills = ((a.card as { skills?: { id: string }[] }).skills ?? []).map((s) => s.id).join(',');
+    rows.push([a.name, String(a.instances.length), skills, [...new Set(a.instances.map((i) => i.identity))].join(' ')]);
+  }
+  ctx.out(agents.length === 0 ? 'no agents registered' : table(rows));
+  return 0;
+}
+
+export async function runCall(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const [, agent, ...words] = args.positionals;
+  if (!agent || words.length === 0) throw new MeshError('CONFIG_INVALID', 'usage: agentmesh call AGENT "text"');
+  const mesh = connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
+  for await (const event of mesh.stream(agent, words.join(' '), { signal: ctx.signal })) {
+    const line = formatEvent(event);
+    if (line) ctx.out(line);
+  }
+  return 0;
+}
+
+export const USAGE = `usage: agentmesh <command>
+
+  sidecar --config FILE [--ready-file FILE] [--<key> VALUE ...]   run a sidecar
+  validate --config FILE                                          check a config
+  ca init --trust-domain TD --dir DIR                             create a mesh CA
+  ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h]
+  agents [--skill S] [--json] [--url URL]                         list agents in the registry
+  call AGENT "text" [--url URL]                                   send a message, print the stream
+  demo                                                            run the multi-agent demo
+
+config keys (flags --<key>, or AGENTMESH_<KEY> variables): ${CONFIG_KEYS.join(', ')}`;

@@ -1,0 +1,182 @@
+// The sidecar's configuration: the zod schema of DESIGN.md "Config file", merging of file, environment
+// and flags, and validation that names the key path. Parsed once at start-up, then frozen.
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { MeshError } from '../sdk/index.ts';
+import { NAME_PATTERN } from '../registry/index.ts';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `15s`, `2m`, `24h`, `7d`, or a bare number of milliseconds. */
+export function parseDuration(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
+  const unit = m?.[2] === undefined ? undefined : UNITS[m[2]];
+  return m?.[1] === undefined || unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
+}
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** `4MiB`, `512KiB`, `1000000`, … into bytes. */
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  const m = /^(\d+)\s*([a-z]+)?$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(m?.[2] ?? 'b').toLowerCase()];
+  return m?.[1] === undefined || unit === undefined ? undefined : Number(m[1]) * unit;
+}
+
+const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) ctx.addIssue({ code: 'custom', message: `expected a duration like 500ms, 15s, 2m or 24h, got ${JSON.stringify(v)}` });
+  return ms ?? 0;
+});
+
+const Size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const bytes = parseSize(v);
+  if (bytes === undefined) ctx.addIssue({ code: 'custom', message: `expected a size like 4MiB or 65536, got ${JSON.stringify(v)}` });
+  return bytes ?? 0;
+});
+
+/** `host:port` with port 0–65535; port 0 picks a free port. */
+const ListenAddress = z.string().transform((v, ctx) => {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
+  const port = Number(m?.[2]);
+  if (!m?.[1] || !(port >= 0 && port <= 65535)) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port (port 0 picks a free one), got ${JSON.stringify(v)}` });
+    return { host: '', port: 0 };
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+});
+
+const Name = z.string().regex(NAME_PATTERN, 'expected 1-64 characters from [A-Za-z0-9_-]');
+const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+export const SidecarConfigSchema = z.strictObject({
+  agent: z.strictObject({
+    name: Name.optional(),
+    url: HttpUrl,
+    labels: z.record(z.string(), z.string()).default({}),
+    /** How long start-up waits for the agent's card before giving up. */
+    startupTimeout: Duration.default(30_000),
+  }).optional(),
+  registry: z.strictObject({
+    nats: z.string().min(1).optional(),
+    bucket: Name.default('agentmesh'),
+    ttl: Duration.default(15_000).refine((ms) => ms >= 1000, 'expected at least 1s'),
+    /** Embedded registry only: the directory the processes on this host share. */
+    dir: z.string().min(1).optional(),
+  }).prefault({}),
+  identity: z.strictObject({
+    trustDomain: z.string().regex(/^[a-z0-9._-]+$/, 'expected a trust domain like mesh.local'),
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    bundle: z.string().min(1),
+  }),
+  listen: z.strictObject({
+    outbound: ListenAddress.default({ host: '127.0.0.1', port: 15001 }),
+    inbound: ListenAddress.default({ host: '0.0.0.0', port: 15443 }),
+    admin: ListenAddress.default({ host: '127.0.0.1', port: 15090 }),
+  }).prefault({}),
+  /** The host other sidecars use to reach the inbound listener (defaults to its bind host, or 127.0.0.1 for 0.0.0.0). */
+  advertise: z.string().min(1).optional(),
+  /** Unique per sidecar process; a random id when not set. */
+  instance: Name.optional(),
+  limits: z.strictObject({
+    maxBody: Size.default(4 * 1024 * 1024),
+  }).prefault({}),
+  shutdown: z.strictObject({
+    /** How long SIGTERM waits for in-flight calls before closing them. */
+    drainTimeout: Duration.default(15_000),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+});
+
+export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>;
+export type SidecarConfig = Readonly<z.output<typeof SidecarConfigSchema>>;
+
+/** Every leaf key a flag (`--registry.ttl 5s`) or variable (`AGENTMESH_REGISTRY_TTL=5s`) may set. */
+export const CONFIG_KEYS = [
+  'agent.name', 'agent.url', 'agent.startupTimeout', 'registry.nats', 'registry.bucket', 'registry.ttl', 'registry.dir',
+  'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
+  'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
+  'limits.maxBody', 'shutdown.drainTimeout', 'log.level',
+] as const;
+
+/** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */
+export function envName(key: string): string {
+  return `AGENTMESH_${key.replace(/([a-z])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
+}
+
+export interface ConfigSources {
+  /** The parsed config file, if any. */
+  file?: unknown;
+  /** Process environment; only AGENTMESH_* names of CONFIG_KEYS are read. */
+  env?: Record<string, string | undefined>;
+  /** Dotted keys from the command line. */
+  flags?: Record<string, string>;
+}
+
+/** Merges file < environment < flags, validates, and freezes. Throws CONFIG_INVALID naming each bad key. */
+export function resolveConfig(sources: ConfigSources): SidecarConfig {
+  const merged: Record<string, unknown> = structuredClone(isPlainObject(sources.file) ? sources.file : {});
+  if (sources.file !== undefined && !isPlainObject(sources.file)) {
+    throw new MeshError('CONFIG_INVALID', 'config: expected a mapping at the top level of the config file');
+  }
+  for (const key of CONFIG_KEYS) {
+    const value = sources.env?.[envName(key)];
+    if (value !== undefined && value !== '') setPath(merged, key, value);
+  }
+  for (const [key, value] of Object.entries(sources.flags ?? {})) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      throw new MeshError('CONFIG_INVALID', `--${key}: unknown config key (known: ${CONFIG_KEYS.join(', ')})`);
+    }
+    setPath(merged, key, value);
+  }
+  const result = SidecarConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new MeshError('CONFIG_INVALID', `invalid config:\n${lines.join('\n')}`, { details: { issues: result.error.issues } });
+  }
+  return deepFreeze(result.data);
+}
+
+/** Reads a YAML or JSON config file (by extension; YAML otherwise). */
+export async function readConfigFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new MeshError('CONFIG_INVALID', `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  try {
+    return extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new MeshError('CONFIG_INVALID', `config file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function setPath(target: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    node = isPlainObject(next) ? next : (node[part] = {}) as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1] ?? key] = value;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,91 @@
+// Small HTTP helpers for the proxy: bounded body reading, JSON-RPC envelope reading and header hygiene.
+// Nothing here decides routing.
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { MeshError } from '../sdk/index.ts';
+
+/** Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+function tooLarge(limit: number): MeshError {
+  return new MeshError('BODY_TOO_LARGE', `request body exceeds the limit of ${limit} bytes (limits.maxBody)`, { details: { limit } });
+}
+
+export interface RpcEnvelope {
+  id: string | number | null;
+  method: string;
+}
+
+/** Parses a JSON-RPC request body just far enough to know its id and method. */
+export function readEnvelope(body: Buffer): RpcEnvelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new MeshError('PARSE_ERROR', 'request body is not valid JSON', { cause: err });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request object');
+  }
+  const { jsonrpc, method, id } = value as Record<string, unknown>;
+  const rpcId = typeof id === 'string' || typeof id === 'number' ? id : null;
+  if (jsonrpc !== '2.0' || typeof method !== 'string') {
+    throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request with "jsonrpc": "2.0" and a string "method"', { details: { id: rpcId } });
+  }
+  return { id: rpcId, method };
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy sets itself. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length',
+]);
+
+/** Headers never carried from a caller to another hop (no token passthrough, no forged identity). */
+const NEVER_FORWARD = new Set(['authorization', 'cookie', 'x-agentmesh-caller']);
+
+/** Copies request headers for the next hop, dropping hop-by-hop, credentials and mesh-owned headers. */
+export function forwardHeaders(headers: IncomingHttpHeaders, extra: Record<string, string> = {}): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const connectionTokens = connectionHeaderTokens(headers);
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FORWARD.has(name) || connectionTokens.has(name)) continue;
+    out[name] = value;
+  }
+  return Object.assign(out, extra);
+}
+
+/** Copies response headers back to the caller, dropping hop-by-hop ones. */
+export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'content-length')) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function connectionHeaderTokens(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection;
+  if (!value) return new Set();
+  return new Set(value.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
+}
+
+/** One signal per request: the caller going away, or the sidecar shutting down hard. */
+export function requestSignal(req: IncomingMessage, res: ServerResponse, shutdown: AbortSignal): AbortSignal {
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort(new MeshError('ABORTED', 'caller closed the connection'));
+  });
+  return AbortSignal.any([gone.signal, shutdown]);
+}

@@ -1,0 +1,61 @@
+// The mesh-facing listener's routes (mTLS only): verifies the caller's SPIFFE identity, replaces any
+// x-agentmesh-caller it sent with the verified one, and forwards to the local agent.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { MeshError } from '../sdk/index.ts';
+import type { Binding } from './agent-card.ts';
+import { forwardHeaders, readBody, requestSignal } from './http-util.ts';
+import { verifyClientPeer } from './identity/index.ts';
+import { forward } from './proxy.ts';
+import { sendError, type ErrorContext } from './respond.ts';
+import { parseRoute } from './routes.ts';
+
+/** The local agent as the inbound side sees it: its registry name and where each binding is served. */
+export interface LocalAgent {
+  name: string;
+  endpoints: Partial<Record<Binding, URL>>;
+  dispatcher: Dispatcher;
+}
+
+export interface InboundDeps {
+  trustDomain: string;
+  /** The local agent once its card has been read; undefined before that or when there is none. */
+  localAgent: () => LocalAgent | undefined;
+  maxBody: number;
+  log: Logger;
+  shutdown: AbortSignal;
+}
+
+export function inboundHandler(deps: InboundDeps) {
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const route = parseRoute(req.url ?? '/');
+    const ctx: ErrorContext = { style: route.kind === 'a2a' && route.rest === '' ? 'jsonrpc' : 'json' };
+    try {
+      const caller = verifyClientPeer(req.socket as TLSSocket, deps.trustDomain);
+      if (route.kind !== 'a2a') throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
+      const agent = deps.localAgent();
+      if (!agent || agent.name !== route.name) {
+        throw new MeshError('AGENT_NOT_FOUND', `agent '${route.name}' is not served by this sidecar`, { details: { agent: route.name } });
+      }
+      const binding: Binding = route.rest === '' ? 'JSONRPC' : 'HTTP+JSON';
+      const target = agent.endpoints[binding];
+      if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
+      const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req, deps.maxBody);
+      const basePath = target.pathname.replace(/\/$/, '');
+      await forward({
+        dispatcher: agent.dispatcher,
+        origin: target.origin,
+        method: req.method ?? 'GET',
+        path: `${basePath}${route.rest}${route.search}` || '/',
+        headers: forwardHeaders(req.headers, { 'x-agentmesh-caller': caller, host: target.host }),
+        ...(body ? { body } : {}),
+        signal: requestSignal(req, res, deps.shutdown),
+        target: `local agent '${agent.name}'`,
+      }, res);
+    } catch (err) {
+      sendError(res, err, ctx);
+    }
+  };
+}

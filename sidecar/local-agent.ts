@@ -1,0 +1,56 @@
+// The agent this sidecar fronts: reads its card from agent.url (retrying while it starts), works out
+// where it serves each binding, and holds the connection pool to it.
+import { Pool } from 'undici';
+import { MeshError } from '../sdk/index.ts';
+import { agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
+import type { LocalAgent } from './inbound.ts';
+
+export interface LoadedAgent extends LocalAgent {
+  card: CardShape;
+  close(): Promise<void>;
+}
+
+const CARD_PATH = '/.well-known/agent-card.json';
+
+/** Fetches the card, retrying with backoff until `timeoutMs`; fails naming the URL and the last error. */
+export async function loadLocalAgent(options: { url: string; name?: string; timeoutMs: number; signal: AbortSignal }): Promise<LoadedAgent> {
+  const cardUrl = new URL(CARD_PATH.slice(1), options.url.endsWith('/') ? options.url : `${options.url}/`);
+  const deadline = AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]);
+  let delay = 50;
+  let lastError: unknown;
+  while (!deadline.aborted) {
+    try {
+      const res = await fetch(cardUrl, { signal: deadline, headers: { accept: 'application/json' } });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const card = parseAgentCard(await res.json(), cardUrl.href);
+      return build(card, options.name ?? card.name);
+    } catch (err) {
+      if (err instanceof MeshError) throw err;
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay).unref());
+    delay = Math.min(delay * 2, 1000);
+  }
+  throw new MeshError('A2A_ERROR', `could not read the agent card at ${cardUrl.href} within ${options.timeoutMs} ms (agent.url): ${describe(lastError)}`, { cause: lastError });
+}
+
+function build(card: CardShape, name: string): LoadedAgent {
+  const endpoints: Partial<Record<Binding, URL>> = {};
+  const origins = new Set<string>();
+  for (const [binding, url] of Object.entries(agentEndpoints(card)) as [Binding, string][]) {
+    const parsed = new URL(url);
+    endpoints[binding] = parsed;
+    origins.add(parsed.origin);
+  }
+  if (origins.size !== 1) {
+    throw new MeshError('A2A_ERROR', `agent '${name}' serves its bindings from ${origins.size} origins (${[...origins].join(', ')}); the sidecar expects one`);
+  }
+  const [origin] = origins;
+  const dispatcher = new Pool(origin as string, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+  return { name, card, endpoints, dispatcher, close: () => dispatcher.close() };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return (err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message);
+  return String(err ?? 'no answer');
+}

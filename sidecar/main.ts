@@ -1,0 +1,49 @@
+// The process entry for `agentmesh`: the only module that reads process.argv and process.env, installs
+// signal handlers and sets exit codes. Everything else is a function call.
+import { MeshError } from '../sdk/index.ts';
+import { parseArgs } from './cli/args.ts';
+import { USAGE, runAgents, runCa, runCall, runSidecar, runValidate, type CliContext } from './cli/commands.ts';
+
+const BOOLEANS = new Set(['json', 'help']);
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, BOOLEANS);
+  const stop = new AbortController();
+  const ctx: CliContext = { out: (line) => process.stdout.write(`${line}\n`), env: process.env, signal: stop.signal };
+  const command = args.positionals[0];
+  if (!command || command === 'help' || args.flags.has('help')) {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 1;
+  }
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  switch (command) {
+    case 'sidecar': {
+      const { sidecar } = await runSidecar(args, ctx);
+      if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+      await sidecar.close();
+      return 0;
+    }
+    case 'validate': return runValidate(args, ctx);
+    case 'ca': return runCa(args, ctx);
+    case 'agents': return runAgents(args, ctx);
+    case 'call': return runCall(args, ctx);
+    case 'demo': {
+      const { runDemo } = await import('../examples/demo/run.ts');
+      return runDemo({ out: ctx.out, env: ctx.env, signal: stop.signal });
+    }
+    default:
+      throw new MeshError('CONFIG_INVALID', `unknown command '${command}'\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  // Exit explicitly: pooled keep-alive sockets or a draining NATS connection must not hold the process.
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof MeshError) process.stderr.write(`agentmesh: ${err.code}: ${err.message}\n`);
+    else process.stderr.write(`agentmesh: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,128 @@
+// The agent-facing listener's routes (loopback, plain HTTP): agent cards rewritten to this sidecar,
+// A2A JSON-RPC and REST forwarded over mTLS to a live instance of the target, and registry queries.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { MeshError } from '../sdk/index.ts';
+import type { AgentQuery, AgentRecord, RegistryView } from '../registry/index.ts';
+import { rewriteCard } from './agent-card.ts';
+import { forwardHeaders, readBody, readEnvelope, requestSignal } from './http-util.ts';
+import { PeerPools } from './peers.ts';
+import { forward } from './proxy.ts';
+import { sendError, sendJson, type ErrorContext } from './respond.ts';
+import { parseRoute } from './routes.ts';
+
+export interface OutboundDeps {
+  view: RegistryView;
+  peers: PeerPools;
+  maxBody: number;
+  log: Logger;
+  /** Aborts every in-flight call when the sidecar shuts down hard. */
+  shutdown: AbortSignal;
+}
+
+const CARD_PATH = '/.well-known/agent-card.json';
+
+export function outboundHandler(deps: OutboundDeps) {
+  const cursor = new Map<string, number>();
+
+  /** Round-robin over the live instances of an agent. */
+  function pickInstance(agent: string): AgentRecord {
+    const instances = deps.view.agentInstances(agent);
+    if (instances.length === 0) {
+      throw new MeshError('AGENT_NOT_FOUND', `agent '${agent}' not found in the mesh`, { details: { agent } });
+    }
+    const n = cursor.get(agent) ?? 0;
+    cursor.set(agent, n + 1);
+    return instances[n % instances.length] ?? (instances[0] as AgentRecord);
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const route = parseRoute(req.url ?? '/');
+    const ctx: ErrorContext = { style: route.kind === 'a2a' && route.rest === '' ? 'jsonrpc' : 'json' };
+    try {
+      switch (route.kind) {
+        case 'a2a':
+          if (req.method === 'GET' && route.rest === CARD_PATH) return serveCard(req, res, route.name);
+          return await forwardA2a(req, res, route.name, route.rest, route.search, ctx);
+        case 'registry-agents':
+          if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/agents`);
+          return sendJson(res, 200, { agents: queryAgents(route.params) });
+        case 'mcp':
+        case 'unknown':
+          throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
+        default:
+          route satisfies never;
+      }
+    } catch (err) {
+      sendError(res, err, ctx);
+    }
+  };
+
+  function serveCard(req: IncomingMessage, res: ServerResponse, agent: string): void {
+    const record = pickInstance(agent);
+    sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
+  }
+
+  async function forwardA2a(req: IncomingMessage, res: ServerResponse, agent: string, rest: string, search: string, ctx: ErrorContext): Promise<void> {
+    let body: Buffer | undefined;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      body = await readBody(req, deps.maxBody);
+      if (rest === '') {
+        if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
+        const envelope = readEnvelope(body);
+        ctx.rpcId = envelope.id;
+      }
+    }
+    const record = pickInstance(agent);
+    const signal = requestSignal(req, res, deps.shutdown);
+    await forward({
+      dispatcher: deps.peers.get(record.endpoint, record.identity),
+      origin: record.endpoint,
+      method: req.method ?? 'GET',
+      path: `/a2a/${agent}${rest}${search}`,
+      headers: forwardHeaders(req.headers),
+      ...(body ? { body } : {}),
+      signal,
+      target: `agent '${agent}' (${record.identity})`,
+    }, res);
+  }
+
+  function queryAgents(params: URLSearchParams) {
+    const query: AgentQuery = {};
+    const name = params.get('name');
+    const skill = params.get('skill');
+    const tag = params.get('tag');
+    if (name) query.name = name;
+    if (skill) query.skill = skill;
+    if (tag) query.tag = tag;
+    const labels: Record<string, string> = {};
+    for (const label of params.getAll('label')) {
+      const eq = label.indexOf('=');
+      if (eq <= 0) throw new MeshError('INVALID_REQUEST', `label filter must be key=value, got '${label}'`);
+      labels[label.slice(0, eq)] = label.slice(eq + 1);
+    }
+    if (Object.keys(labels).length > 0) query.labels = labels;
+    return groupByName(deps.view.agents(query));
+  }
+}
+
+/** Records grouped per agent name, as GET /registry/agents answers (the card is the first instance's). */
+function groupByName(records: AgentRecord[]) {
+  const byName = new Map<string, AgentRecord[]>();
+  for (const r of records) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+  return [...byName].map(([name, list]) => ({
+    name,
+    card: list[0]?.card,
+    labels: list[0]?.labels ?? {},
+    instances: list.map((r) => ({
+      instance: r.instance, identity: r.identity, endpoint: r.endpoint, labels: r.labels,
+      startedAt: r.startedAt, heartbeatAt: r.heartbeatAt,
+    })),
+  }));
+}
+
+/** `http://<host the caller used>/a2a/<agent>`: the route the rewritten card points at. */
+function routeUrl(req: IncomingMessage, agent: string): string {
+  const host = req.headers.host ?? `${req.socket.localAddress}:${req.socket.localPort}`;
+  return `http://${host}/a2a/${agent}`;
+}

@@ -1,0 +1,75 @@
+// Streaming forwarder: sends one request through an undici dispatcher and pipes the response back
+// as it arrives (SSE included). Never buffers a response; maps transport failures to catalog errors.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Dispatcher } from 'undici';
+import { MeshError } from '../sdk/index.ts';
+import { responseHeaders } from './http-util.ts';
+
+export interface ForwardRequest {
+  dispatcher: Dispatcher;
+  /** Origin of the next hop, e.g. https://127.0.0.1:15443 (for error messages). */
+  origin: string;
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  body?: Buffer | IncomingMessage;
+  signal: AbortSignal;
+  /** Who the next hop is, for error messages ("agent 'x' at …"). */
+  target: string;
+}
+
+/**
+ * Forwards and streams the answer into `res`. Resolves when the response has been fully written;
+ * rejects with a MeshError before any byte was written, or destroys `res` if the stream breaks later.
+ */
+export async function forward(request: ForwardRequest, res: ServerResponse): Promise<void> {
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await request.dispatcher.request({
+      origin: request.origin,
+      method: request.method as Dispatcher.HttpMethod,
+      path: request.path,
+      headers: request.headers,
+      body: request.body ?? null,
+      signal: request.signal,
+      bodyTimeout: 0,
+    });
+  } catch (err) {
+    throw upstreamError(err, request);
+  }
+  res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
+  res.flushHeaders();
+  try {
+    await pipeline(upstream.body, res);
+  } catch (err) {
+    upstream.body.destroy();
+    if (!res.destroyed) res.destroy(err instanceof Error ? err : undefined);
+  }
+}
+
+/** Maps an undici / TLS failure to the catalog, naming the hop. */
+export function upstreamError(err: unknown, request: Pick<ForwardRequest, 'origin' | 'target' | 'signal'>): MeshError {
+  if (err instanceof MeshError) return err;
+  const code = errorCode(err);
+  if (code === 'PEER_IDENTITY_MISMATCH') {
+    return new MeshError('PEER_IDENTITY_MISMATCH', `${request.target} at ${request.origin}: ${messageOf(err)}`, { cause: err });
+  }
+  if (request.signal.aborted) {
+    return new MeshError('ABORTED', `call to ${request.target} was aborted`, { cause: err });
+  }
+  return new MeshError('UPSTREAM_UNAVAILABLE', `${request.target} at ${request.origin} is unreachable (${code ?? messageOf(err)})`, { cause: err });
+}
+
+function errorCode(err: unknown): string | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'PEER_IDENTITY_MISMATCH') return code;
+    if (code && e.cause === undefined) return code;
+  }
+  return err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,65 @@
+// The one place errors become HTTP responses: a JSON-RPC error object on JSON-RPC routes, a JSON error
+// body elsewhere. Status and codes come from the catalog in sdk/errors.ts; local detail never leaks.
+import type { ServerResponse } from 'node:http';
+import { MeshError } from '../sdk/index.ts';
+
+export type ErrorStyle = 'jsonrpc' | 'json';
+
+export interface ErrorContext {
+  style: ErrorStyle;
+  /** The JSON-RPC request id, when one was read. */
+  rpcId?: string | number | null;
+}
+
+/** Anything thrown in a handler, as a MeshError (unknown errors become INTERNAL). */
+export function toMeshError(err: unknown): MeshError {
+  if (err instanceof MeshError) return err;
+  return new MeshError('INTERNAL', 'internal error in the sidecar', { cause: err });
+}
+
+export function errorBody(error: MeshError, ctx: ErrorContext): Record<string, unknown> {
+  const data = { code: error.code, ...error.details };
+  if (ctx.style === 'jsonrpc') {
+    return { jsonrpc: '2.0', id: ctx.rpcId ?? null, error: { code: error.rpcCode, message: error.message, data } };
+  }
+  // google.rpc.Status (AIP-193), the shape A2A's HTTP+JSON binding uses; the reason is our catalog code.
+  return {
+    error: {
+      code: error.httpStatus,
+      status: STATUS_NAMES[error.httpStatus] ?? 'UNKNOWN',
+      message: error.message,
+      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: error.code, domain: 'agentmesh', metadata: stringify(error.details) }],
+    },
+  };
+}
+
+const STATUS_NAMES: Record<number, string> = {
+  400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 405: 'UNIMPLEMENTED', 413: 'RESOURCE_EXHAUSTED',
+  499: 'CANCELLED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED', 508: 'ABORTED',
+};
+
+/** ErrorInfo metadata is a string map. */
+function stringify(details: Record<string, unknown> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(details ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return out;
+}
+
+/** Writes the error unless headers are already out; then the stream is cut instead (the caller sees it end). */
+export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext): void {
+  const error = toMeshError(err);
+  if (res.headersSent) {
+    res.destroy(error);
+    return;
+  }
+  const body = JSON.stringify(errorBody(error, ctx));
+  const status = error.httpStatus === 499 ? 400 : error.httpStatus;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,27 @@
+// Path parsing shared by the outbound and inbound listeners: `/a2a/{agent}[/rest]`, `/mcp/{server}`,
+// `/registry/agents`. Pure; no I/O.
+import { NAME_PATTERN } from '../registry/index.ts';
+
+export type Route =
+  | { kind: 'a2a'; name: string; rest: string; search: string; path: string }
+  | { kind: 'mcp'; name: string | undefined; path: string }
+  | { kind: 'registry-agents'; params: URLSearchParams; path: string }
+  | { kind: 'unknown'; path: string };
+
+export function parseRoute(rawUrl: string): Route {
+  const q = rawUrl.indexOf('?');
+  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  const search = q === -1 ? '' : rawUrl.slice(q);
+  if (path.startsWith('/a2a/')) {
+    const slash = path.indexOf('/', 5);
+    const name = decodeURIComponent(slash === -1 ? path.slice(5) : path.slice(5, slash));
+    if (NAME_PATTERN.test(name)) {
+      return { kind: 'a2a', name, rest: slash === -1 ? '' : path.slice(slash), search, path };
+    }
+    return { kind: 'unknown', path };
+  }
+  if (path === '/mcp') return { kind: 'mcp', name: undefined, path };
+  if (path.startsWith('/mcp/')) return { kind: 'mcp', name: path.slice(5), path };
+  if (path === '/registry/agents') return { kind: 'registry-agents', params: new URLSearchParams(search), path };
+  return { kind: 'unknown', path };
+}

@@ -1,0 +1,127 @@
+// Assembles one sidecar: identity, registry, the three listeners and the local agent's announcement,
+// and tears them down in order (withdraw, stop accepting, drain, close). No process handling here.
+import { randomUUID } from 'node:crypto';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { openRegistry, type Announcement, type Registry } from '../registry/index.ts';
+import { adminHandler } from './admin.ts';
+import type { SidecarConfig } from './config.ts';
+import { loadIdentity, serverTlsOptions } from './identity/index.ts';
+import { inboundHandler } from './inbound.ts';
+import { listen, type Listener } from './listener.ts';
+import { loadLocalAgent, type LoadedAgent } from './local-agent.ts';
+import type { Logger } from './log.ts';
+import { outboundHandler } from './outbound.ts';
+import { PeerPools } from './peers.ts';
+
+export interface SidecarAddresses {
+  outbound: string;
+  inbound: string;
+  admin: string;
+}
+
+export interface Sidecar extends AsyncDisposable {
+  readonly addresses: SidecarAddresses;
+  readonly identity: string;
+  readonly instance: string;
+  /** The local agent's registry name, when it fronts one. */
+  readonly agentName: string | undefined;
+  /** Graceful: withdraw from the registry, stop accepting, drain in-flight calls, close. Idempotent. */
+  close(): Promise<void>;
+  /** Resolves when the sidecar has fully stopped; never rejects. */
+  readonly closed: Promise<void>;
+}
+
+/** The default directory the embedded registry shares between processes of one user on this host. */
+export function defaultRegistryDir(): string {
+  return join(tmpdir(), `agentmesh-registry-${userInfo().uid}`);
+}
+
+export async function startSidecar(config: SidecarConfig, log: Logger): Promise<Sidecar> {
+  const instance = config.instance ?? randomUUID().replaceAll('-', '').slice(0, 16);
+  const shutdown = new AbortController();
+  const identity = await loadIdentity({ ...config.identity });
+  const registry: Registry = await openRegistry({
+    ttlMs: config.registry.ttl,
+    bucket: config.registry.bucket,
+    name: `agentmesh-sidecar-${instance}`,
+    ...(config.registry.nats ? { nats: config.registry.nats } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+    signal: shutdown.signal,
+    onInvalid: (key, err) => log.warn({ key, err }, 'skipped an invalid registry record'),
+  });
+  const peers = new PeerPools(identity);
+  const listeners: Listener[] = [];
+  let agent: LoadedAgent | undefined;
+  let announcement: Announcement | undefined;
+  const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
+  try {
+    const outbound = await listen({
+      ...config.listen.outbound, onError,
+      handler: outboundHandler({ view: registry, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
+    });
+    listeners.push(outbound);
+    const inbound = await listen({
+      ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
+      handler: inboundHandler({
+        trustDomain: identity.trustDomain, localAgent: () => agent, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal,
+      }),
+    });
+    listeners.push(inbound);
+    const admin = await listen({
+      ...config.listen.admin, onError,
+      handler: adminHandler({
+        view: registry,
+        notReady: () => [
+          ...(registry.synced() ? [] : ['registry not synced']),
+          ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),
+          ...(config.agent && !announcement ? ['local agent not registered'] : []),
+        ],
+        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, config }),
+      }),
+    });
+    listeners.push(admin);
+    const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
+    if (config.agent) {
+      agent = await loadLocalAgent({
+        url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
+        ...(config.agent.name ? { name: config.agent.name } : {}),
+      });
+      announcement = await registry.announce({
+        kind: 'agent', name: agent.name, instance, identity: identity.id, endpoint,
+        labels: { ...config.agent.labels }, card: agent.card,
+      });
+      log.info({ agent: agent.name, identity: identity.id, endpoint }, 'registered local agent');
+    }
+    const addresses = { outbound: outbound.url, inbound: inbound.url, admin: admin.url };
+    log.info({ ...addresses, registry: registry.backend, instance }, 'sidecar ready');
+    let closing: Promise<void> | undefined;
+    let resolveClosed: () => void = () => undefined;
+    const closed = new Promise<void>((resolve) => { resolveClosed = resolve; });
+    const close = () => (closing ??= (async () => {
+      try {
+        await announcement?.withdraw().catch((err: unknown) => log.warn({ err }, 'could not withdraw registration'));
+        await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
+      } finally {
+        shutdown.abort();
+        await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
+        log.info('sidecar stopped');
+        resolveClosed();
+      }
+    })());
+    return {
+      addresses, identity: identity.id, instance, agentName: agent?.name, close, closed,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (err) {
+    shutdown.abort();
+    await Promise.allSettled([...listeners.map((l) => l.close()), registry.close(), peers.close(), agent?.close()]);
+    throw err;
+  }
+}
+
+function advertiseHost(config: SidecarConfig): string {
+  if (config.advertise) return config.advertise;
+  const host = config.listen.inbound.host;
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
