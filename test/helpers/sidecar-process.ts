@@ -1,0 +1,77 @@
+// Runs a real `agentmesh sidecar` process (the CLI, as users run it) from a config object, waits for
+// its --ready-file, and stops it with the signal a test chooses.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { waitFor } from './wait.ts';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+export const CLI = join(ROOT, 'bin/agentmesh.mjs');
+
+export interface SidecarProcess extends AsyncDisposable {
+  readonly outbound: string;
+  readonly inbound: string;
+  readonly admin: string;
+  readonly process: ChildProcess;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  /** Sends a signal and waits for exit; resolves with the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `agentmesh sidecar` with `config` (listen ports default to 0 on 127.0.0.1). */
+export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number } = {}): Promise<SidecarProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'agentmesh-sidecar-'));
+  const configPath = join(dir, 'sidecar.yaml');
+  const readyFile = join(dir, 'ready.json');
+  const full = {
+    listen: { outbound: '127.0.0.1:0', inbound: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    log: { level: 'warn' },
+    ...config,
+  };
+  writeFileSync(configPath, stringify(full));
+  const child = spawn(process.execPath, [CLI, 'sidecar', '--config', configPath, '--ready-file', readyFile], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((code) => { exitCode = code; });
+  let ready: { outbound: string; inbound: string; admin: string };
+  try {
+    ready = await waitFor('sidecar ready file', () => {
+      if (exitCode !== undefined) throw new Error(`sidecar exited with ${exitCode}:\n${output}`);
+      try { return JSON.parse(readFileSync(readyFile, 'utf8')) as typeof ready; } catch { return undefined; }
+    }, options.timeoutMs ?? 30_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    if (exitCode === undefined) child.kill(signal);
+    return exited;
+  };
+  return {
+    ...ready, process: child, output: () => output, stop,
+    [Symbol.asyncDispose]: async () => { await stop('SIGKILL'); },
+  };
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runCli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env },
+    timeout: options.timeoutMs ?? 60_000,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
