@@ -13,8 +13,8 @@ export interface RegistryBackend {
   put(record: RegistryRecord, options?: { signal?: AbortSignal }): Promise<void>;
   delete(key: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
-   * Delivers every current record as a put, then live changes, until the signal aborts.
-   * Invalid values are reported through `onInvalid` and skipped. Survives backend outages.
+   * Delivers every current record as a put and resolves once that snapshot is delivered; live changes
+   * follow until the signal aborts. Invalid values go to `onInvalid` and are skipped. Survives outages.
    */
   watch(onChange: (change: RegistryChange) => void, options: { signal: AbortSignal; onInvalid?: (key: string, err: unknown) => void }): Promise<void>;
   /** True while the backend can be written to (NATS connected; embedded always). */

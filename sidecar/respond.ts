@@ -54,7 +54,13 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
   }
   const body = JSON.stringify(errorBody(error, ctx));
   const status = error.httpStatus === 499 ? 400 : error.httpStatus;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  if (res.req && !res.req.complete) {
+    // Answered before the body was read (e.g. 413): discard the rest and do not reuse the connection.
+    headers.connection = 'close';
+    res.req.resume();
+  }
+  res.writeHead(status, headers);
   res.end(body);
 }
 

@@ -46,7 +46,6 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
     ...(config.registry.nats ? { nats: config.registry.nats } : { dir: config.registry.dir ?? defaultRegistryDir() }),
-    signal: shutdown.signal,
     onInvalid: (key, err) => log.warn({ key, err }, 'skipped an invalid registry record'),
   });
   const peers = new PeerPools(identity);

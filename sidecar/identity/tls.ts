@@ -2,7 +2,7 @@
 // for the inbound server and for outbound pools, and verification of the peer's SPIFFE ID on both ends.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { ConnectionOptions, PeerCertificate, TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { ServerOptions } from 'node:https';
 import { MeshError } from '../../sdk/index.ts';
 import { parseSpiffeId, parseWorkloadId, peerSpiffeId, uriSans } from './spiffe.ts';
@@ -61,10 +61,10 @@ export function verifyClientPeer(socket: TLSSocket, trustDomain: string): string
 }
 
 /** tls.connect / undici `connect` options: our certificate, the bundle, and the peer pinned to `expectedPeerId`. */
-export function clientConnectOptions(identity: Identity, expectedPeerId: string): ConnectionOptions {
+export function clientConnectOptions(identity: Identity, expectedPeerId: string) {
   return {
     key: identity.keyPem, cert: identity.certPem, ca: identity.bundlePem,
-    rejectUnauthorized: true, minVersion: 'TLSv1.2',
+    rejectUnauthorized: true, minVersion: 'TLSv1.2' as const,
     // SPIFFE replaces DNS name checks: the peer must present exactly the ID its registry record claims.
     checkServerIdentity: (_host: string, cert: PeerCertificate) => checkPeerId(cert, expectedPeerId, identity.trustDomain),
   };
