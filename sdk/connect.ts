@@ -1,0 +1,138 @@
+// connectMesh(): the agent's view of the mesh through its local sidecar — registry queries, an
+// @a2a-js/sdk Client per agent route, and send/stream helpers. Mesh failures are MeshErrors; A2A
+// errors from the remote agent arrive as the @a2a-js/sdk's typed errors (with their A2A code).
+import { z } from 'zod';
+import type { Message, SendMessageResponse, StreamResponse, Task } from '@a2a-js/sdk';
+import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
+import { MeshError, type MeshErrorCode } from './errors.ts';
+import { message } from './messages.ts';
+
+export const DEFAULT_SIDECAR_URL = 'http://127.0.0.1:15001';
+
+const InstanceSchema = z.looseObject({
+  instance: z.string(), identity: z.string(), endpoint: z.string(),
+  labels: z.record(z.string(), z.string()), startedAt: z.string(), heartbeatAt: z.string(),
+});
+const AgentEntrySchema = z.looseObject({
+  name: z.string(),
+  card: z.looseObject({ name: z.string(), skills: z.array(z.looseObject({ id: z.string(), tags: z.array(z.string()).optional() })).optional() }),
+  labels: z.record(z.string(), z.string()),
+  instances: z.array(InstanceSchema),
+});
+const AgentsResponseSchema = z.object({ agents: z.array(AgentEntrySchema) });
+export type MeshAgent = z.infer<typeof AgentEntrySchema>;
+
+export interface AgentQuery {
+  name?: string;
+  skill?: string;
+  tag?: string;
+  labels?: Record<string, string>;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface SendOptions extends CallOptions {
+  contextId?: string;
+  taskId?: string;
+}
+
+export interface Mesh {
+  readonly url: string;
+  agents(query?: AgentQuery, options?: CallOptions): Promise<MeshAgent[]>;
+  /** A standard @a2a-js/sdk Client bound to the sidecar's route for `name`. */
+  a2a(name: string, options?: CallOptions & { binding?: 'JSONRPC' | 'HTTP+JSON' }): Promise<Client>;
+  send(name: string, input: string | Message, options?: SendOptions): Promise<Task | Message>;
+  stream(name: string, input: string | Message, options?: SendOptions): AsyncGenerator<StreamResponse, void, undefined>;
+}
+
+export interface ConnectOptions {
+  /** The local sidecar's outbound URL. Default: AGENTMESH_URL, then http://127.0.0.1:15001. */
+  url?: string;
+  fetch?: typeof fetch;
+}
+
+export function connectMesh(options: ConnectOptions = {}): Mesh {
+  // The one read of the environment outside the process entry: the SDK's documented default.
+  const url = (options.url ?? process.env.AGENTMESH_URL ?? DEFAULT_SIDECAR_URL).replace(/\/$/, '');
+  const fetchImpl = options.fetch ?? fetch;
+  const clients = new Map<string, Promise<Client>>();
+
+  async function request(path: string, signal: AbortSignal | undefined): Promise<Response> {
+    try {
+      return await fetchImpl(`${url}${path}`, { ...(signal ? { signal } : {}), headers: { accept: 'application/json' } });
+    } catch (err) {
+      if (signal?.aborted) throw new MeshError('ABORTED', `request to ${url}${path} was aborted`, { cause: signal.reason ?? err });
+      throw new MeshError('SIDECAR_UNREACHABLE', `cannot reach the agentmesh sidecar at ${url} (set AGENTMESH_URL?)`, { cause: err });
+    }
+  }
+
+  async function a2a(name: string, opts: CallOptions & { binding?: 'JSONRPC' | 'HTTP+JSON' } = {}): Promise<Client> {
+    const key = `${name} ${opts.binding ?? ''}`;
+    let client = clients.get(key);
+    if (!client) {
+      client = createClient(name, opts);
+      clients.set(key, client);
+      client.catch(() => clients.delete(key));
+    }
+    return client;
+  }
+
+  async function createClient(name: string, opts: CallOptions & { binding?: 'JSONRPC' | 'HTTP+JSON' }): Promise<Client> {
+    const res = await request(`/a2a/${encodeURIComponent(name)}/.well-known/agent-card.json`, opts.signal);
+    if (!res.ok) throw await errorFromResponse(res, `agent '${name}'`);
+    await res.body?.cancel();
+    const factory = new ClientFactory(ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+      transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
+      ...(opts.binding ? { preferredTransports: [opts.binding] } : {}),
+    }));
+    return factory.createFromUrl(`${url}/a2a/${encodeURIComponent(name)}`);
+  }
+
+  return {
+    url,
+    async agents(query = {}, opts = {}) {
+      const params = new URLSearchParams();
+      if (query.name) params.set('name', query.name);
+      if (query.skill) params.set('skill', query.skill);
+      if (query.tag) params.set('tag', query.tag);
+      for (const [k, v] of Object.entries(query.labels ?? {})) params.append('label', `${k}=${v}`);
+      const res = await request(`/registry/agents${params.size ? `?${params}` : ''}`, opts.signal);
+      if (!res.ok) throw await errorFromResponse(res, 'registry query');
+      const parsed = AgentsResponseSchema.safeParse(await res.json());
+      if (!parsed.success) throw new MeshError('INTERNAL', `unexpected answer from the sidecar at ${url}: ${z.prettifyError(parsed.error)}`);
+      return parsed.data.agents;
+    },
+    a2a,
+    async send(name, input, opts = {}) {
+      const client = await a2a(name, opts);
+      return client.sendMessage({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, signalOption(opts));
+    },
+    async *stream(name, input, opts = {}) {
+      const client = await a2a(name, opts);
+      yield* client.sendMessageStream({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, signalOption(opts));
+    },
+  };
+}
+
+function toMessage(input: string | Message, ids: SendOptions): Message {
+  if (typeof input !== 'string') return input;
+  return message('user', input, { ...(ids.taskId ? { taskId: ids.taskId } : {}), ...(ids.contextId ? { contextId: ids.contextId } : {}) });
+}
+
+function signalOption(opts: CallOptions): { signal?: AbortSignal } {
+  return opts.signal ? { signal: opts.signal } : {};
+}
+
+const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'SHUTTING_DOWN', 'INVALID_REQUEST']);
+
+/** A sidecar error body (google.rpc.Status with an ErrorInfo reason) as a MeshError with the same code. */
+async function errorFromResponse(res: Response, what: string): Promise<MeshError> {
+  const body = await res.json().catch(() => undefined) as { error?: { message?: string; details?: { reason?: string }[] } } | undefined;
+  const reason = body?.error?.details?.find((d) => typeof d.reason === 'string')?.reason;
+  const code: MeshErrorCode = reason && CODES.has(reason) ? reason as MeshErrorCode : 'INTERNAL';
+  return new MeshError(code, body?.error?.message ?? `${what}: the sidecar answered HTTP ${res.status}`);
+}
+
+export type { SendMessageResponse };

@@ -1,0 +1,104 @@
+// serveAgent(): serves an @a2a-js/sdk agent executor on loopback (JSON-RPC and REST bindings, agent
+// card at the well-known path), with the caller identity the sidecar verified exposed to the executor.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { A2A_PROTOCOL_VERSION, AGENT_CARD_PATH, type AgentCard, type AgentSkill } from '@a2a-js/sdk';
+import { DefaultRequestHandler, InMemoryTaskStore, type AgentExecutor, type RequestContext, type User } from '@a2a-js/sdk/server';
+import { agentCardHandler, jsonRpcHandler, restHandler } from '@a2a-js/sdk/server/express';
+
+/** The header a sidecar's inbound listener sets to the caller's verified SPIFFE ID. */
+export const CALLER_HEADER = 'x-agentmesh-caller';
+
+export interface SkillInput {
+  id: string;
+  name?: string;
+  description?: string;
+  tags?: string[];
+  examples?: string[];
+}
+
+export interface ServeAgentOptions {
+  name: string;
+  description?: string;
+  version?: string;
+  skills?: SkillInput[];
+  streaming?: boolean;
+  executor: AgentExecutor;
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Also serve A2A v0.3 (the SDK's compatibility layer) on the same routes. */
+  legacyCompat?: boolean;
+}
+
+export interface AgentServer extends AsyncDisposable {
+  /** The base URL; the card is at `${url}/.well-known/agent-card.json`. */
+  readonly url: string;
+  readonly card: AgentCard;
+  close(): Promise<void>;
+  readonly closed: Promise<void>;
+}
+
+/** The caller's SPIFFE ID as the local sidecar verified it, or undefined for a direct (unmeshed) call. */
+export function callerOf(ctx: RequestContext): string | undefined {
+  const user = ctx.context?.user;
+  return user?.isAuthenticated ? user.userName : undefined;
+}
+
+class MeshCaller implements User {
+  readonly #id: string;
+  constructor(id: string) { this.#id = id; }
+  get isAuthenticated(): boolean { return true; }
+  get userName(): string { return this.#id; }
+}
+
+class Anonymous implements User {
+  get isAuthenticated(): boolean { return false; }
+  get userName(): string { return ''; }
+}
+
+export async function serveAgent(options: ServeAgentOptions): Promise<AgentServer> {
+  const app = express();
+  const host = options.host ?? '127.0.0.1';
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(options.port ?? 0, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const base = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const card = buildCard(options, base);
+  const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), options.executor);
+  const compat = options.legacyCompat ? { legacyCompat: { enabled: true } } : {};
+  const userBuilder = async (req: express.Request): Promise<User> => {
+    const caller = req.headers[CALLER_HEADER];
+    return typeof caller === 'string' && caller ? new MeshCaller(caller) : new Anonymous();
+  };
+  app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler, ...compat }));
+  app.use('/a2a/jsonrpc', jsonRpcHandler({ requestHandler: handler, userBuilder, ...compat }));
+  app.use('/a2a/rest', restHandler({ requestHandler: handler, userBuilder, ...compat }));
+  let closing: Promise<void> | undefined;
+  let resolveClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => { resolveClosed = resolve; });
+  const close = () => (closing ??= new Promise<void>((resolve) => {
+    server.close(() => { resolveClosed(); resolve(); });
+    server.closeAllConnections();
+  }));
+  return { url: base, card, close, closed, [Symbol.asyncDispose]: close };
+}
+
+function buildCard(options: ServeAgentOptions, base: string): AgentCard {
+  const iface = (path: string, binding: string, protocolVersion: string) => ({ url: `${base}${path}`, protocolBinding: binding, tenant: '', protocolVersion });
+  const interfaces = [iface('/a2a/jsonrpc', 'JSONRPC', A2A_PROTOCOL_VERSION), iface('/a2a/rest', 'HTTP+JSON', A2A_PROTOCOL_VERSION)];
+  if (options.legacyCompat) interfaces.push(iface('/a2a/jsonrpc', 'JSONRPC', '0.3'), iface('/a2a/rest', 'HTTP+JSON', '0.3'));
+  const skills: AgentSkill[] = (options.skills ?? []).map((s) => ({
+    id: s.id, name: s.name ?? s.id, description: s.description ?? '', tags: s.tags ?? [], examples: s.examples ?? [],
+    inputModes: [], outputModes: [], securityRequirements: [],
+  }));
+  return {
+    name: options.name, description: options.description ?? '', version: options.version ?? '1.0.0',
+    provider: undefined, documentationUrl: undefined, iconUrl: undefined,
+    supportedInterfaces: interfaces,
+    capabilities: { streaming: options.streaming ?? true, pushNotifications: false, extensions: [], extendedAgentCard: false },
+    securitySchemes: {}, securityRequirements: [], defaultInputModes: ['text/plain'], defaultOutputModes: ['text/plain'],
+    skills, signatures: [],
+  };
+}
