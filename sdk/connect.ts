@@ -87,7 +87,8 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
       transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
       ...(opts.binding ? { preferredTransports: [opts.binding] } : {}),
     }));
-    return factory.createFromUrl(`${url}/a2a/${encodeURIComponent(name)}`);
+    // The trailing slash matters: the SDK resolves the card path relative to this URL.
+    return factory.createFromUrl(`${url}/a2a/${encodeURIComponent(name)}/`);
   }
 
   return {

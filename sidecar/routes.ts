@@ -16,7 +16,10 @@ export function parseRoute(rawUrl: string): Route {
     const slash = path.indexOf('/', 5);
     const name = decodeURIComponent(slash === -1 ? path.slice(5) : path.slice(5, slash));
     if (NAME_PATTERN.test(name)) {
-      return { kind: 'a2a', name, rest: slash === -1 ? '' : path.slice(slash), search, path };
+      // `/a2a/{agent}/` is the same route as `/a2a/{agent}`: clients resolve the card relative to the
+      // base URL, which only keeps the agent segment when it ends in a slash.
+      const rest = slash === -1 || slash === path.length - 1 ? '' : path.slice(slash);
+      return { kind: 'a2a', name, rest, search, path };
     }
     return { kind: 'unknown', path };
   }

@@ -61,7 +61,7 @@ describe('A2A through two sidecars', () => {
       let viaMesh: Client;
       let direct: Client;
       before(async () => {
-        viaMesh = await factory.createFromUrl(`${caller.outbound}/a2a/echo`);
+        viaMesh = await factory.createFromUrl(`${caller.outbound}/a2a/echo/`);
         direct = await factory.createFromUrl(agents[0]?.url ?? '');
       });
 
@@ -73,7 +73,7 @@ describe('A2A through two sidecars', () => {
       });
 
       test('SendStreamingMessage delivers events one by one, the first before the agent finishes', async () => {
-        const client = await factory.createFromUrl(`${caller.outbound}/a2a/streamer`);
+        const client = await factory.createFromUrl(`${caller.outbound}/a2a/streamer/`);
         const events: StreamResponse[] = [];
         gate.reset();
         for await (const event of client.sendMessageStream({ tenant: '', message: userMessage('go'), configuration: undefined, metadata: undefined })) {
@@ -90,7 +90,7 @@ describe('A2A through two sidecars', () => {
       });
 
       test('GetTask, ListTasks, CancelTask and SubscribeToTask reach the owning agent', async () => {
-        const client = await factory.createFromUrl(`${caller.outbound}/a2a/slow`);
+        const client = await factory.createFromUrl(`${caller.outbound}/a2a/slow/`);
         const stream = client.sendMessageStream({ tenant: '', message: userMessage('work'), configuration: undefined, metadata: undefined });
         const first = await stream.next();
         assert.equal(first.value?.payload?.$case, 'task');
