@@ -8,7 +8,7 @@ import { Role, TaskState, type Message, type StreamResponse } from '@a2a-js/sdk'
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor, streamingExecutor, slowExecutor, createGate } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import type { SidecarProcess } from './helpers/sidecar-process.ts';
+import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
 
 function userMessage(text: string, taskId = ''): Message {
   return {

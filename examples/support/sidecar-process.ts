@@ -1,5 +1,5 @@
-// Runs a real `agentmesh sidecar` process (the CLI, as users run it) from a config object, waits for
-// its --ready-file, and stops it with the signal a test chooses.
+// Runs real agentmesh processes for the demo and the tests: a sidecar (the CLI, as users run it) from
+// a config object, waiting for its --ready-file, stopped with the signal the caller chooses.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,10 +22,10 @@ export interface SidecarProcess extends AsyncDisposable {
 }
 
 /** Starts `agentmesh sidecar` with `config` (listen ports default to 0 on 127.0.0.1). */
-export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number } = {}): Promise<SidecarProcess> {
+export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number; readyFile?: string } = {}): Promise<SidecarProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'agentmesh-sidecar-'));
   const configPath = join(dir, 'sidecar.yaml');
-  const readyFile = join(dir, 'ready.json');
+  const readyFile = options.readyFile ?? join(dir, 'ready.json');
   const full = {
     listen: { outbound: '127.0.0.1:0', inbound: '127.0.0.1:0', admin: '127.0.0.1:0' },
     log: { level: 'warn' },

@@ -1,4 +1,4 @@
-// Test helpers for waiting without sleeps: poll a condition with a deadline, or await an event.
+// Waiting without sleeps, for the demo and the tests: poll a condition with a deadline.
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
