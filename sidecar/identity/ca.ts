@@ -46,11 +46,19 @@ export async function createCa(options: { trustDomain: string } & Validity): Pro
   return { certPem: cert.toString('pem'), keyPem: await exportKey(keys.privateKey) };
 }
 
-/** A workload certificate for `id`, signed by the CA (default validity 24 h). */
+/** A workload certificate for `id`, signed by the CA (default validity 24 h); `id` must be in the CA's trust domain. */
 export async function issueWorkload(options: { caCertPem: string; caKeyPem: string; id: string; ttlMs?: number } & Validity): Promise<PemPair> {
+  parseWorkloadId(options.id, caTrustDomain(new x509.X509Certificate(options.caCertPem)));
+  return signWorkload(options);
+}
+
+/**
+ * Signs a leaf for any well-formed SPIFFE ID, without the trust-domain check — for tests that need a
+ * certificate the mesh must refuse. Use issueWorkload everywhere else.
+ */
+export async function signWorkload(options: { caCertPem: string; caKeyPem: string; id: string; ttlMs?: number } & Validity): Promise<PemPair> {
   const ca = new x509.X509Certificate(options.caCertPem);
-  const caDomain = caTrustDomain(ca);
-  const { id } = parseWorkloadId(options.id, caDomain);
+  const { id } = parseSpiffeId(options.id);
   const caKey = await importKey(options.caKeyPem);
   const keys = await crypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const notBefore = options.notBefore ?? new Date(Date.now() - 60_000);
