@@ -28,8 +28,11 @@ export interface ServeAgentOptions {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
-  /** Also serve A2A v0.3 (the SDK's compatibility layer) on the same routes. */
-  legacyCompat?: boolean;
+  /**
+   * A2A versions to serve on the same routes: ['1.0'] (default), ['1.0', '0.3'] (v1.0 plus the SDK's
+   * v0.3 compatibility layer) or ['0.3'] (a v0.3-only agent: the card is always the v0.3 shape).
+   */
+  protocolVersions?: readonly ('1.0' | '0.3')[];
 }
 
 export interface AgentServer extends AsyncDisposable {
@@ -67,7 +70,12 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
   const base = `http://${host}:${(server.address() as AddressInfo).port}`;
   const card = buildCard(options, base);
   const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), options.executor);
-  const compat = options.legacyCompat ? { legacyCompat: { enabled: true } } : {};
+  const versions = options.protocolVersions ?? ['1.0'];
+  const compat = versions.includes('0.3') ? { legacyCompat: { enabled: true } } : {};
+  if (!versions.includes('1.0')) {
+    // A v0.3-only agent answers every card request with the v0.3 shape, as a pre-1.0 server would.
+    app.use(`/${AGENT_CARD_PATH}`, (req, _res, next) => { req.headers['a2a-version'] = '0.3'; next(); });
+  }
   const userBuilder = async (req: express.Request): Promise<User> => {
     const caller = req.headers[CALLER_HEADER];
     return typeof caller === 'string' && caller ? new MeshCaller(caller) : new Anonymous();
@@ -87,8 +95,11 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
 
 function buildCard(options: ServeAgentOptions, base: string): AgentCard {
   const iface = (path: string, binding: string, protocolVersion: string) => ({ url: `${base}${path}`, protocolBinding: binding, tenant: '', protocolVersion });
-  const interfaces = [iface('/a2a/jsonrpc', 'JSONRPC', A2A_PROTOCOL_VERSION), iface('/a2a/rest', 'HTTP+JSON', A2A_PROTOCOL_VERSION)];
-  if (options.legacyCompat) interfaces.push(iface('/a2a/jsonrpc', 'JSONRPC', '0.3'), iface('/a2a/rest', 'HTTP+JSON', '0.3'));
+  const versions = options.protocolVersions ?? ['1.0'];
+  const interfaces = versions.flatMap((v) => [
+    iface('/a2a/jsonrpc', 'JSONRPC', v === '1.0' ? A2A_PROTOCOL_VERSION : v),
+    iface('/a2a/rest', 'HTTP+JSON', v === '1.0' ? A2A_PROTOCOL_VERSION : v),
+  ]);
   const skills: AgentSkill[] = (options.skills ?? []).map((s) => ({
     id: s.id, name: s.name ?? s.id, description: s.description ?? '', tags: s.tags ?? [], examples: s.examples ?? [],
     inputModes: [], outputModes: [], securityRequirements: [],

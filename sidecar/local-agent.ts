@@ -20,7 +20,8 @@ export async function loadLocalAgent(options: { url: string; name?: string; time
   let lastError: unknown;
   while (!deadline.aborted) {
     try {
-      const res = await fetch(cardUrl, { signal: deadline, headers: { accept: 'application/json' } });
+      // Ask for the v1.0 card; a v0.3-only agent ignores the header and serves its v0.3 card.
+      const res = await fetch(cardUrl, { signal: deadline, headers: { accept: 'application/json', 'a2a-version': '1.0' } });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const card = parseAgentCard(await res.json(), cardUrl.href);
       return build(card, options.name ?? card.name);
