@@ -28,6 +28,8 @@ export async function announce(
     await backend.put(current);
   };
   await put();
+  // Back from an outage: re-put at once rather than waiting for the next heartbeat.
+  backend.onConnectionChange((connected) => { if (connected) put().catch(options.onError); });
   const timer = setInterval(() => { put().catch(options.onError); }, Math.max(100, Math.floor(options.ttlMs / 3)));
   timer.unref();
   return {

@@ -20,6 +20,7 @@ export async function openEmbeddedBackend(options: { dir: string; ttlMs: number;
   return {
     kind: 'embedded',
     connected: () => true,
+    onConnectionChange: () => undefined,
     async put(record) {
       const key = recordKey(record);
       const tmp = join(dir, `.${key}.${randomUUID()}.tmp`);

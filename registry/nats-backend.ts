@@ -29,10 +29,17 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
     throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${options.servers} (registry.nats): ${(err as Error).message}`, { cause: err });
   }
   let connected = true;
+  const listeners: ((connected: boolean) => void)[] = [];
+  const setConnected = (value: boolean): void => {
+    if (value === connected) return;
+    connected = value;
+    publish({ type: value ? 'reconnect' : 'disconnect', backend: 'nats', server: options.servers });
+    for (const l of listeners) l(value);
+  };
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') { connected = false; publish({ type: 'disconnect', backend: 'nats', server: options.servers }); }
-      if (s.type === 'reconnect') { connected = true; publish({ type: 'reconnect', backend: 'nats', server: options.servers }); }
+      if (s.type === 'disconnect') setConnected(false);
+      if (s.type === 'reconnect') setConnected(true);
     }
   })().catch(() => undefined);
   let kv: KV;
@@ -46,6 +53,7 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
   return {
     kind: 'nats',
     connected: () => connected && !nc.isClosed(),
+    onConnectionChange: (listener) => { listeners.push(listener); },
     async put(record) {
       await kv.put(recordKey(record), encodeRecord(record));
     },

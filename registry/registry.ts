@@ -42,6 +42,7 @@ export async function openRegistry(options: RegistryOptions): Promise<Registry> 
     throw new MeshError('CONFIG_INVALID', 'registry: set registry.nats for NATS, or registry.dir for the embedded registry');
   }
   const view = new RecordView(options.ttlMs);
+  backend.onConnectionChange((connected) => view.setConnected(connected));
   const stop = new AbortController();
   const announcements = new Set<Announcement>();
   const onInvalid = (key: string, err: unknown): void => {

@@ -19,6 +19,8 @@ export interface RegistryBackend {
   watch(onChange: (change: RegistryChange) => void, options: { signal: AbortSignal; onInvalid?: (key: string, err: unknown) => void }): Promise<void>;
   /** True while the backend can be written to (NATS connected; embedded always). */
   connected(): boolean;
+  /** Calls `listener` whenever the connection is lost or regained. */
+  onConnectionChange(listener: (connected: boolean) => void): void;
   close(): Promise<void>;
 }
 

@@ -9,6 +9,9 @@ export class RecordView implements RegistryView {
   readonly #agents = new Map<string, Map<string, AgentRecord>>();
   readonly #mcp = new Map<string, Map<string, McpRecord>>();
   readonly #listeners = new Set<() => void>();
+  /** Registry outages [start, end]: time during which no one could heartbeat does not age a record. */
+  readonly #outages: [number, number][] = [];
+  #outageStart: number | undefined;
   /** Keys that were fresh at the last sweep, to notice when one goes stale. */
   #freshKeys = new Set<string>();
   readonly #sweep: NodeJS.Timeout;
@@ -51,6 +54,20 @@ export class RecordView implements RegistryView {
     return this.#fresh(this.#mcp.get(server));
   }
 
+  /**
+   * Told when the backend connection drops and returns. While it is down the view keeps routing from
+   * what it has: records do not age during an outage, since their owners cannot heartbeat either.
+   */
+  setConnected(connected: boolean): void {
+    const now = Date.now();
+    if (!connected) this.#outageStart ??= now;
+    else if (this.#outageStart !== undefined) {
+      this.#outages.push([this.#outageStart, now]);
+      if (this.#outages.length > 32) this.#outages.shift();
+      this.#outageStart = undefined;
+    }
+  }
+
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -65,8 +82,18 @@ export class RecordView implements RegistryView {
     if (!instances) return [];
     const now = Date.now();
     const out: R[] = [];
-    for (const r of instances.values()) if (isFresh(r, this.#ttlMs, now)) out.push(r);
+    for (const r of instances.values()) if (this.#isFresh(r, now)) out.push(r);
     return out;
+  }
+
+  /** Fresh when its heartbeat is younger than the TTL, not counting registry outages since then. */
+  #isFresh(record: RegistryRecord, now: number): boolean {
+    if (isFresh(record, this.#ttlMs, now)) return true;
+    const since = Date.parse(record.heartbeatAt);
+    let paused = 0;
+    for (const [start, end] of this.#outages) paused += Math.max(0, Math.min(end, now) - Math.max(start, since));
+    if (this.#outageStart !== undefined) paused += Math.max(0, now - Math.max(this.#outageStart, since));
+    return now - since - paused < this.#ttlMs;
   }
 
   #index(record: RegistryRecord): Map<string, Map<string, RegistryRecord>> {
@@ -76,7 +103,7 @@ export class RecordView implements RegistryView {
   #sweepStale(): void {
     const now = Date.now();
     const fresh = new Set<string>();
-    for (const [key, r] of this.#byKey) if (isFresh(r, this.#ttlMs, now)) fresh.add(key);
+    for (const [key, r] of this.#byKey) if (this.#isFresh(r, now)) fresh.add(key);
     const changed = fresh.size !== this.#freshKeys.size || [...fresh].some((k) => !this.#freshKeys.has(k));
     this.#freshKeys = fresh;
     if (changed) this.#emit();
