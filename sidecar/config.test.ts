@@ -1,0 +1,64 @@
+// Config resolution: defaults, precedence (file < environment < flags), durations and sizes, and
+// errors that name the key path.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { envName, parseDuration, parseSize, resolveConfig } from './config.ts';
+import { isMeshError } from '../sdk/index.ts';
+
+const identity = { trustDomain: 'mesh.local', cert: 'c.pem', key: 'k.pem', bundle: 'b.pem' };
+
+test('defaults follow DESIGN.md', () => {
+  const c = resolveConfig({ file: { identity } });
+  assert.deepEqual(c.listen.outbound, { host: '127.0.0.1', port: 15001 });
+  assert.deepEqual(c.listen.inbound, { host: '0.0.0.0', port: 15443 });
+  assert.deepEqual(c.listen.admin, { host: '127.0.0.1', port: 15090 });
+  assert.equal(c.registry.ttl, 15_000);
+  assert.equal(c.registry.bucket, 'agentmesh');
+  assert.equal(c.limits.maxBody, 4 * 1024 * 1024);
+  assert.equal(c.agent, undefined);
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.listen));
+});
+
+test('flags win over the environment, which wins over the file', () => {
+  const c = resolveConfig({
+    file: { identity, registry: { ttl: '30s', bucket: 'fromfile' } },
+    env: { AGENTMESH_REGISTRY_TTL: '20s', AGENTMESH_REGISTRY_BUCKET: 'fromenv', AGENTMESH_IDENTITY_TRUST_DOMAIN: 'env.local' },
+    flags: { 'registry.ttl': '10s' },
+  });
+  assert.equal(c.registry.ttl, 10_000);
+  assert.equal(c.registry.bucket, 'fromenv');
+  assert.equal(c.identity.trustDomain, 'env.local');
+});
+
+test('environment variable names are the key path in SNAKE_CASE', () => {
+  assert.equal(envName('identity.trustDomain'), 'AGENTMESH_IDENTITY_TRUST_DOMAIN');
+  assert.equal(envName('listen.outbound'), 'AGENTMESH_LISTEN_OUTBOUND');
+  assert.equal(envName('limits.maxBody'), 'AGENTMESH_LIMITS_MAX_BODY');
+});
+
+test('durations and sizes', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('15s'), 15_000);
+  assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('24h'), 86_400_000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('soon'), undefined);
+  assert.equal(parseSize('4MiB'), 4 * 1024 * 1024);
+  assert.equal(parseSize('64KiB'), 65_536);
+  assert.equal(parseSize(1000), 1000);
+  assert.equal(parseSize('lots'), undefined);
+});
+
+test('every problem is reported with its key path', () => {
+  assert.throws(
+    () => resolveConfig({ file: { identity: { ...identity, trustDomain: 'UPPER' }, listen: { admin: '127.0.0.1:99999' }, agent: { url: 'ftp://x' }, extra: 1 } }),
+    (err: unknown) => isMeshError(err, 'CONFIG_INVALID')
+      && /identity\.trustDomain/.test(err.message)
+      && /listen\.admin: expected host:port/.test(err.message)
+      && /agent\.url/.test(err.message)
+      && /Unrecognized key: "extra"/.test(err.message),
+  );
+  assert.throws(() => resolveConfig({ file: {} }), /identity: /);
+  assert.throws(() => resolveConfig({ file: [] }), /expected a mapping/);
+  assert.throws(() => resolveConfig({ file: { identity }, flags: { 'no.such': '1' } }), /--no\.such: unknown config key/);
+});
