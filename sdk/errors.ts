@@ -6,6 +6,8 @@ export const ERROR_CATALOG = {
   CONFIG_INVALID: { http: 500, rpc: -32603 },
   AGENT_NOT_FOUND: { http: 404, rpc: -32050 },
   MCP_SERVER_NOT_FOUND: { http: 404, rpc: -32050 },
+  MCP_SESSION_NOT_FOUND: { http: 404, rpc: -32001 },
+  MCP_TOOL_NOT_FOUND: { http: 404, rpc: -32602 },
   ROUTE_NOT_FOUND: { http: 404, rpc: -32601 },
   METHOD_NOT_ALLOWED: { http: 405, rpc: -32600 },
   PARSE_ERROR: { http: 400, rpc: -32700 },

@@ -51,6 +51,19 @@ const ListenAddress = z.string().transform((v, ctx) => {
 });
 
 const Name = z.string().regex(NAME_PATTERN, 'expected 1-64 characters from [A-Za-z0-9_-]');
+/** MCP server names also may not contain `__`: federated tool names are `{server}__{tool}`, split at the first `__`. */
+const McpName = Name.refine((n) => !n.includes('__'), 'MCP server names may not contain "__" (it separates server and tool in federated tool names)');
+
+const McpServerSchema = z.union([
+  z.strictObject({ name: McpName, url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }) }),
+  z.strictObject({
+    name: McpName,
+    command: z.array(z.string().min(1)).min(1, 'expected [program, ...args]'),
+    env: z.record(z.string(), z.string()).default({}),
+    cwd: z.string().min(1).optional(),
+  }),
+], { error: 'expected { name, url } (Streamable HTTP) or { name, command: [program, ...args] } (stdio)' });
+export type McpServerConfig = z.output<typeof McpServerSchema>;
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 export const SidecarConfigSchema = z.strictObject({
@@ -61,6 +74,10 @@ export const SidecarConfigSchema = z.strictObject({
     /** How long start-up waits for the agent's card before giving up. */
     startupTimeout: Duration.default(30_000),
   }).optional(),
+  mcp: z.strictObject({
+    servers: z.array(McpServerSchema).default([]).refine(
+      (list) => new Set(list.map((s) => s.name)).size === list.length, 'MCP server names must be unique'),
+  }).prefault({}),
   registry: z.strictObject({
     nats: z.string().min(1).optional(),
     bucket: Name.default('agentmesh'),

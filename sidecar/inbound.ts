@@ -11,6 +11,7 @@ import { verifyClientPeer } from './identity/index.ts';
 import { forward } from './proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
+import { serveStdio, type LocalMcpServer } from './mcp/local-servers.ts';
 
 /** The local agent as the inbound side sees it: its registry name and where each binding is served. */
 export interface LocalAgent {
@@ -21,6 +22,8 @@ export interface LocalAgent {
 
 export interface InboundDeps {
   trustDomain: string;
+  /** The MCP servers this sidecar fronts. */
+  mcp: (name: string) => LocalMcpServer | undefined;
   /** The local agent once its card has been read; undefined before that or when there is none. */
   localAgent: () => LocalAgent | undefined;
   maxBody: number;
@@ -34,6 +37,10 @@ export function inboundHandler(deps: InboundDeps) {
     const ctx: ErrorContext = { style: route.kind === 'a2a' && route.rest === '' ? 'jsonrpc' : 'json' };
     try {
       const caller = verifyClientPeer(req.socket as TLSSocket, deps.trustDomain);
+      if (route.kind === 'mcp' && route.name !== undefined) {
+        ctx.style = 'jsonrpc';
+        return await serveMcp(req, res, route.name, route.search, caller);
+      }
       if (route.kind !== 'a2a') throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
       const agent = deps.localAgent();
       if (!agent || agent.name !== route.name) {
@@ -58,4 +65,25 @@ export function inboundHandler(deps: InboundDeps) {
       sendError(res, err, ctx);
     }
   };
+
+  /** Streamable HTTP to a local MCP server, unchanged: session and protocol headers pass through. */
+  async function serveMcp(req: IncomingMessage, res: ServerResponse, name: string, search: string, caller: string): Promise<void> {
+    const server = deps.mcp(name);
+    if (!server) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${name}' is not served by this sidecar`, { details: { server: name } });
+    const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+    if (server.kind === 'stdio') {
+      req.headers['x-agentmesh-caller'] = caller;
+      return serveStdio(server, req, res, body);
+    }
+    await forward({
+      dispatcher: server.dispatcher,
+      origin: server.url.origin,
+      method: req.method ?? 'GET',
+      path: `${server.url.pathname}${search}`,
+      headers: forwardHeaders(req.headers, { 'x-agentmesh-caller': caller, host: server.url.host }),
+      ...(body ? { body } : {}),
+      signal: requestSignal(req, res, deps.shutdown),
+      target: `local MCP server '${name}'`,
+    }, res);
+  }
 }

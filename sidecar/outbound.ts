@@ -10,9 +10,11 @@ import { PeerPools } from './peers.ts';
 import { forward } from './proxy.ts';
 import { sendError, sendJson, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
+import type { outboundMcp } from './mcp/outbound-mcp.ts';
 
 export interface OutboundDeps {
   view: RegistryView;
+  mcp: ReturnType<typeof outboundMcp>;
   peers: PeerPools;
   maxBody: number;
   log: Logger;
@@ -38,7 +40,7 @@ export function outboundHandler(deps: OutboundDeps) {
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const route = parseRoute(req.url ?? '/');
-    const ctx: ErrorContext = { style: route.kind === 'a2a' && route.rest === '' ? 'jsonrpc' : 'json' };
+    const ctx: ErrorContext = { style: (route.kind === 'a2a' && route.rest === '') || route.kind === 'mcp' ? 'jsonrpc' : 'json' };
     try {
       switch (route.kind) {
         case 'a2a':
@@ -48,6 +50,11 @@ export function outboundHandler(deps: OutboundDeps) {
           if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/agents`);
           return sendJson(res, 200, { agents: queryAgents(route.params) });
         case 'mcp':
+          if (route.name === undefined) return await deps.mcp.federated(req, res);
+          return await deps.mcp.server(req, res, route.name, route.search);
+        case 'registry-mcp':
+          if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/mcp`);
+          return sendJson(res, 200, { servers: deps.mcp.list() });
         case 'unknown':
           throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
         default:

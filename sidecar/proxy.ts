@@ -17,6 +17,8 @@ export interface ForwardRequest {
   signal: AbortSignal;
   /** Who the next hop is, for error messages ("agent 'x' at …"). */
   target: string;
+  /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
+  onResponse?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
 }
 
 /**
@@ -38,6 +40,7 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
   } catch (err) {
     throw upstreamError(err, request);
   }
+  request.onResponse?.(upstream.statusCode, upstream.headers);
   res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
   res.flushHeaders();
   try {

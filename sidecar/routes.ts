@@ -4,8 +4,9 @@ import { NAME_PATTERN } from '../registry/index.ts';
 
 export type Route =
   | { kind: 'a2a'; name: string; rest: string; search: string; path: string }
-  | { kind: 'mcp'; name: string | undefined; path: string }
+  | { kind: 'mcp'; name: string | undefined; search: string; path: string }
   | { kind: 'registry-agents'; params: URLSearchParams; path: string }
+  | { kind: 'registry-mcp'; path: string }
   | { kind: 'unknown'; path: string };
 
 export function parseRoute(rawUrl: string): Route {
@@ -23,8 +24,12 @@ export function parseRoute(rawUrl: string): Route {
     }
     return { kind: 'unknown', path };
   }
-  if (path === '/mcp') return { kind: 'mcp', name: undefined, path };
-  if (path.startsWith('/mcp/')) return { kind: 'mcp', name: path.slice(5), path };
+  if (path === '/mcp' || path === '/mcp/') return { kind: 'mcp', name: undefined, search, path };
+  if (path.startsWith('/mcp/')) {
+    const name = decodeURIComponent(path.slice(5).replace(/\/$/, ''));
+    return NAME_PATTERN.test(name) ? { kind: 'mcp', name, search, path } : { kind: 'unknown', path };
+  }
+  if (path === '/registry/mcp') return { kind: 'registry-mcp', path };
   if (path === '/registry/agents') return { kind: 'registry-agents', params: new URLSearchParams(search), path };
   return { kind: 'unknown', path };
 }

@@ -13,6 +13,9 @@ import { loadLocalAgent, type LoadedAgent } from './local-agent.ts';
 import type { Logger } from './log.ts';
 import { outboundHandler } from './outbound.ts';
 import { PeerPools } from './peers.ts';
+import { createFederation } from './mcp/federation.ts';
+import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
+import { outboundMcp } from './mcp/outbound-mcp.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -50,19 +53,25 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   });
   const peers = new PeerPools(identity);
   const listeners: Listener[] = [];
+  let selfUrl = '';
+  const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, log });
+  const mcp = outboundMcp({ view: registry, peers, federation, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
+  let localMcp: LocalMcpServers | undefined;
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
   try {
     const outbound = await listen({
       ...config.listen.outbound, onError,
-      handler: outboundHandler({ view: registry, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
+      handler: outboundHandler({ view: registry, mcp, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
     });
     listeners.push(outbound);
+    selfUrl = `http://${loopbackHost(config.listen.outbound.host)}:${outbound.port}`;
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        trustDomain: identity.trustDomain, localAgent: () => agent, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal,
+        trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name),
+        maxBody: config.limits.maxBody, log, shutdown: shutdown.signal,
       }),
     });
     listeners.push(inbound);
@@ -80,6 +89,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     });
     listeners.push(admin);
     const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
+    localMcp = startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint }, log });
     if (config.agent) {
       agent = await loadLocalAgent({
         url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
@@ -102,6 +112,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
       } finally {
         shutdown.abort();
+        await Promise.allSettled([federation.close(), localMcp?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         log.info('sidecar stopped');
         resolveClosed();
@@ -113,9 +124,16 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     };
   } catch (err) {
     shutdown.abort();
-    await Promise.allSettled([...listeners.map((l) => l.close()), registry.close(), peers.close(), agent?.close()]);
+    await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close()]);
+    await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
     throw err;
   }
+}
+
+/** A host this process can reach a listener on: 127.0.0.1 for the wildcard addresses. */
+function loopbackHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function advertiseHost(config: SidecarConfig): string {

@@ -1,0 +1,81 @@
+// The MCP servers this sidecar fronts (config mcp.servers): Streamable HTTP upstreams reached through a
+// connection pool, stdio upstreams launched behind a StdioBridge. Each one's tool list is watched and
+// announced in the registry as an `mcp` record, updated when the server says its tools changed.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Pool } from 'undici';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import { MeshError } from '../../sdk/index.ts';
+import type { Announcement, AnnouncedRecord } from '../../registry/index.ts';
+import type { McpServerConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { spawnStdio, StdioBridge } from './stdio-bridge.ts';
+import { watchTools, type ToolWatcher } from './tool-watcher.ts';
+
+export type LocalMcpServer =
+  | { kind: 'http'; name: string; url: URL; dispatcher: Pool }
+  | { kind: 'stdio'; name: string; bridge: StdioBridge };
+
+export interface LocalMcpServers {
+  get(name: string): LocalMcpServer | undefined;
+  close(): Promise<void>;
+}
+
+export interface McpAnnouncer {
+  announce(record: AnnouncedRecord): Promise<Announcement>;
+}
+
+export function startLocalMcpServers(options: {
+  servers: readonly McpServerConfig[];
+  registry: McpAnnouncer;
+  /** The fields of the registry record that do not depend on the server. */
+  record: { instance: string; identity: string; endpoint: string };
+  log: Logger;
+}): LocalMcpServers {
+  const byName = new Map<string, LocalMcpServer>();
+  const watchers: ToolWatcher[] = [];
+  const announcements = new Map<string, Promise<Announcement>>();
+  for (const spec of options.servers) {
+    const log = options.log.child({ mcp: spec.name });
+    let server: LocalMcpServer;
+    let watcher: ToolWatcher;
+    const onTools = (tools: Tool[]): void => {
+      const existing = announcements.get(spec.name);
+      const next = existing
+        ? existing.then(async (a) => { await a.update({ tools }); return a; })
+        : options.registry.announce({ kind: 'mcp', name: spec.name, labels: {}, tools, ...options.record });
+      announcements.set(spec.name, next);
+      next.then(() => log.info({ tools: tools.length }, 'announced MCP server'), (err: unknown) => log.warn({ err }, 'could not announce MCP server'));
+    };
+    if ('url' in spec) {
+      const url = new URL(spec.url);
+      server = { kind: 'http', name: spec.name, url, dispatcher: new Pool(url.origin, { connections: 32, headersTimeout: 0, bodyTimeout: 0 }) };
+      watcher = watchTools({ name: spec.name, log, onTools, connect: () => new StreamableHTTPClientTransport(url) });
+    } else {
+      const stdio = { command: spec.command, env: spec.env, cwd: spec.cwd };
+      server = { kind: 'stdio', name: spec.name, bridge: new StdioBridge(spec.name, stdio, log) };
+      // The watcher's own child is the supervised instance: restarted with backoff if it dies.
+      watcher = watchTools({ name: spec.name, log, onTools, connect: () => spawnStdio(spec.name, stdio, log) });
+    }
+    byName.set(spec.name, server);
+    watchers.push(watcher);
+  }
+  return {
+    get: (name) => byName.get(name),
+    async close() {
+      await Promise.allSettled(watchers.map((w) => w.close()));
+      await Promise.allSettled([...byName.values()].map((s) => (s.kind === 'http' ? s.dispatcher.close() : s.bridge.close())));
+    },
+  };
+}
+
+/** Hands an inbound request for a stdio server to its bridge (the body parsed, as the SDK expects). */
+export async function serveStdio(server: Extract<LocalMcpServer, { kind: 'stdio' }>, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): Promise<void> {
+  let parsed: unknown;
+  try {
+    parsed = body && body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;
+  } catch (err) {
+    throw new MeshError('PARSE_ERROR', 'request body is not valid JSON', { cause: err });
+  }
+  await server.bridge.handle(req, res, parsed);
+}

@@ -1,0 +1,92 @@
+// The agent-facing MCP routes: `/mcp/{server}` passed through unchanged to the sidecar that owns the
+// server (an MCP session stays on the instance that created it), `/mcp` for the federated server, and
+// `/registry/mcp`. Loopback Host/Origin only.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshError } from '../../sdk/index.ts';
+import type { McpRecord, RegistryView } from '../../registry/index.ts';
+import { forwardHeaders, readBody, requestSignal } from '../http-util.ts';
+import type { PeerPools } from '../peers.ts';
+import { forward } from '../proxy.ts';
+import type { Federation } from './federation.ts';
+import { checkLoopbackRequest } from './guard.ts';
+
+const MAX_TRACKED_SESSIONS = 10_000;
+
+export interface OutboundMcpDeps {
+  view: RegistryView;
+  peers: PeerPools;
+  federation: Federation;
+  maxBody: number;
+  shutdown: AbortSignal;
+}
+
+export function outboundMcp(deps: OutboundMcpDeps) {
+  /** MCP session id → the record of the instance that created it. */
+  const sessions = new Map<string, McpRecord>();
+  let cursor = 0;
+
+  function pick(server: string, sessionId: string | undefined): McpRecord {
+    const instances = deps.view.mcpInstances(server);
+    if (instances.length === 0) {
+      throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${server}' not found in the mesh`, { details: { server } });
+    }
+    if (sessionId) {
+      const owner = sessions.get(sessionId);
+      const live = owner && instances.find((r) => r.instance === owner.instance);
+      if (live) return live;
+    }
+    return instances[cursor++ % instances.length] ?? (instances[0] as McpRecord);
+  }
+
+  return {
+    /** POST | GET | DELETE /mcp/{server}: a transparent pass-through to the owning sidecar. */
+    async server(req: IncomingMessage, res: ServerResponse, name: string, search: string): Promise<void> {
+      checkLoopbackRequest(req);
+      const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
+      const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+      const record = pick(name, sessionId);
+      await forward({
+        dispatcher: deps.peers.get(record.endpoint, record.identity),
+        origin: record.endpoint,
+        method: req.method ?? 'GET',
+        path: `/mcp/${name}${search}`,
+        headers: forwardHeaders(req.headers),
+        ...(body ? { body } : {}),
+        signal: requestSignal(req, res, deps.shutdown),
+        target: `MCP server '${name}' (${record.identity})`,
+        onResponse: (status, headers) => {
+          const created = headers['mcp-session-id'];
+          if (typeof created === 'string' && status < 300 && !sessions.has(created)) {
+            if (sessions.size >= MAX_TRACKED_SESSIONS) sessions.delete(sessions.keys().next().value ?? '');
+            sessions.set(created, record);
+          }
+          if (req.method === 'DELETE' && sessionId) sessions.delete(sessionId);
+        },
+      }, res);
+    },
+
+    /** POST | GET | DELETE /mcp: the federated server. */
+    async federated(req: IncomingMessage, res: ServerResponse): Promise<void> {
+      checkLoopbackRequest(req);
+      const raw = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+      let body: unknown;
+      try {
+        body = raw && raw.length > 0 ? JSON.parse(raw.toString('utf8')) : undefined;
+      } catch (err) {
+        throw new MeshError('PARSE_ERROR', 'request body is not valid JSON', { cause: err });
+      }
+      await deps.federation.handle(req, res, body);
+    },
+
+    /** GET /registry/mcp: every MCP server in the mesh with its instances and tools. */
+    list() {
+      const byName = new Map<string, McpRecord[]>();
+      for (const r of deps.view.mcpServers()) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+      return [...byName].map(([name, list]) => ({
+        name,
+        tools: list[0]?.tools ?? [],
+        instances: list.map((r) => ({ instance: r.instance, identity: r.identity, endpoint: r.endpoint, labels: r.labels, startedAt: r.startedAt, heartbeatAt: r.heartbeatAt })),
+      }));
+    },
+  };
+}

@@ -1,0 +1,78 @@
+// Keeps an MCP client connected to one local MCP server to learn its tool list: lists all pages,
+// follows notifications/tools/list_changed, and reconnects with backoff when the server goes away.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from '../log.ts';
+
+export interface ToolWatcher {
+  /** The last tool list seen, or undefined before the first successful listing. */
+  tools(): Tool[] | undefined;
+  close(): Promise<void>;
+}
+
+export function watchTools(options: {
+  name: string;
+  connect: () => Transport;
+  onTools: (tools: Tool[]) => void;
+  log: Logger;
+}): ToolWatcher {
+  let current: Tool[] | undefined;
+  let client: Client | undefined;
+  let closed = false;
+  let delay = 100;
+  let timer: NodeJS.Timeout | undefined;
+
+  const list = async (c: Client): Promise<Tool[]> => {
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await c.listTools(cursor ? { cursor } : {});
+      tools.push(...page.tools);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return tools;
+  };
+  const publish = (tools: Tool[]): void => {
+    current = tools;
+    options.onTools(tools);
+  };
+  const retry = (): void => {
+    if (closed || timer) return;
+    timer = setTimeout(() => { timer = undefined; void start(); }, delay);
+    timer.unref();
+    delay = Math.min(delay * 2, 5000);
+  };
+  const start = async (): Promise<void> => {
+    if (closed) return;
+    const c = new Client({ name: `agentmesh-sidecar/${options.name}`, version: '0.1.0' }, {
+      listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools) publish(tools); } } },
+    });
+    c.onclose = () => {
+      if (client === c) client = undefined;
+      if (!closed) {
+        options.log.warn({ mcp: options.name }, 'lost the MCP server; reconnecting');
+        retry();
+      }
+    };
+    try {
+      await c.connect(options.connect());
+      client = c;
+      publish(await list(c));
+      delay = 100;
+    } catch (err) {
+      options.log.warn({ mcp: options.name, err: (err as Error).message }, 'cannot list the MCP server\'s tools yet');
+      await c.close().catch(() => undefined);
+      retry();
+    }
+  };
+  void start();
+  return {
+    tools: () => current,
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      await client?.close().catch(() => undefined);
+    },
+  };
+}
