@@ -4,6 +4,8 @@
 import { z } from 'zod';
 import type { Message, SendMessageResponse, StreamResponse, Task } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MeshError, type MeshErrorCode } from './errors.ts';
 import { message } from './messages.ts';
 
@@ -21,6 +23,12 @@ const AgentEntrySchema = z.looseObject({
 });
 const AgentsResponseSchema = z.object({ agents: z.array(AgentEntrySchema) });
 export type MeshAgent = z.infer<typeof AgentEntrySchema>;
+const McpEntrySchema = z.looseObject({
+  name: z.string(),
+  tools: z.array(z.looseObject({ name: z.string(), description: z.string().optional() })),
+  instances: z.array(InstanceSchema),
+});
+export type MeshMcpServer = z.infer<typeof McpEntrySchema>;
 
 export interface AgentQuery {
   name?: string;
@@ -45,6 +53,13 @@ export interface Mesh {
   a2a(name: string, options?: CallOptions & { binding?: 'JSONRPC' | 'HTTP+JSON' }): Promise<Client>;
   send(name: string, input: string | Message, options?: SendOptions): Promise<Task | Message>;
   stream(name: string, input: string | Message, options?: SendOptions): AsyncGenerator<StreamResponse, void, undefined>;
+  /**
+   * A connected MCP Client: on the federated endpoint (every tool in the mesh, as `{server}__{tool}`),
+   * or on one server's transparent route when `server` is given. Close it when done.
+   */
+  mcp(server?: string, options?: CallOptions & { client?: ConstructorParameters<typeof McpClient>[1] }): Promise<McpClient>;
+  /** MCP servers in the mesh with their tools, as the registry holds them. */
+  mcpServers(options?: CallOptions): Promise<MeshMcpServer[]>;
 }
 
 export interface ConnectOptions {
@@ -109,6 +124,27 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
     async send(name, input, opts = {}) {
       const client = await a2a(name, opts);
       return client.sendMessage({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, signalOption(opts));
+    },
+    async mcp(server, opts = {}) {
+      const client = new McpClient({ name: 'agentmesh-sdk', version: '0.1.0' }, opts.client);
+      const endpoint = `${url}/mcp${server ? `/${encodeURIComponent(server)}` : ''}`;
+      try {
+        await client.connect(new StreamableHTTPClientTransport(new URL(endpoint), { fetch: fetchImpl }), signalOption(opts));
+      } catch (err) {
+        await client.close().catch(() => undefined);
+        if (opts.signal?.aborted) throw new MeshError('ABORTED', `connecting to ${endpoint} was aborted`, { cause: err });
+        const status = (err as { code?: unknown }).code;
+        if (status === 404) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${server ?? ''}' not found in the mesh`, { cause: err });
+        throw new MeshError('SIDECAR_UNREACHABLE', `cannot open an MCP session at ${endpoint}: ${(err as Error).message}`, { cause: err });
+      }
+      return client;
+    },
+    async mcpServers(opts = {}) {
+      const res = await request('/registry/mcp', opts.signal);
+      if (!res.ok) throw await errorFromResponse(res, 'registry query');
+      const parsed = z.object({ servers: z.array(McpEntrySchema) }).safeParse(await res.json());
+      if (!parsed.success) throw new MeshError('INTERNAL', `unexpected answer from the sidecar at ${url}: ${z.prettifyError(parsed.error)}`);
+      return parsed.data.servers;
     },
     async *stream(name, input, opts = {}) {
       const client = await a2a(name, opts);

@@ -11,6 +11,7 @@ import { verifyClientPeer } from './identity/index.ts';
 import { forward } from './proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
+import type { ListenStreams } from './listen-streams.ts';
 import { serveStdio, type LocalMcpServer } from './mcp/local-servers.ts';
 
 /** The local agent as the inbound side sees it: its registry name and where each binding is served. */
@@ -24,6 +25,7 @@ export interface InboundDeps {
   trustDomain: string;
   /** The MCP servers this sidecar fronts. */
   mcp: (name: string) => LocalMcpServer | undefined;
+  listenStreams: ListenStreams;
   /** The local agent once its card has been read; undefined before that or when there is none. */
   localAgent: () => LocalAgent | undefined;
   maxBody: number;
@@ -71,6 +73,7 @@ export function inboundHandler(deps: InboundDeps) {
     const server = deps.mcp(name);
     if (!server) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${name}' is not served by this sidecar`, { details: { server: name } });
     const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+    if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers['x-agentmesh-caller'] = caller;
       return serveStdio(server, req, res, body);

@@ -13,6 +13,7 @@ import { loadLocalAgent, type LoadedAgent } from './local-agent.ts';
 import type { Logger } from './log.ts';
 import { outboundHandler } from './outbound.ts';
 import { PeerPools } from './peers.ts';
+import { ListenStreams } from './listen-streams.ts';
 import { createFederation } from './mcp/federation.ts';
 import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
 import { outboundMcp } from './mcp/outbound-mcp.ts';
@@ -55,7 +56,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const listeners: Listener[] = [];
   let selfUrl = '';
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, log });
-  const mcp = outboundMcp({ view: registry, peers, federation, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
+  const listenStreams = new ListenStreams();
+  const mcp = outboundMcp({ view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
   let localMcp: LocalMcpServers | undefined;
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
@@ -70,7 +72,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name),
+        trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
         maxBody: config.limits.maxBody, log, shutdown: shutdown.signal,
       }),
     });
@@ -109,6 +111,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const close = () => (closing ??= (async () => {
       try {
         await announcement?.withdraw().catch((err: unknown) => log.warn({ err }, 'could not withdraw registration'));
+        await localMcp?.withdraw();
+        listenStreams.endAll();
         await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
       } finally {
         shutdown.abort();

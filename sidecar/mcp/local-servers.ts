@@ -18,6 +18,8 @@ export type LocalMcpServer =
 
 export interface LocalMcpServers {
   get(name: string): LocalMcpServer | undefined;
+  /** Deletes this sidecar's MCP records (first step of a graceful shutdown). */
+  withdraw(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,12 @@ export function startLocalMcpServers(options: {
     const log = options.log.child({ mcp: spec.name });
     let server: LocalMcpServer;
     let watcher: ToolWatcher;
+    const onDown = (): void => {
+      const existing = announcements.get(spec.name);
+      announcements.delete(spec.name);
+      void existing?.then((a) => a.withdraw()).catch(() => undefined);
+      log.warn('MCP server is not answering; withdrawn from the registry until it is back');
+    };
     const onTools = (tools: Tool[]): void => {
       const existing = announcements.get(spec.name);
       const next = existing
@@ -50,18 +58,22 @@ export function startLocalMcpServers(options: {
     if ('url' in spec) {
       const url = new URL(spec.url);
       server = { kind: 'http', name: spec.name, url, dispatcher: new Pool(url.origin, { connections: 32, headersTimeout: 0, bodyTimeout: 0 }) };
-      watcher = watchTools({ name: spec.name, log, onTools, connect: () => new StreamableHTTPClientTransport(url) });
+      watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => new StreamableHTTPClientTransport(url) });
     } else {
       const stdio = { command: spec.command, env: spec.env, cwd: spec.cwd };
       server = { kind: 'stdio', name: spec.name, bridge: new StdioBridge(spec.name, stdio, log) };
       // The watcher's own child is the supervised instance: restarted with backoff if it dies.
-      watcher = watchTools({ name: spec.name, log, onTools, connect: () => spawnStdio(spec.name, stdio, log) });
+      watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => spawnStdio(spec.name, stdio, log) });
     }
     byName.set(spec.name, server);
     watchers.push(watcher);
   }
   return {
     get: (name) => byName.get(name),
+    async withdraw() {
+      await Promise.allSettled(watchers.map((w) => w.close()));
+      await Promise.allSettled([...announcements.values()].map(async (a) => (await a).withdraw()));
+    },
     async close() {
       await Promise.allSettled(watchers.map((w) => w.close()));
       await Promise.allSettled([...byName.values()].map((s) => (s.kind === 'http' ? s.dispatcher.close() : s.bridge.close())));

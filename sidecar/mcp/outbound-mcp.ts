@@ -9,6 +9,7 @@ import type { PeerPools } from '../peers.ts';
 import { forward } from '../proxy.ts';
 import type { Federation } from './federation.ts';
 import { checkLoopbackRequest } from './guard.ts';
+import type { ListenStreams } from '../listen-streams.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 
@@ -18,6 +19,7 @@ export interface OutboundMcpDeps {
   federation: Federation;
   maxBody: number;
   shutdown: AbortSignal;
+  listenStreams: ListenStreams;
 }
 
 export function outboundMcp(deps: OutboundMcpDeps) {
@@ -45,6 +47,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
       const record = pick(name, sessionId);
+      if (req.method === 'GET') deps.listenStreams.track(res);
       await forward({
         dispatcher: deps.peers.get(record.endpoint, record.identity),
         origin: record.endpoint,
@@ -69,6 +72,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
     async federated(req: IncomingMessage, res: ServerResponse): Promise<void> {
       checkLoopbackRequest(req);
       const raw = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+      if (req.method === 'GET') deps.listenStreams.track(res);
       let body: unknown;
       try {
         body = raw && raw.length > 0 ? JSON.parse(raw.toString('utf8')) : undefined;

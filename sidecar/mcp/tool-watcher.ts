@@ -15,6 +15,10 @@ export function watchTools(options: {
   name: string;
   connect: () => Transport;
   onTools: (tools: Tool[]) => void;
+  /** Called when the server stops answering (it is then left out of the mesh until it is back). */
+  onDown: () => void;
+  /** How often to ping the server to notice that it is gone (HTTP servers give no other sign). */
+  pingMs?: number;
   log: Logger;
 }): ToolWatcher {
   let current: Tool[] | undefined;
@@ -22,6 +26,11 @@ export function watchTools(options: {
   let closed = false;
   let delay = 100;
   let timer: NodeJS.Timeout | undefined;
+  const pinger = setInterval(() => {
+    const c = client;
+    if (c) c.ping({ timeout: Math.max(1000, (options.pingMs ?? 5000) - 500) }).catch(() => { void c.close(); });
+  }, options.pingMs ?? 5000);
+  pinger.unref();
 
   const list = async (c: Client): Promise<Tool[]> => {
     const tools: Tool[] = [];
@@ -49,7 +58,9 @@ export function watchTools(options: {
       listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools) publish(tools); } } },
     });
     c.onclose = () => {
-      if (client === c) client = undefined;
+      const wasUp = client === c;
+      if (wasUp) client = undefined;
+      if (wasUp && !closed) options.onDown();
       if (!closed) {
         options.log.warn({ mcp: options.name }, 'lost the MCP server; reconnecting');
         retry();
@@ -72,6 +83,7 @@ export function watchTools(options: {
     async close() {
       closed = true;
       clearTimeout(timer);
+      clearInterval(pinger);
       await client?.close().catch(() => undefined);
     },
   };
