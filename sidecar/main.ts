@@ -2,7 +2,7 @@
 // signal handlers and sets exit codes. Everything else is a function call.
 import { MeshError } from '../sdk/index.ts';
 import { parseArgs } from './cli/args.ts';
-import { USAGE, runAgents, runCa, runCall, runSidecar, runValidate, type CliContext } from './cli/commands.ts';
+import { USAGE, runAgents, runCa, runCall, runSidecar, runTools, runValidate, type CliContext } from './cli/commands.ts';
 
 const BOOLEANS = new Set(['json', 'help']);
 
@@ -28,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
     case 'validate': return runValidate(args, ctx);
     case 'ca': return runCa(args, ctx);
     case 'agents': return runAgents(args, ctx);
+    case 'tools': return runTools(args, ctx);
     case 'call': return runCall(args, ctx);
     case 'demo': {
       const { runDemo } = await import('../examples/demo/run.ts');

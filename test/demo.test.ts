@@ -12,6 +12,7 @@ for (const backend of ['embedded', 'nats'] as const) {
     assert.match(stdout, /hop 1\s+console → planner\s+caller=spiffe:\/\/demo\.local\/user\/console/);
     assert.match(stdout, /hop 2\s+planner → researcher\s+caller=spiffe:\/\/demo\.local\/agent\/planner\s+\d+ events/);
     assert.match(stdout, /hop 3\s+planner → writer\s+caller=spiffe:\/\/demo\.local\/agent\/planner/);
-    assert.match(stdout, /summary: Summary of 3 findings/);
+    assert.match(stdout, /hop 4\s+writer → MCP stats__word_count\s+done in \d+ ms/);
+    assert.match(stdout, /summary: Summary of 3 findings \(\d+ words\)/);
   });
 }

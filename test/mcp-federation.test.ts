@@ -114,4 +114,24 @@ describe('federated /mcp and stdio servers', () => {
       await client.close();
     }
   });
+
+  test('the federated listing is paginated', async () => {
+    const bulk = await serveTestMcp(Array.from({ length: 130 }, (_, i) => `t${String(i).padStart(3, '0')}`));
+    servers.push(bulk);
+    const owner = await mesh.sidecar('bulk', { mcp: { servers: [{ name: 'bulk', url: bulk.url }] } });
+    await registered(caller, ['bulk']);
+    const client = await connectMesh({ url: caller.outbound }).mcp();
+    try {
+      const first = await client.listTools();
+      assert.equal(first.tools.length, 100);
+      assert.ok(first.nextCursor);
+      const second = await client.listTools({ cursor: first.nextCursor });
+      const all = [...first.tools, ...second.tools].map((t) => t.name).filter((n) => n.startsWith('bulk__'));
+      assert.equal(new Set(all).size, 130);
+      await assert.rejects(client.listTools({ cursor: 'bogus!' }), /invalid cursor/);
+    } finally {
+      await client.close();
+      await owner.stop('SIGTERM');
+    }
+  });
 });

@@ -13,14 +13,14 @@ if (!(role in SKILLS) || !values['ready-file']) {
   process.exit(2);
 }
 
-// The planner calls out through its sidecar, which starts after this agent (it reads our card at
+// The planner and the writer call out through their sidecars, which starts after this agent (it reads our card at
 // start-up), so the sidecar's outbound URL is read lazily from its ready file on the first call.
 const meshFile = values['mesh-file'];
 const meshUrl = async (): Promise<string> => waitFor('the sidecar ready file', async () => {
-  if (!meshFile) throw new Error('the planner needs --mesh-file');
+  if (!meshFile) throw new Error(`the ${role} needs --mesh-file`);
   try { return (JSON.parse(await readFile(meshFile, 'utf8')) as { outbound: string }).outbound; } catch { return undefined; }
 });
-const executor = role === 'planner' ? planner(meshUrl) : role === 'researcher' ? researcher() : writer();
+const executor = role === 'planner' ? planner(meshUrl) : role === 'researcher' ? researcher() : writer(meshUrl);
 const skill = SKILLS[role];
 const server = await serveAgent({ name: role, description: skill.description, skills: [{ id: skill.id, description: skill.description, tags: [skill.id] }], executor });
 const readyFile = values['ready-file'];

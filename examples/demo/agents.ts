@@ -46,13 +46,27 @@ export function researcher(): AgentExecutor {
   });
 }
 
-/** Replies with a one-paragraph summary of the findings it was given. */
-export function writer(): AgentExecutor {
+/** The MCP tool the writer calls through the mesh's federated endpoint. */
+export const STATS_TOOL = 'stats__word_count';
+
+/** Summarises the findings it was given, with word counts from the `stats` MCP server elsewhere in the mesh. */
+export function writer(meshUrl: () => Promise<string>): AgentExecutor {
   return simple(async (ctx, bus) => {
-    const findings = textOf(ctx.userMessage.parts).split('\n').filter(Boolean);
+    const text = textOf(ctx.userMessage.parts);
+    const findings = text.split('\n').filter(Boolean);
     const aspects = findings.map((f) => f.replace(/^finding \d+: /, '').replace(/ — .*$/, ''));
-    const summary = `Summary of ${findings.length} findings: it covers ${aspects.join(', ')}.`;
-    bus.publish(AgentEvent.message(message('agent', summary, { contextId: ctx.contextId, metadata: { caller: callerOf(ctx) ?? 'anonymous' } })));
+    const started = performance.now();
+    const tools = await connectMesh({ url: await meshUrl() }).mcp();
+    let words = 0;
+    try {
+      const result = await tools.callTool({ name: STATS_TOOL, arguments: { text } });
+      words = Number((result.structuredContent as { words?: number } | undefined)?.words ?? 0);
+    } finally {
+      await tools.close();
+    }
+    const toolMs = performance.now() - started;
+    const summary = `Summary of ${findings.length} findings (${words} words): it covers ${aspects.join(', ')}.`;
+    bus.publish(AgentEvent.message(message('agent', summary, { contextId: ctx.contextId, metadata: { caller: callerOf(ctx) ?? 'anonymous', toolMs } })));
     bus.finished();
   });
 }
@@ -88,6 +102,8 @@ export function planner(meshUrl: () => Promise<string>): AgentExecutor {
       const summary = isMessage(reply) ? textOf(reply.parts) : textOf(reply.status?.message?.parts);
       const writerSaw = isMessage(reply) ? String(reply.metadata?.caller ?? '') : '';
       hops.push({ from: 'planner', to: writerAgent.name, caller: writerSaw, ms: performance.now() - started, foundBy: `skill '${SKILLS.writer.id}'` });
+      const toolMs = isMessage(reply) ? Number(reply.metadata?.toolMs ?? 0) : 0;
+      hops.push({ from: writerAgent.name, to: `MCP ${STATS_TOOL}`, caller: '', ms: toolMs, foundBy: 'the federated /mcp endpoint' });
       bus.publish(AgentEvent.artifactUpdate(artifactUpdate(taskId, contextId, { id: 'report', parts: [textPart(summary), dataPart({ hops, plannerCaller: callerOf(ctx) ?? 'anonymous', findings })] }, { lastChunk: true })));
       bus.publish(AgentEvent.statusUpdate(statusUpdate(taskId, contextId, TaskState.TASK_STATE_COMPLETED)));
     } catch (err) {

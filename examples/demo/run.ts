@@ -45,7 +45,9 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
         { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
       const { url } = await waitFor(`the ${role} agent to listen`, () => readJson<{ url: string }>(agentReady), 20_000);
-      const sidecar = await startSidecarProcess({ agent: { url }, registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`) }, { readyFile: sidecarReady });
+      // The researcher's sidecar also launches the demo's stdio MCP server and serves it to the mesh.
+      const mcp = role === 'researcher' ? { servers: [{ name: 'stats', command: [process.execPath, '--import', 'tsx', join(ROOT, 'examples/demo/stats-server.ts')], cwd: ROOT }] } : undefined;
+      const sidecar = await startSidecarProcess({ agent: { url }, registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`), ...(mcp ? { mcp } : {}) }, { readyFile: sidecarReady });
       sidecars.push(sidecar);
       ctx.out(`  sidecar   ${role.padEnd(10)} spiffe://${TRUST_DOMAIN}/agent/${role.padEnd(10)} inbound ${sidecar.inbound}  (agent at ${url})`);
     }
@@ -53,7 +55,9 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
     sidecars.push(consoleSidecar);
     ctx.out(`  sidecar   ${'console'.padEnd(10)} spiffe://${TRUST_DOMAIN}/user/console    outbound ${consoleSidecar.outbound}  (you)`);
     const mesh = connectMesh({ url: consoleSidecar.outbound });
-    await waitFor('every agent to be visible in the registry', async () => (await mesh.agents({}, { signal: ctx.signal })).length === ROLES.length, 20_000);
+    await waitFor('every agent and the stats MCP server to be visible in the registry', async () =>
+      (await mesh.agents({}, { signal: ctx.signal })).length === ROLES.length && (await mesh.mcpServers({ signal: ctx.signal })).some((s) => s.name === 'stats'), 30_000);
+    ctx.out(`  mcp       stats (stdio, launched by the researcher's sidecar) → tool ${'stats__word_count'} on every sidecar's /mcp`);
     ctx.out('');
     ctx.out(`task: "${TOPIC}" → planner`);
     ctx.out('');
@@ -83,7 +87,7 @@ function report(ctx: DemoContext, result: unknown, totalMs: number): number {
     return 1;
   }
   const line = (n: number, from: string, to: string, caller: string, detail: string) =>
-    ctx.out(`hop ${n}  ${`${from} → ${to}`.padEnd(22)} caller=${caller.padEnd(36)} ${detail}`);
+    ctx.out(`hop ${n}  ${`${from} → ${to}`.padEnd(32)} ${caller ? `caller=${caller}`.padEnd(43) : ''.padEnd(43)} ${detail}`);
   line(1, 'console', 'planner', data.plannerCaller, `${totalMs.toFixed(0)} ms end to end`);
   data.hops.forEach((h, i) => {
     const stream = h.events === undefined ? '' : `${h.events} events, first after ${h.firstEventMs?.toFixed(0)} ms, `;

@@ -82,6 +82,21 @@ export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<numb
   return 0;
 }
 
+export async function runTools(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const mesh = connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
+  const servers = await mesh.mcpServers({ signal: ctx.signal });
+  if (args.flags.get('json') === true) {
+    ctx.out(JSON.stringify(servers, null, 2));
+    return 0;
+  }
+  const rows = [['TOOL (on /mcp)', 'SERVER', 'INSTANCES', 'DESCRIPTION']];
+  for (const s of servers) {
+    for (const t of s.tools) rows.push([`${s.name}__${t.name}`, s.name, String(s.instances.length), (t.description ?? '').split('\n')[0]?.slice(0, 60) ?? '']);
+  }
+  ctx.out(servers.length === 0 ? 'no MCP servers registered' : table(rows));
+  return 0;
+}
+
 export async function runCall(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const [, agent, ...words] = args.positionals;
   if (!agent || words.length === 0) throw new MeshError('CONFIG_INVALID', 'usage: agentmesh call AGENT "text"');
@@ -100,6 +115,7 @@ export const USAGE = `usage: agentmesh <command>
   ca init --trust-domain TD --dir DIR                             create a mesh CA
   ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h]
   agents [--skill S] [--json] [--url URL]                         list agents in the registry
+  tools [--json] [--url URL]                                      list MCP servers and their tools
   call AGENT "text" [--url URL]                                   send a message, print the stream
   demo                                                            run the multi-agent demo
 
