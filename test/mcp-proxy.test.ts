@@ -3,6 +3,7 @@
 // when connected directly — tools, resources, prompts, progress, logging, sampling, elicitation, cancel.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
@@ -126,6 +127,14 @@ describe('MCP through /mcp/{server}', () => {
     assert.equal(fedEvil.status, 403);
     const local = await fetch(`${caller.outbound}/mcp/everything`, { ...init, headers: { 'content-type': 'application/json', origin: 'http://localhost:6274' } });
     assert.notEqual(local.status, 403);
+    // A rebound DNS name reaches the loopback listener with a foreign Host header.
+    const url = new URL(caller.outbound);
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpRequest({ host: url.hostname, port: url.port, path: '/mcp/everything', method: 'POST', headers: { host: `attacker.test:${url.port}`, 'content-type': 'application/json' } }, (res) => { res.resume(); resolve(res.statusCode); });
+      req.on('error', reject);
+      req.end(init.body);
+    });
+    assert.equal(status, 403);
   });
 
   test('a body over the limit is refused with 413', async () => {
