@@ -26,14 +26,19 @@ export interface RpcEnvelope {
   method: string;
 }
 
-/** Parses a JSON-RPC request body just far enough to know its id and method. */
-export function readEnvelope(body: Buffer): RpcEnvelope {
-  let value: unknown;
+/** A request body as JSON (undefined when empty); PARSE_ERROR (-32700) when it is not JSON. */
+export function parseJsonBody(body: Buffer | undefined): unknown {
+  if (!body || body.length === 0) return undefined;
   try {
-    value = JSON.parse(body.toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new MeshError('PARSE_ERROR', 'request body is not valid JSON', { cause: err });
   }
+}
+
+/** Parses a JSON-RPC request body just far enough to know its id and method. */
+export function readEnvelope(body: Buffer): RpcEnvelope {
+  const value = parseJsonBody(body);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request object');
   }

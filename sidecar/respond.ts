@@ -56,8 +56,10 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
   const status = error.httpStatus === 499 ? 400 : error.httpStatus;
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   if (res.req && !res.req.complete) {
-    // Answered before the body was read (e.g. 413): discard the rest and do not reuse the connection.
-    headers.connection = 'close';
+    // Answered before the body was read (e.g. 413): read and discard the rest so the caller can finish
+    // sending and read this answer. Only a body far beyond any limit gets the connection closed instead.
+    const declared = Number(res.req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > 64 * 1024 * 1024) headers.connection = 'close';
     res.req.resume();
   }
   res.writeHead(status, headers);

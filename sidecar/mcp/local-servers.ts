@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { MeshError } from '../../sdk/index.ts';
+import { parseJsonBody } from '../http-util.ts';
 import type { Announcement, AnnouncedRecord } from '../../registry/index.ts';
 import type { McpServerConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -83,11 +83,5 @@ export function startLocalMcpServers(options: {
 
 /** Hands an inbound request for a stdio server to its bridge (the body parsed, as the SDK expects). */
 export async function serveStdio(server: Extract<LocalMcpServer, { kind: 'stdio' }>, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): Promise<void> {
-  let parsed: unknown;
-  try {
-    parsed = body && body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;
-  } catch (err) {
-    throw new MeshError('PARSE_ERROR', 'request body is not valid JSON', { cause: err });
-  }
-  await server.bridge.handle(req, res, parsed);
+  await server.bridge.handle(req, res, parseJsonBody(body));
 }

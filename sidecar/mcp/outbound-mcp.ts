@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/index.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
-import { forwardHeaders, readBody, requestSignal } from '../http-util.ts';
+import { forwardHeaders, parseJsonBody, readBody, requestSignal } from '../http-util.ts';
 import type { PeerPools } from '../peers.ts';
 import { forward } from '../proxy.ts';
 import type { Federation } from './federation.ts';
@@ -73,13 +73,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       checkLoopbackRequest(req);
       const raw = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
       if (req.method === 'GET') deps.listenStreams.track(res);
-      let body: unknown;
-      try {
-        body = raw && raw.length > 0 ? JSON.parse(raw.toString('utf8')) : undefined;
-      } catch (err) {
-        throw new MeshError('PARSE_ERROR', 'request body is not valid JSON', { cause: err });
-      }
-      await deps.federation.handle(req, res, body);
+      await deps.federation.handle(req, res, parseJsonBody(raw));
     },
 
     /** GET /registry/mcp: every MCP server in the mesh with its instances and tools. */
