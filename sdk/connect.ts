@@ -8,6 +8,7 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MeshError, type MeshErrorCode } from './errors.ts';
 import { message } from './messages.ts';
+import type { MeshContext } from './serve-agent.ts';
 
 export const DEFAULT_SIDECAR_URL = 'http://127.0.0.1:15001';
 
@@ -44,6 +45,8 @@ export interface CallOptions {
 export interface SendOptions extends CallOptions {
   contextId?: string;
   taskId?: string;
+  /** The call this one is made on behalf of (from meshContextOf): hop count and deadline carry on. */
+  context?: MeshContext | undefined;
 }
 
 export interface Mesh {
@@ -123,7 +126,7 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
     a2a,
     async send(name, input, opts = {}) {
       const client = await a2a(name, opts);
-      return client.sendMessage({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, signalOption(opts));
+      return client.sendMessage({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, callOptions(opts));
     },
     async mcp(server, opts = {}) {
       const client = new McpClient({ name: 'agentmesh-sdk', version: '0.1.0' }, opts.client);
@@ -148,7 +151,7 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
     },
     async *stream(name, input, opts = {}) {
       const client = await a2a(name, opts);
-      yield* client.sendMessageStream({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, signalOption(opts));
+      yield* client.sendMessageStream({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, callOptions(opts));
     },
   };
 }
@@ -160,6 +163,15 @@ function toMessage(input: string | Message, ids: SendOptions): Message {
 
 function signalOption(opts: CallOptions): { signal?: AbortSignal } {
   return opts.signal ? { signal: opts.signal } : {};
+}
+
+/** Per-call options for the @a2a-js/sdk client: the signal, and the mesh headers of the parent call. */
+function callOptions(opts: SendOptions): { signal?: AbortSignal; serviceParameters?: Record<string, string> } {
+  const context = opts.context;
+  if (!context) return signalOption(opts);
+  const params: Record<string, string> = { 'x-agentmesh-hops': String(context.hops) };
+  if (context.deadlineAt !== undefined) params['x-agentmesh-deadline'] = String(Math.max(0, context.deadlineAt - Date.now()));
+  return { ...signalOption(opts), serviceParameters: params };
 }
 
 const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'SHUTTING_DOWN', 'INVALID_REQUEST']);

@@ -18,6 +18,7 @@ export const ERROR_CATALOG = {
   UPSTREAM_TIMEOUT: { http: 504, rpc: -32052 },
   PEER_IDENTITY_MISMATCH: { http: 502, rpc: -32054 },
   SHUTTING_DOWN: { http: 503, rpc: -32055 },
+  HOP_LIMIT_EXCEEDED: { http: 508, rpc: -32057 },
   REGISTRY_UNAVAILABLE: { http: 503, rpc: -32056 },
   REGISTRY_RECORD_INVALID: { http: 500, rpc: -32603 },
   IDENTITY_INVALID: { http: 500, rpc: -32603 },

@@ -1,5 +1,5 @@
 // The agentmesh SDK: what agent code imports. Talks to the local sidecar over HTTP; needs no registry code.
 export * from './errors.ts';
 export { connectMesh, DEFAULT_SIDECAR_URL, type Mesh, type MeshAgent, type MeshMcpServer, type AgentQuery, type CallOptions, type SendOptions, type ConnectOptions } from './connect.ts';
-export { serveAgent, callerOf, CALLER_HEADER, type AgentServer, type ServeAgentOptions, type SkillInput } from './serve-agent.ts';
+export { serveAgent, callerOf, meshContextOf, CALLER_HEADER, type MeshContext, type AgentServer, type ServeAgentOptions, type SkillInput } from './serve-agent.ts';
 export { textPart, dataPart, message, newTask, statusUpdate, artifactUpdate, textOf } from './messages.ts';

@@ -33,6 +33,8 @@ export interface ServeAgentOptions {
    * v0.3 compatibility layer) or ['0.3'] (a v0.3-only agent: the card is always the v0.3 shape).
    */
   protocolVersions?: readonly ('1.0' | '0.3')[];
+  /** Called with the express app before the A2A routes are mounted (extra routes, middleware). */
+  configure?: (app: express.Express) => void;
 }
 
 export interface AgentServer extends AsyncDisposable {
@@ -49,11 +51,31 @@ export function callerOf(ctx: RequestContext): string | undefined {
   return user?.isAuthenticated ? user.userName : undefined;
 }
 
+/**
+ * Where this call stands in a chain of mesh calls: pass it as `{ context }` to the calls the agent makes
+ * while serving it, so they count as the next hops (loops stop at the hop limit) and share its deadline.
+ */
+export interface MeshContext {
+  caller: string | undefined;
+  hops: number;
+  /** When the budget runs out (epoch ms), if the caller set one. */
+  deadlineAt: number | undefined;
+}
+
+export function meshContextOf(ctx: RequestContext): MeshContext | undefined {
+  const user = ctx.context?.user;
+  return user instanceof MeshCaller ? user.context : undefined;
+}
+
 class MeshCaller implements User {
-  readonly #id: string;
-  constructor(id: string) { this.#id = id; }
-  get isAuthenticated(): boolean { return true; }
-  get userName(): string { return this.#id; }
+  readonly context: MeshContext;
+  constructor(context: MeshContext) { this.context = context; }
+  get isAuthenticated(): boolean { return this.context.caller !== undefined; }
+  get userName(): string { return this.context.caller ?? ''; }
+}
+
+function headerNumber(value: string | string[] | undefined): number | undefined {
+  return typeof value === 'string' && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
 }
 
 class Anonymous implements User {
@@ -70,6 +92,7 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
   const base = `http://${host}:${(server.address() as AddressInfo).port}`;
   const card = buildCard(options, base);
   const handler = new DefaultRequestHandler(card, new InMemoryTaskStore(), options.executor);
+  options.configure?.(app);
   const versions = options.protocolVersions ?? ['1.0'];
   const compat = versions.includes('0.3') ? { legacyCompat: { enabled: true } } : {};
   if (!versions.includes('1.0')) {
@@ -78,7 +101,12 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
   }
   const userBuilder = async (req: express.Request): Promise<User> => {
     const caller = req.headers[CALLER_HEADER];
-    return typeof caller === 'string' && caller ? new MeshCaller(caller) : new Anonymous();
+    if (typeof caller !== 'string' || !caller) return new Anonymous();
+    const budget = headerNumber(req.headers['x-agentmesh-deadline']);
+    return new MeshCaller({
+      caller, hops: headerNumber(req.headers['x-agentmesh-hops']) ?? 0,
+      deadlineAt: budget === undefined ? undefined : Date.now() + budget,
+    });
   };
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler, ...compat }));
   app.use('/a2a/jsonrpc', jsonRpcHandler({ requestHandler: handler, userBuilder, ...compat }));

@@ -4,8 +4,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../sdk/index.ts';
 import type { RegistryView } from '../registry/index.ts';
 import { sendError, sendJson } from './respond.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface AdminDeps {
+  metrics: Metrics;
   view: RegistryView;
   /** Reasons the sidecar is not ready; empty when it is. */
   notReady: () => string[];
@@ -23,6 +25,12 @@ export function adminHandler(deps: AdminDeps) {
         case '/readyz': {
           const reasons = deps.notReady();
           return sendJson(res, reasons.length === 0 ? 200 : 503, { status: reasons.length === 0 ? 'ready' : 'not ready', reasons });
+        }
+        case '/metrics': {
+          const text = await deps.metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+          res.end(text);
+          return;
         }
         case '/api/registry':
           return sendJson(res, 200, { agents: deps.view.agents(), mcp: deps.view.mcpServers() });

@@ -102,6 +102,13 @@ export const SidecarConfigSchema = z.strictObject({
   instance: Name.optional(),
   limits: z.strictObject({
     maxBody: Size.default(4 * 1024 * 1024),
+    /** Calls that have crossed this many sidecar hops are refused (stops A → B → A loops). */
+    maxHops: z.coerce.number().int().min(1).max(255).default(8),
+  }).prefault({}),
+  /** Per-target deadlines (Dapr-style defaults + targets; retries and breakers are not built yet). */
+  resilience: z.strictObject({
+    defaults: z.strictObject({ timeout: Duration.default(30_000) }).prefault({}),
+    targets: z.record(z.string().regex(NAME_PATTERN, 'expected an agent or MCP server name'), z.strictObject({ timeout: Duration.optional() })).default({}),
   }).prefault({}),
   shutdown: z.strictObject({
     /** How long SIGTERM waits for in-flight calls before closing them. */
@@ -120,7 +127,7 @@ export const CONFIG_KEYS = [
   'agent.name', 'agent.url', 'agent.startupTimeout', 'registry.nats', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
-  'limits.maxBody', 'shutdown.drainTimeout', 'log.level',
+  'limits.maxBody', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
 ] as const;
 
 /** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */
@@ -159,6 +166,11 @@ export function resolveConfig(sources: ConfigSources): SidecarConfig {
     throw new MeshError('CONFIG_INVALID', `invalid config:\n${lines.join('\n')}`, { details: { issues: result.error.issues } });
   }
   return deepFreeze(result.data);
+}
+
+/** The deadline for calls to `target` (an agent or MCP server name). */
+export function targetTimeout(config: SidecarConfig, target: string): number {
+  return config.resilience.targets[target]?.timeout ?? config.resilience.defaults.timeout;
 }
 
 /** Reads a YAML or JSON config file (by extension; YAML otherwise). */

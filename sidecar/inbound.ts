@@ -11,6 +11,8 @@ import { verifyClientPeer } from './identity/index.ts';
 import { forward } from './proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
+import { arrivingBudget } from './mesh-headers.ts';
+import { restMethod, trackRequest, type Metrics } from './metrics.ts';
 import type { ListenStreams } from './listen-streams.ts';
 import { serveStdio, type LocalMcpServer } from './mcp/local-servers.ts';
 
@@ -22,6 +24,7 @@ export interface LocalAgent {
 }
 
 export interface InboundDeps {
+  metrics: Metrics;
   trustDomain: string;
   /** The MCP servers this sidecar fronts. */
   mcp: (name: string) => LocalMcpServer | undefined;
@@ -33,10 +36,19 @@ export interface InboundDeps {
   shutdown: AbortSignal;
 }
 
+/** The deadline the calling sidecar sent: the local call is aborted when it runs out. */
+function budget(req: IncomingMessage): { timeoutMs?: number } {
+  const ms = arrivingBudget(req.headers);
+  return ms === undefined ? {} : { timeoutMs: ms };
+}
+
 export function inboundHandler(deps: InboundDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const route = parseRoute(req.url ?? '/');
     const ctx: ErrorContext = { style: route.kind === 'a2a' && route.rest === '' ? 'jsonrpc' : 'json' };
+    const labels = trackRequest(deps.metrics, 'inbound', res);
+    if (route.kind === 'a2a') Object.assign(labels, { target: route.name, method: route.rest === '' ? 'JSON-RPC' : restMethod(route.rest) });
+    if (route.kind === 'mcp') Object.assign(labels, { target: route.name ?? '-', method: `MCP ${req.method ?? ''}` });
     try {
       const caller = verifyClientPeer(req.socket as TLSSocket, deps.trustDomain);
       if (route.kind === 'mcp' && route.name !== undefined) {
@@ -62,6 +74,7 @@ export function inboundHandler(deps: InboundDeps) {
         ...(body ? { body } : {}),
         signal: requestSignal(req, res, deps.shutdown),
         target: `local agent '${agent.name}'`,
+        ...budget(req),
       }, res);
     } catch (err) {
       sendError(res, err, ctx);
@@ -87,6 +100,7 @@ export function inboundHandler(deps: InboundDeps) {
       ...(body ? { body } : {}),
       signal: requestSignal(req, res, deps.shutdown),
       target: `local MCP server '${name}'`,
+      ...budget(req),
     }, res);
   }
 }

@@ -10,9 +10,14 @@ import { PeerPools } from './peers.ts';
 import { forward } from './proxy.ts';
 import { sendError, sendJson, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
+import { nextHop } from './mesh-headers.ts';
+import { restMethod, trackRequest, type Metrics, type RequestLabels } from './metrics.ts';
 import type { outboundMcp } from './mcp/outbound-mcp.ts';
 
 export interface OutboundDeps {
+  metrics: Metrics;
+  /** limits.maxHops and the per-target deadline. */
+  hops: { maxHops: number; timeout: (target: string) => number };
   view: RegistryView;
   mcp: ReturnType<typeof outboundMcp>;
   peers: PeerPools;
@@ -23,6 +28,13 @@ export interface OutboundDeps {
 }
 
 const CARD_PATH = '/.well-known/agent-card.json';
+/** JSON-RPC methods named in metrics (v1.0 and v0.3); anything else is counted as 'other'. */
+const A2A_METHODS = new Set([
+  'SendMessage', 'SendStreamingMessage', 'GetTask', 'ListTasks', 'CancelTask', 'SubscribeToTask',
+  'CreateTaskPushNotificationConfig', 'GetTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs',
+  'DeleteTaskPushNotificationConfig', 'GetExtendedAgentCard', 'message/send', 'message/stream', 'tasks/get',
+  'tasks/cancel', 'tasks/resubscribe',
+]);
 
 export function outboundHandler(deps: OutboundDeps) {
   const cursor = new Map<string, number>();
@@ -41,15 +53,22 @@ export function outboundHandler(deps: OutboundDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const route = parseRoute(req.url ?? '/');
     const ctx: ErrorContext = { style: (route.kind === 'a2a' && route.rest === '') || route.kind === 'mcp' ? 'jsonrpc' : 'json' };
+    const labels = trackRequest(deps.metrics, 'outbound', res);
     try {
       switch (route.kind) {
         case 'a2a':
-          if (req.method === 'GET' && route.rest === CARD_PATH) return serveCard(req, res, route.name);
-          return await forwardA2a(req, res, route.name, route.rest, route.search, ctx);
+          labels.method = route.rest === '' ? 'JSON-RPC' : restMethod(route.rest);
+          if (req.method === 'GET' && route.rest === CARD_PATH) {
+            labels.method = 'agent-card';
+            return serveCard(req, res, route.name);
+          }
+          return await forwardA2a(req, res, route.name, route.rest, route.search, ctx, labels);
         case 'registry-agents':
           if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/agents`);
           return sendJson(res, 200, { agents: queryAgents(route.params) });
         case 'mcp':
+          labels.method = `MCP ${req.method ?? ''}`;
+          labels.target = route.name ?? '(federated)';
           if (route.name === undefined) return await deps.mcp.federated(req, res);
           return await deps.mcp.server(req, res, route.name, route.search);
         case 'registry-mcp':
@@ -70,7 +89,7 @@ export function outboundHandler(deps: OutboundDeps) {
     sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
   }
 
-  async function forwardA2a(req: IncomingMessage, res: ServerResponse, agent: string, rest: string, search: string, ctx: ErrorContext): Promise<void> {
+  async function forwardA2a(req: IncomingMessage, res: ServerResponse, agent: string, rest: string, search: string, ctx: ErrorContext, labels: RequestLabels): Promise<void> {
     let body: Buffer | undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       body = await readBody(req, deps.maxBody);
@@ -78,19 +97,24 @@ export function outboundHandler(deps: OutboundDeps) {
         if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
         const envelope = readEnvelope(body);
         ctx.rpcId = envelope.id;
+        labels.method = A2A_METHODS.has(envelope.method) ? envelope.method : 'other';
       }
     }
     const record = pickInstance(agent);
+    labels.target = agent;
+    const target = `agent '${agent}' (${record.identity})`;
+    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     const signal = requestSignal(req, res, deps.shutdown);
     await forward({
       dispatcher: deps.peers.get(record.endpoint, record.identity),
       origin: record.endpoint,
       method: req.method ?? 'GET',
       path: `/a2a/${agent}${rest}${search}`,
-      headers: forwardHeaders(req.headers),
+      headers: forwardHeaders(req.headers, hop.headers),
       ...(body ? { body } : {}),
       signal,
-      target: `agent '${agent}' (${record.identity})`,
+      target,
+      timeoutMs: hop.timeoutMs,
     }, res);
   }
 

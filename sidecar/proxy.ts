@@ -17,6 +17,11 @@ export interface ForwardRequest {
   signal: AbortSignal;
   /** Who the next hop is, for error messages ("agent 'x' at …"). */
   target: string;
+  /**
+   * The time budget: for the whole exchange of a plain response, and for the first byte and each idle
+   * gap of an SSE stream (a long stream that keeps producing events is never cut).
+   */
+  timeoutMs?: number;
   /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
   onResponse?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
 }
@@ -26,6 +31,8 @@ export interface ForwardRequest {
  * rejects with a MeshError before any byte was written, or destroys `res` if the stream breaks later.
  */
 export async function forward(request: ForwardRequest, res: ServerResponse): Promise<void> {
+  const deadline = new Deadline(request.timeoutMs, request.target);
+  const signal = AbortSignal.any([request.signal, deadline.signal]);
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await request.dispatcher.request({
@@ -34,13 +41,19 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
       path: request.path,
       headers: request.headers,
       body: request.body ?? null,
-      signal: request.signal,
+      signal,
       bodyTimeout: 0,
     });
   } catch (err) {
-    throw upstreamError(err, request);
+    deadline.clear();
+    throw deadline.expired() ?? upstreamError(err, { ...request, signal });
   }
   request.onResponse?.(upstream.statusCode, upstream.headers);
+  const contentType = String(upstream.headers['content-type'] ?? '');
+  if (contentType.startsWith('text/event-stream')) {
+    deadline.restart();
+    upstream.body.on('data', () => deadline.restart());
+  }
   res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
   res.flushHeaders();
   try {
@@ -48,6 +61,42 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
   } catch (err) {
     upstream.body.destroy();
     if (!res.destroyed) res.destroy(err instanceof Error ? err : undefined);
+  } finally {
+    deadline.clear();
+  }
+}
+
+/** One call's time budget as an AbortSignal; restart() begins a new idle gap (SSE). */
+class Deadline {
+  readonly #controller = new AbortController();
+  readonly #ms: number | undefined;
+  readonly #target: string;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number | undefined, target: string) {
+    this.#ms = ms;
+    this.#target = target;
+    this.restart();
+  }
+
+  get signal(): AbortSignal { return this.#controller.signal; }
+
+  restart(): void {
+    if (this.#ms === undefined || this.#controller.signal.aborted) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#controller.abort(this.#error()), this.#ms);
+    this.#timer.unref();
+  }
+
+  clear(): void { clearTimeout(this.#timer); }
+
+  /** The timeout error when the deadline is what ended the call. */
+  expired(): MeshError | undefined {
+    return this.#controller.signal.aborted ? this.#error() : undefined;
+  }
+
+  #error(): MeshError {
+    return new MeshError('UPSTREAM_TIMEOUT', `deadline of ${this.#ms} ms exceeded waiting for ${this.#target}`, { details: { timeoutMs: this.#ms } });
   }
 }
 

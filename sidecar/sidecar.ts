@@ -5,7 +5,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { openRegistry, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './admin.ts';
-import type { SidecarConfig } from './config.ts';
+import { targetTimeout, type SidecarConfig } from './config.ts';
 import { loadIdentity, serverTlsOptions } from './identity/index.ts';
 import { inboundHandler } from './inbound.ts';
 import { listen, type Listener } from './listener.ts';
@@ -14,6 +14,7 @@ import type { Logger } from './log.ts';
 import { outboundHandler } from './outbound.ts';
 import { PeerPools } from './peers.ts';
 import { ListenStreams } from './listen-streams.ts';
+import { createMetrics } from './metrics.ts';
 import { createFederation } from './mcp/federation.ts';
 import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
 import { outboundMcp } from './mcp/outbound-mcp.ts';
@@ -57,7 +58,9 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   let selfUrl = '';
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, log });
   const listenStreams = new ListenStreams();
-  const mcp = outboundMcp({ view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
+  const metrics = createMetrics();
+  const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
+  const mcp = outboundMcp({ hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
   let localMcp: LocalMcpServers | undefined;
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
@@ -65,14 +68,14 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   try {
     const outbound = await listen({
       ...config.listen.outbound, onError,
-      handler: outboundHandler({ view: registry, mcp, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
+      handler: outboundHandler({ metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
     });
     listeners.push(outbound);
     selfUrl = `http://${loopbackHost(config.listen.outbound.host)}:${outbound.port}`;
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
+        metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
         maxBody: config.limits.maxBody, log, shutdown: shutdown.signal,
       }),
     });
@@ -80,7 +83,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const admin = await listen({
       ...config.listen.admin, onError,
       handler: adminHandler({
-        view: registry,
+        metrics, view: registry,
         notReady: () => [
           ...(registry.synced() ? [] : ['registry not synced']),
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),

@@ -9,11 +9,13 @@ import type { PeerPools } from '../peers.ts';
 import { forward } from '../proxy.ts';
 import type { Federation } from './federation.ts';
 import { checkLoopbackRequest } from './guard.ts';
+import { HOPS_HEADER, nextHop } from '../mesh-headers.ts';
 import type { ListenStreams } from '../listen-streams.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 
 export interface OutboundMcpDeps {
+  hops: { maxHops: number; timeout: (target: string) => number };
   view: RegistryView;
   peers: PeerPools;
   federation: Federation;
@@ -48,15 +50,18 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
       const record = pick(name, sessionId);
       if (req.method === 'GET') deps.listenStreams.track(res);
+      const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(name), target: `MCP server '${name}'` });
       await forward({
         dispatcher: deps.peers.get(record.endpoint, record.identity),
         origin: record.endpoint,
         method: req.method ?? 'GET',
         path: `/mcp/${name}${search}`,
-        headers: forwardHeaders(req.headers),
+        headers: forwardHeaders(req.headers, req.method === 'GET' ? { [HOPS_HEADER]: String(hop.hops) } : hop.headers),
         ...(body ? { body } : {}),
         signal: requestSignal(req, res, deps.shutdown),
         target: `MCP server '${name}' (${record.identity})`,
+        // The GET stream only listens: it has no deadline of its own.
+        ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
         onResponse: (status, headers) => {
           const created = headers['mcp-session-id'];
           if (typeof created === 'string' && status < 300 && !sessions.has(created)) {

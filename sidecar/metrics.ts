@@ -1,0 +1,56 @@
+// Prometheus metrics for one sidecar (prom-client, a registry of its own): requests, errors and
+// latency per direction, target and method. Served by the admin listener at /metrics.
+import type { ServerResponse } from 'node:http';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Direction = 'outbound' | 'inbound';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Records one finished request. `code` is the HTTP status the caller got (0 when the stream was cut). */
+  observe(direction: Direction, target: string, method: string, code: number, seconds: number): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'agentmesh_process_' });
+  const labelNames = ['direction', 'target', 'method', 'code'] as const;
+  const requests = new Counter({ name: 'agentmesh_requests_total', help: 'Requests handled, by direction, target, method and status code', labelNames, registers: [registry] });
+  const errors = new Counter({ name: 'agentmesh_request_errors_total', help: 'Requests answered with a status >= 400 or cut', labelNames, registers: [registry] });
+  const latency = new Histogram({
+    name: 'agentmesh_request_duration_seconds', help: 'Time from request to the end of the response (whole stream for SSE)',
+    labelNames: ['direction', 'target', 'method'] as const, registers: [registry],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  });
+  return {
+    registry,
+    observe(direction, target, method, code, seconds) {
+      const labels = { direction, target, method, code: String(code) };
+      requests.inc(labels);
+      if (code === 0 || code >= 400) errors.inc(labels);
+      latency.observe({ direction, target, method }, seconds);
+    },
+  };
+}
+
+/** What a request is, for its metric labels; filled in as the handler learns it. */
+export interface RequestLabels {
+  target: string;
+  method: string;
+}
+
+/** Starts timing `res`; the observation is made when the response closes. */
+export function trackRequest(metrics: Metrics, direction: Direction, res: ServerResponse): RequestLabels {
+  const labels: RequestLabels = { target: '-', method: '-' };
+  const started = performance.now();
+  res.once('close', () => {
+    metrics.observe(direction, labels.target, labels.method, res.writableFinished ? res.statusCode : 0, (performance.now() - started) / 1000);
+  });
+  return labels;
+}
+
+/** A bounded label for an A2A REST path: its first segment (`message:send`, `tasks` …). */
+export function restMethod(rest: string): string {
+  const first = rest.split('/')[1] ?? '';
+  return /^(message:send|message:stream|tasks|extendedAgentCard|v1)$/.test(first) ? `REST ${first}` : 'REST other';
+}

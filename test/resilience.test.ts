@@ -1,0 +1,73 @@
+// Per-hop resilience with real sidecar processes: deadlines that abort the callee's request, the hop
+// limit that stops call loops, and the Prometheus metrics that count what happened.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectMesh, message, serveAgent, type AgentServer } from '../sdk/index.ts';
+import { ClientFactory } from '@a2a-js/sdk/client';
+import { relayExecutor, sleepyExecutor } from './fixtures/agents.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
+import { waitFor } from '../examples/support/wait.ts';
+import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+
+describe('deadlines, hop limit and metrics', () => {
+  let mesh: TestMesh;
+  let caller: SidecarProcess;
+  const agents: AgentServer[] = [];
+  const sidecars: Record<string, SidecarProcess> = {};
+  let abandoned = 0;
+
+  before(async () => {
+    mesh = await createTestMesh({ backend: 'embedded' });
+    const sleepy = await serveAgent({
+      name: 'sleepy', executor: sleepyExecutor(10_000),
+      // Counts requests whose connection closed before the agent answered: the sidecar gave up on them.
+      configure: (app) => app.use((_req, res, next) => { res.once('close', () => { if (!res.writableFinished) abandoned++; }); next(); }),
+    });
+    agents.push(sleepy);
+    sidecars.sleepy = await mesh.sidecar('sleepy', { agent: { url: sleepy.url } });
+    for (const [name, target] of [['ping', 'pong'], ['pong', 'ping']] as const) {
+      let meshUrl = '';
+      const relay = await serveAgent({ name, executor: relayExecutor(name, target, () => connectMesh({ url: meshUrl })) });
+      agents.push(relay);
+      sidecars[name] = await mesh.sidecar(name, { agent: { url: relay.url } });
+      meshUrl = sidecars[name]?.outbound ?? '';
+    }
+    caller = await mesh.sidecar('caller', { resilience: { targets: { sleepy: { timeout: '1500ms' } } } });
+    for (const name of ['sleepy', 'ping', 'pong']) await waitForAgent(caller, name);
+  });
+  after(async () => {
+    await mesh?.close();
+    await Promise.allSettled(agents.map((a) => a.close()));
+  });
+
+  test('a call past its deadline fails with a timeout at the deadline and the callee\'s request is aborted', async () => {
+    const client = await new ClientFactory().createFromUrl(`${caller.outbound}/a2a/sleepy/`);
+    const started = performance.now();
+    await assert.rejects(
+      client.sendMessage({ tenant: '', message: message('user', 'wake up'), configuration: undefined, metadata: undefined }),
+      /deadline of 1500 ms exceeded waiting for agent 'sleepy'/,
+    );
+    const took = performance.now() - started;
+    assert.ok(took >= 1400 && took < 5000, `failed after ${took.toFixed(0)} ms`);
+    await waitFor('the agent\'s request to be closed by its sidecar', () => abandoned >= 1, 5000);
+  });
+
+  test('an A → B → A loop stops at the hop limit with an error naming it', async () => {
+    const reply = await connectMesh({ url: caller.outbound }).send('ping', 'bounce');
+    const text = JSON.stringify(reply);
+    assert.match(text, /past the hop limit of 8 \(limits\.maxHops\)/);
+    // caller→ping is hop 1; the relays pass the chain on until the 9th hop is refused.
+    assert.equal((text.match(/ping → |pong → /g) ?? []).length, 7);
+  });
+
+  test('/metrics counts requests, errors and latency per target and method', async () => {
+    const res = await fetch(`${caller.admin}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /agentmesh_requests_total\{direction="outbound",target="sleepy",method="SendMessage",code="504"\} 1/);
+    assert.match(text, /agentmesh_request_errors_total\{direction="outbound",target="sleepy",method="SendMessage",code="504"\} 1/);
+    assert.match(text, /agentmesh_request_duration_seconds_bucket\{le="2.5",direction="outbound",target="sleepy",method="SendMessage"\} 1/);
+    const pong = await (await fetch(`${sidecars.pong?.admin}/metrics`)).text();
+    assert.match(pong, /agentmesh_requests_total\{direction="outbound",target="ping",method="SendMessage",code="508"\} 1/);
+  });
+});
