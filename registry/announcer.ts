@@ -1,48 +1,103 @@
-// Announces this process's own records: the first put is awaited, then a heartbeat re-puts each
-// record every ttl/3 with a fresh heartbeatAt; withdraw() deletes it (graceful shutdown).
-import { recordKey, type RegistryRecord } from './record.ts';
+// Announces one of this process's records: the first put is awaited, a heartbeat re-puts it every
+// ttl/3 with a fresh heartbeatAt and again as soon as the backend is back from an outage; update()
+// changes it, withdraw() deletes it. Writes are serialised so an older one never lands last.
+import { MeshError } from '../sdk/index.ts';
+import { abortable } from './abort.ts';
+import { validateRecord } from './codec.ts';
+import { recordKey, type AgentRecord, type McpRecord, type RegistryRecord } from './record.ts';
 import type { RegistryBackend } from './types.ts';
 
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** What a caller announces; the announcer owns the times. */
 export type AnnouncedRecord = DistributiveOmit<RegistryRecord, 'startedAt' | 'heartbeatAt'>;
-export type AnnouncementPatch = Partial<Pick<RegistryRecord, 'labels'>> & { card?: Record<string, unknown> & { name: string }; tools?: Extract<RegistryRecord, { kind: 'mcp' }>['tools'] };
+/** `card` applies to agent records only, `tools` to MCP records only. */
+export interface AnnouncementPatch {
+  card?: AgentRecord['card'];
+  tools?: McpRecord['tools'];
+  labels?: Record<string, string>;
+}
 
 export interface Announcement {
   readonly key: string;
+  /** Validates and writes the change; if the write fails the change stays and goes out with the next heartbeat. */
   update(patch: AnnouncementPatch): Promise<void>;
+  /** Stops heart-beating and deletes the record. Idempotent. */
   withdraw(): Promise<void>;
 }
 
-export async function announce(
-  backend: RegistryBackend,
-  record: AnnouncedRecord,
-  options: { ttlMs: number; onError: (err: unknown) => void },
-): Promise<Announcement> {
+export interface AnnounceOptions {
+  ttlMs: number;
+  /** A heartbeat or reconnect re-put failed (the next one tries again). */
+  onError?: (err: unknown) => void;
+  /** Aborts the first put; a record that lands anyway is withdrawn. */
+  signal?: AbortSignal;
+}
+
+export async function announce(backend: RegistryBackend, record: AnnouncedRecord, options: AnnounceOptions): Promise<Announcement> {
   const startedAt = new Date().toISOString();
-  let current = { ...record, startedAt, heartbeatAt: startedAt } as RegistryRecord;
-  let withdrawn = false;
+  let current = validateRecord({ ...record, startedAt, heartbeatAt: startedAt } as RegistryRecord);
   const key = recordKey(current);
-  const put = async (): Promise<void> => {
-    if (withdrawn) return;
-    current = { ...current, heartbeatAt: new Date().toISOString() };
-    await backend.put(current);
+  let withdrawn = false;
+  let withdrawing: Promise<void> | undefined;
+  const report = (err: unknown): void => options.onError?.(err);
+
+  // One write at a time; requests made while one waits share it (it reads `current` when it starts).
+  // After a reconnect the re-put goes out at once instead of queueing behind a put stuck in the outage
+  // (on one NATS connection publishes still reach the server in order).
+  let tail: Promise<unknown> = Promise.resolve();
+  let queued: Promise<void> | undefined;
+  let latest: Promise<void> = Promise.resolve();
+  const write = (immediate = false): Promise<void> => {
+    if (queued && !immediate) return queued;
+    const start = immediate ? Promise.resolve() : tail.catch(() => undefined);
+    const next: Promise<void> = start.then(async () => {
+      if (queued === next) queued = undefined;
+      if (withdrawn) return;
+      current = { ...current, heartbeatAt: new Date().toISOString() };
+      await backend.put(current);
+    });
+    if (!immediate) queued = next;
+    tail = Promise.allSettled([tail, next]);
+    latest = next;
+    return next;
   };
-  await put();
-  // Back from an outage: re-put at once rather than waiting for the next heartbeat.
-  backend.onConnectionChange((connected) => { if (connected) put().catch(options.onError); });
-  const timer = setInterval(() => { put().catch(options.onError); }, Math.max(100, Math.floor(options.ttlMs / 3)));
+
+  const timer = setInterval(() => { if (!queued) write().catch(report); }, Math.max(50, Math.floor(options.ttlMs / 3)));
   timer.unref();
+  const offConnection = backend.onConnectionChange((connected) => { if (connected) write(true).catch(report); });
+
+  const withdraw = (): Promise<void> => (withdrawing ??= (async () => {
+    withdrawn = true;
+    clearInterval(timer);
+    offConnection();
+    if (!backend.connected()) {
+      throw new MeshError('REGISTRY_UNAVAILABLE', `withdrew ${key} but could not delete it: the registry is unreachable (it goes stale within the TTL)`);
+    }
+    // The delete must land after the last put; an older put stuck in an outage went out before it.
+    await latest.catch(() => undefined);
+    await backend.delete(key);
+  })());
+
+  try {
+    await abortable(write(), options.signal, `announcing ${key}`);
+  } catch (err) {
+    clearInterval(timer);
+    offConnection();
+    withdrawn = true;
+    if (options.signal?.aborted) void withdraw().catch(report);
+    throw err;
+  }
+
   return {
     key,
     async update(patch) {
-      current = { ...current, ...patch } as RegistryRecord;
-      await put();
+      if (withdrawn) throw new MeshError('INTERNAL', `cannot update ${key}: it was withdrawn`);
+      if (patch.card !== undefined && current.kind !== 'agent') throw new MeshError('REGISTRY_RECORD_INVALID', `${key} is an MCP record; it has no card`);
+      if (patch.tools !== undefined && current.kind !== 'mcp') throw new MeshError('REGISTRY_RECORD_INVALID', `${key} is an agent record; it has no tools`);
+      const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+      current = validateRecord({ ...current, ...defined } as RegistryRecord);
+      await write();
     },
-    async withdraw() {
-      if (withdrawn) return;
-      withdrawn = true;
-      clearInterval(timer);
-      await backend.delete(key);
-    },
+    withdraw,
   };
 }

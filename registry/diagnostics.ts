@@ -1,14 +1,28 @@
-// The registry's diagnostics_channel: registry/ never logs; the sidecar subscribes and logs.
+// The registry's diagnostics_channel ('agentmesh:registry'): registry/ never logs; it publishes these
+// events and the sidecar (or a test) subscribes. Publishing costs nothing when nobody listens.
 import { channel } from 'node:diagnostics_channel';
 
 export const REGISTRY_CHANNEL = 'agentmesh:registry';
 const registryChannel = channel(REGISTRY_CHANNEL);
 
+type Backend = 'nats' | 'embedded';
+
 export type RegistryEvent =
-  | { type: 'invalid'; key: string; error: string }
-  | { type: 'disconnect' | 'reconnect'; backend: 'nats' | 'embedded'; server?: string }
-  | { type: 'watch-restart'; backend: 'nats' | 'embedded'; error: string };
+  /** A stored value failed validation; it was skipped. */
+  | { type: 'invalid'; backend: Backend; key: string; error: string }
+  /** The NATS connection dropped (the view keeps serving what it knows) or came back. */
+  | { type: 'disconnect' | 'reconnect'; backend: 'nats'; server: string }
+  /** The watch was (re)started after a reconnect or a failure; `reason` says which. */
+  | { type: 'watch-restart'; backend: Backend; reason: string }
+  /** A heartbeat re-put of one of this process's records failed; the next one will try again. */
+  | { type: 'heartbeat-failed'; backend: Backend; key: string; error: string }
+  /** The embedded backend removed a file whose owner stopped heart-beating long ago (or a corrupt one). */
+  | { type: 'reaped'; backend: 'embedded'; key: string; reason: 'stale' | 'corrupt' | 'temp' };
 
 export function publish(event: RegistryEvent): void {
   if (registryChannel.hasSubscribers) registryChannel.publish(event);
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -3,8 +3,9 @@
 export * from './record.ts';
 export type * from './types.ts';
 export { openRegistry, type Registry, type RegistryOptions } from './registry.ts';
-export type { Announcement, AnnouncedRecord, AnnouncementPatch } from './announcer.ts';
+export { announce, type Announcement, type AnnouncedRecord, type AnnouncementPatch, type AnnounceOptions, type DistributiveOmit } from './announcer.ts';
 export { openNatsBackend, type NatsBackendOptions } from './nats-backend.ts';
-export { openEmbeddedBackend } from './embedded-backend.ts';
-export { RecordView } from './view.ts';
+export { openEmbeddedBackend, type EmbeddedBackendOptions } from './embedded-backend.ts';
+export { RecordView, type RecordViewOptions } from './view.ts';
+export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';
 export { REGISTRY_CHANNEL, type RegistryEvent } from './diagnostics.ts';

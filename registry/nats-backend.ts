@@ -1,108 +1,176 @@
 // The NATS JetStream KV backend: bucket max age = TTL, values validated both ways, reconnecting
-// forever. The watch resumes from the last revision it saw if its consumer ever stops.
+// forever. After each reconnect it makes sure the bucket exists (a server may come back empty), then
+// tells its listeners (announcers re-put) and restarts its watches from a fresh snapshot.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { MeshError } from '../sdk/index.ts';
-import { decodeRecord, encodeRecord } from './codec.ts';
-import { publish } from './diagnostics.ts';
-import { recordKey } from './record.ts';
-import type { RegistryBackend } from './types.ts';
+import { abortable, pause, throwIfAborted } from './abort.ts';
+import { encodeRecord } from './codec.ts';
+import { errorMessage, publish } from './diagnostics.ts';
+import { NatsWatch } from './nats-watch.ts';
+import { recordKey, type RegistryRecord } from './record.ts';
+import type { RegistryBackend, RegistryChange, WatchOptions } from './types.ts';
 
 export interface NatsBackendOptions {
-  servers: string;
+  /** One URL or several (a cluster), e.g. nats://127.0.0.1:4222. */
+  servers: string | string[];
   bucket?: string;
+  /** The record TTL; also the bucket's max age when this call creates the bucket. */
   ttlMs: number;
+  /** Connection name shown by the server. */
   name?: string;
-  /** Bound on the first connection attempt (later reconnects go on forever). */
-  connectTimeoutMs?: number;
+  /** Aborts opening (connect, bucket, first snapshot). */
+  signal?: AbortSignal;
+  /** Bound on the first connection attempt and on loading the first snapshot; reconnects go on forever. Default 5 s. */
+  timeoutMs?: number;
 }
 
+const BUCKET_PATTERN = /^[-\w]+$/;
+
 export async function openNatsBackend(options: NatsBackendOptions): Promise<RegistryBackend> {
+  const { ttlMs, signal } = options;
   const bucket = options.bucket ?? 'agentmesh';
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const where = [options.servers].flat().join(', ');
+  if (!BUCKET_PATTERN.test(bucket)) throw new MeshError('CONFIG_INVALID', `registry.bucket: '${bucket}' is not a valid KV bucket name (letters, digits, '-' and '_')`);
+  throwIfAborted(signal, 'opening the NATS registry');
+
   let nc: NatsConnection;
   try {
-    nc = await connect({
-      servers: options.servers, name: options.name ?? 'agentmesh', maxReconnectAttempts: -1,
-      reconnectTimeWait: 250, timeout: options.connectTimeoutMs ?? 5000, pingInterval: 5000,
-    });
+    nc = await abortable(connect({
+      servers: options.servers, name: options.name ?? 'agentmesh', timeout: timeoutMs,
+      maxReconnectAttempts: -1, reconnectTimeWait: 1000, pingInterval: 5000,
+    }), signal, 'connecting to NATS', (late) => { void late.close(); });
   } catch (err) {
-    throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${options.servers} (registry.nats): ${(err as Error).message}`, { cause: err });
+    if (signal?.aborted) throw err;
+    throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${where} (registry.nats): ${errorMessage(err)}`, { cause: err });
   }
-  let connected = true;
-  const listeners: ((connected: boolean) => void)[] = [];
-  const setConnected = (value: boolean): void => {
-    if (value === connected) return;
-    connected = value;
-    publish({ type: value ? 'reconnect' : 'disconnect', backend: 'nats', server: options.servers });
-    for (const l of listeners) l(value);
-  };
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') setConnected(false);
-      if (s.type === 'reconnect') setConnected(true);
-    }
-  })().catch(() => undefined);
-  let kv: KV;
+  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs);
   try {
-    kv = await new Kvm(nc).create(bucket, { history: 1, ttl: options.ttlMs });
+    await abortable(backend.ensureBucket(), signal, 'opening the NATS registry bucket');
   } catch (err) {
-    await nc.close().catch(() => undefined);
-    throw new MeshError('REGISTRY_UNAVAILABLE', `cannot open KV bucket '${bucket}' on ${options.servers} (is JetStream enabled?): ${(err as Error).message}`, { cause: err });
+    await backend.close();
+    if (signal?.aborted) throw err;
+    throw new MeshError('REGISTRY_UNAVAILABLE', `cannot open KV bucket '${bucket}' on ${where} (is JetStream enabled?): ${errorMessage(err)}`, { cause: err });
+  }
+  backend.start();
+  return backend;
+}
+
+class NatsBackend implements RegistryBackend {
+  readonly kind = 'nats';
+  readonly #nc: NatsConnection;
+  readonly #bucket: string;
+  readonly #ttlMs: number;
+  readonly #timeoutMs: number;
+  #kv: KV | undefined;
+  #closed = false;
+  #connected = true;
+  /** Counts reconnects and disconnects, so a recovery overtaken by a newer one gives up. */
+  #recovery = 0;
+  readonly #closing = new AbortController();
+  readonly #listeners = new Set<(connected: boolean) => void>();
+  readonly #watches = new Set<NatsWatch>();
+
+  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number) {
+    this.#nc = nc;
+    this.#bucket = bucket;
+    this.#ttlMs = ttlMs;
+    this.#timeoutMs = timeoutMs;
   }
 
-  return {
-    kind: 'nats',
-    connected: () => connected && !nc.isClosed(),
-    onConnectionChange: (listener) => { listeners.push(listener); },
-    async put(record) {
-      await kv.put(recordKey(record), encodeRecord(record));
-    },
-    async delete(key) {
-      await kv.delete(key);
-    },
-    async watch(onChange, { signal, onInvalid }) {
-      let revision = 0;
-      let markSynced: () => void = () => undefined;
-      const synced = new Promise<void>((resolve) => { markSynced = resolve; });
-      const initial = (await kv.status()).values;
-      if (initial === 0) markSynced();
-      const run = async (): Promise<void> => {
-        const watcher = await kv.watch({ key: '>', ...(revision > 0 ? { resumeFromRevision: revision + 1 } : {}) });
-        const stop = () => watcher.stop();
-        signal.addEventListener('abort', stop, { once: true });
-        try {
-          for await (const e of watcher) {
-            revision = Math.max(revision, e.revision);
-            if (e.operation === 'PUT') {
-              try {
-                onChange({ op: 'put', key: e.key, record: decodeRecord(e.key, e.string()) });
-              } catch (err) {
-                onInvalid?.(e.key, err);
-              }
-            } else {
-              onChange({ op: 'delete', key: e.key });
-            }
-            if (e.isUpdate || e.delta === 0) markSynced();
-          }
-        } finally {
-          signal.removeEventListener('abort', stop);
+  /** Creates the bucket (max age = TTL), or binds to it when it exists (its settings then stay). */
+  async ensureBucket(): Promise<KV> {
+    this.#kv = await new Kvm(this.#nc).create(this.#bucket, { history: 1, ttl: this.#ttlMs });
+    return this.#kv;
+  }
+
+  /** Follows the connection's status from now on. */
+  start(): void {
+    void (async () => {
+      for await (const s of this.#nc.status()) {
+        if (s.type === 'disconnect') {
+          this.#recovery++; // cancels a recovery still under way
+          publish({ type: 'disconnect', backend: 'nats', server: s.server });
+          this.#setConnected(false);
+        } else if (s.type === 'reconnect') {
+          publish({ type: 'reconnect', backend: 'nats', server: s.server });
+          void this.#recover();
         }
-      };
-      void (async () => {
-        while (!signal.aborted && !nc.isClosed()) {
-          try {
-            await run();
-          } catch (err) {
-            publish({ type: 'watch-restart', backend: 'nats', error: (err as Error).message });
-          }
-          if (signal.aborted || nc.isClosed()) break;
-          await new Promise((resolve) => setTimeout(resolve, 500).unref());
-        }
-      })();
-      await Promise.race([synced, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
-    },
-    async close() {
-      if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
-    },
-  };
+      }
+    })().catch(() => undefined);
+    void this.#nc.closed().then(() => { if (!this.#closed) this.#setConnected(false); });
+  }
+
+  connected(): boolean {
+    return this.#connected && !this.#nc.isClosed();
+  }
+
+  onConnectionChange(listener: (connected: boolean) => void): () => void {
+    this.#listeners.add(listener);
+    return () => { this.#listeners.delete(listener); };
+  }
+
+  async put(record: RegistryRecord, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(signal, 'registry put');
+    await this.#bucketHandle().put(recordKey(record), encodeRecord(record));
+  }
+
+  async delete(key: string, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(signal, 'registry delete');
+    await this.#bucketHandle().delete(key);
+  }
+
+  async watch(onChange: (change: RegistryChange) => void, { signal, onInvalid }: WatchOptions): Promise<void> {
+    throwIfAborted(signal, 'registry watch');
+    const local = new AbortController();
+    const watchSignal = AbortSignal.any([signal, local.signal, this.#closing.signal]);
+    const watch = new NatsWatch(
+      { ensureBucket: () => this.ensureBucket(), isClosed: () => this.#closed, syncTimeoutMs: this.#timeoutMs },
+      onChange, { signal: watchSignal, ...(onInvalid ? { onInvalid } : {}) });
+    this.#watches.add(watch);
+    watchSignal.addEventListener('abort', () => this.#watches.delete(watch), { once: true });
+    try {
+      await watch.synced;
+    } catch (err) {
+      local.abort();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort();
+    this.#listeners.clear();
+    await this.#nc.close().catch(() => undefined);
+  }
+
+  #bucketHandle(): KV {
+    if (!this.#kv) throw new MeshError('REGISTRY_UNAVAILABLE', `KV bucket '${this.#bucket}' is not open`);
+    return this.#kv;
+  }
+
+  #setConnected(value: boolean): void {
+    if (value === this.#connected) return;
+    this.#connected = value;
+    for (const listener of this.#listeners) listener(value);
+  }
+
+  /** After a reconnect: the bucket first (the server may have lost it), then listeners and watches. */
+  async #recover(): Promise<void> {
+    const attempt = ++this.#recovery;
+    for (let failures = 0; !this.#closed && attempt === this.#recovery; failures++) {
+      try {
+        await this.ensureBucket();
+        break;
+      } catch (err) {
+        publish({ type: 'watch-restart', backend: 'nats', reason: `bucket not ready after reconnect: ${errorMessage(err)}` });
+        await pause(Math.min(5000, 100 * 2 ** failures), this.#closing.signal).done;
+      }
+    }
+    if (this.#closed || attempt !== this.#recovery) return;
+    this.#setConnected(true);
+    for (const watch of this.#watches) watch.restart('reconnected');
+  }
 }

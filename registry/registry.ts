@@ -1,99 +1,157 @@
 // The registry facade a sidecar opens: picks the backend (NATS when configured, embedded otherwise),
-// feeds the in-memory view from its watch, and owns this process's announcements.
+// feeds the in-memory view from its watch, and owns this process's announcements. It never logs:
+// invalid records, outages and failed heartbeats go to diagnostics_channel 'agentmesh:registry'.
 import { MeshError } from '../sdk/index.ts';
+import { abortError } from './abort.ts';
 import { announce, type AnnouncedRecord, type Announcement } from './announcer.ts';
-import { publish } from './diagnostics.ts';
+import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import { openNatsBackend } from './nats-backend.ts';
-import type { RegistryBackend, RegistryView } from './types.ts';
+import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
+import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
 
 export interface RegistryOptions {
   /** NATS server URL(s); the embedded backend is used when absent. */
-  nats?: string;
+  nats?: string | string[];
+  /** NATS KV bucket; default 'agentmesh'. */
   bucket?: string;
+  /** Records whose heartbeat is older than this are gone; heartbeats go out every ttl/3. */
   ttlMs: number;
-  /** Embedded backend: the shared directory. */
+  /** Embedded backend: the directory the processes on this host share. */
   dir?: string;
   /** Connection name shown by the NATS server. */
   name?: string;
+  /** Aborts opening; aborting later closes the registry. */
+  signal?: AbortSignal;
+  /** NATS: bound on the first connection and the first snapshot (default 5 s). */
+  timeoutMs?: number;
+  /** Called for each stored value that fails validation (it is skipped; this is never fatal). */
   onInvalid?: (key: string, err: unknown) => void;
 }
 
 export interface Registry extends RegistryView, AsyncDisposable {
   readonly backend: 'nats' | 'embedded';
-  announce(record: AnnouncedRecord): Promise<Announcement>;
-  /** True once the initial snapshot is loaded. */
+  /** Writes the record (awaited), then keeps it fresh until withdrawn or until close(). */
+  announce(record: AnnouncedRecord, options?: { signal?: AbortSignal }): Promise<Announcement>;
+  /** True once the initial snapshot is loaded (always, once openRegistry has resolved). */
   synced(): boolean;
-  /** True while the backend is reachable. */
+  /** True while the backend is reachable and writable. */
   connected(): boolean;
   /** Withdraws announcements, stops the watch, closes the backend. Idempotent. */
   close(): Promise<void>;
+  /** Resolves once close() has finished; never rejects. */
   readonly closed: Promise<void>;
 }
 
 export async function openRegistry(options: RegistryOptions): Promise<Registry> {
-  let backend: RegistryBackend;
-  if (options.nats) {
-    backend = await openNatsBackend({ servers: options.nats, ttlMs: options.ttlMs, ...(options.bucket ? { bucket: options.bucket } : {}), ...(options.name ? { name: options.name } : {}) });
-  } else if (options.dir) {
-    backend = await openEmbeddedBackend({ dir: options.dir, ttlMs: options.ttlMs });
-  } else {
-    throw new MeshError('CONFIG_INVALID', 'registry: set registry.nats for NATS, or registry.dir for the embedded registry');
-  }
-  const view = new RecordView(options.ttlMs);
-  backend.onConnectionChange((connected) => view.setConnected(connected));
-  const stop = new AbortController();
-  const announcements = new Set<Announcement>();
+  const { ttlMs, signal } = options;
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new MeshError('CONFIG_INVALID', `registry.ttl: expected a positive duration, got ${ttlMs} ms`);
+  const backend = await openBackend(options);
+  const registry = new BackendRegistry(backend, ttlMs);
   const onInvalid = (key: string, err: unknown): void => {
-    publish({ type: 'invalid', key, error: err instanceof Error ? err.message : String(err) });
+    publish({ type: 'invalid', backend: backend.kind, key, error: errorMessage(err) });
     options.onInvalid?.(key, err);
   };
-  let synced = false;
   try {
-    await backend.watch((change) => view.apply(change), { signal: stop.signal, onInvalid });
-    synced = true;
+    await registry.load(onInvalid, signal);
   } catch (err) {
-    stop.abort();
-    await backend.close();
+    await registry.close();
     throw err;
   }
-  let closing: Promise<void> | undefined;
-  let resolveClosed: () => void = () => undefined;
-  const closed = new Promise<void>((resolve) => { resolveClosed = resolve; });
-  const close = () => (closing ??= (async () => {
-    try {
-      await Promise.allSettled([...announcements].map((a) => a.withdraw()));
-    } finally {
-      stop.abort();
-      view.close();
-      await backend.close().catch(() => undefined);
-      resolveClosed();
-    }
-  })());
-  return {
-    backend: backend.kind,
-    agents: (q) => view.agents(q),
-    agentInstances: (n) => view.agentInstances(n),
-    mcpServers: () => view.mcpServers(),
-    mcpInstances: (s) => view.mcpInstances(s),
-    onChange: (l) => view.onChange(l),
-    async announce(record) {
-      const a = await announce(backend, record, {
-        ttlMs: options.ttlMs,
-        onError: (err) => publish({ type: 'watch-restart', backend: backend.kind, error: `heartbeat failed: ${(err as Error).message}` }),
-      });
-      announcements.add(a);
-      return {
-        key: a.key,
-        update: (patch) => a.update(patch),
-        withdraw: async () => { announcements.delete(a); await a.withdraw(); },
-      };
-    },
-    synced: () => synced,
-    connected: () => backend.connected(),
-    close,
-    closed,
-    [Symbol.asyncDispose]: close,
-  };
+  if (signal) {
+    const onAbort = (): void => { void registry.close(); };
+    signal.addEventListener('abort', onAbort, { once: true });
+    void registry.closed.then(() => signal.removeEventListener('abort', onAbort));
+  }
+  return registry;
+}
+
+/** A registry over one backend: the view it feeds, and the announcements this process made. */
+class BackendRegistry implements Registry {
+  readonly backend: 'nats' | 'embedded';
+  readonly closed: Promise<void>;
+  readonly #store: RegistryBackend;
+  readonly #ttlMs: number;
+  readonly #view: RecordView;
+  readonly #stop = new AbortController();
+  readonly #announcements = new Set<Announcement>();
+  readonly #offConnection: () => void;
+  #closing: Promise<void> | undefined;
+  #resolveClosed: () => void = () => undefined;
+
+  constructor(store: RegistryBackend, ttlMs: number) {
+    this.backend = store.kind;
+    this.#store = store;
+    this.#ttlMs = ttlMs;
+    this.#view = new RecordView({ ttlMs });
+    this.#offConnection = store.onConnectionChange((connected) => this.#view.setConnected(connected));
+    this.closed = new Promise<void>((resolve) => { this.#resolveClosed = resolve; });
+  }
+
+  /** Starts the watch; resolves once the initial snapshot is in the view. */
+  async load(onInvalid: (key: string, err: unknown) => void, signal: AbortSignal | undefined): Promise<void> {
+    const watchSignal = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
+    await this.#store.watch((change) => this.#view.apply(change), { signal: watchSignal, onInvalid });
+  }
+
+  agents(query?: AgentQuery): AgentRecord[] { return this.#view.agents(query); }
+  agentInstances(name: string): AgentRecord[] { return this.#view.agentInstances(name); }
+  mcpServers(): McpRecord[] { return this.#view.mcpServers(); }
+  mcpInstances(server: string): McpRecord[] { return this.#view.mcpInstances(server); }
+  onChange(listener: () => void): () => void { return this.#view.onChange(listener); }
+  synced(): boolean { return true; }
+  connected(): boolean { return this.#store.connected(); }
+
+  async announce(record: AnnouncedRecord, options: { signal?: AbortSignal } = {}): Promise<Announcement> {
+    if (this.#closing) throw new MeshError('SHUTTING_DOWN', 'the registry is closed');
+    const key = recordKey(record);
+    const inner = await announce(this.#store, record, {
+      ttlMs: this.#ttlMs,
+      onError: (err) => publish({ type: 'heartbeat-failed', backend: this.backend, key, error: errorMessage(err) }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const announcement: Announcement = {
+      key,
+      update: (patch) => inner.update(patch),
+      withdraw: () => { this.#announcements.delete(announcement); return inner.withdraw(); },
+    };
+    this.#announcements.add(announcement);
+    if (this.#closing) await announcement.withdraw(); // close() began while the first put was under way
+    return announcement;
+  }
+
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
+      try {
+        await Promise.allSettled([...this.#announcements].map((a) => a.withdraw()));
+      } finally {
+        this.#stop.abort();
+        this.#offConnection();
+        this.#view.close();
+        await this.#store.close().catch(() => undefined);
+        this.#resolveClosed();
+      }
+    })());
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
+  const { ttlMs, signal } = options;
+  if (signal?.aborted) throw abortError(signal, 'opening the registry');
+  if (options.nats !== undefined && options.nats.length > 0) {
+    return openNatsBackend({
+      servers: options.nats, ttlMs,
+      ...(options.bucket !== undefined ? { bucket: options.bucket } : {}),
+      ...(options.name !== undefined ? { name: options.name } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  }
+  if (options.dir !== undefined) return openEmbeddedBackend({ dir: options.dir, ttlMs, ...(signal ? { signal } : {}) });
+  throw new MeshError('CONFIG_INVALID', 'registry: set registry.nats for NATS, or registry.dir for the embedded registry');
 }

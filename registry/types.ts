@@ -6,6 +6,13 @@ export type RegistryChange =
   | { op: 'put'; key: string; record: RegistryRecord }
   | { op: 'delete'; key: string };
 
+export interface WatchOptions {
+  /** Stops the watch. Aborting before the snapshot is loaded rejects with MeshError('ABORTED'). */
+  signal: AbortSignal;
+  /** A stored value that fails validation: reported here, then treated as absent. Never fatal. */
+  onInvalid?: (key: string, err: unknown) => void;
+}
+
 /** A storage backend: NATS JetStream KV, or the embedded single-host store. */
 export interface RegistryBackend {
   readonly kind: 'nats' | 'embedded';
@@ -14,13 +21,17 @@ export interface RegistryBackend {
   delete(key: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
    * Delivers every current record as a put and resolves once that snapshot is delivered; live changes
-   * follow until the signal aborts. Invalid values go to `onInvalid` and are skipped. Survives outages.
+   * follow until the signal aborts. Invalid values go to `onInvalid` and are skipped. Survives outages:
+   * after one, keys that vanished meanwhile are delivered as deletes.
    */
-  watch(onChange: (change: RegistryChange) => void, options: { signal: AbortSignal; onInvalid?: (key: string, err: unknown) => void }): Promise<void>;
+  watch(onChange: (change: RegistryChange) => void, options: WatchOptions): Promise<void>;
   /** True while the backend can be written to (NATS connected; embedded always). */
   connected(): boolean;
-  /** Calls `listener` whenever the connection is lost or regained. */
-  onConnectionChange(listener: (connected: boolean) => void): void;
+  /**
+   * Calls `listener(false)` when the backend becomes unreachable and `listener(true)` once it is
+   * writable again (NATS: reconnected and the bucket is there). The embedded backend never calls it.
+   */
+  onConnectionChange(listener: (connected: boolean) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -41,6 +52,9 @@ export interface RegistryView {
   agentInstances(name: string): AgentRecord[];
   mcpServers(): McpRecord[];
   mcpInstances(server: string): McpRecord[];
-  /** Called after every change to the set of live records (including expiry by staleness). */
+  /**
+   * Called after every change to the set of live records or to their content (including expiry by
+   * staleness); a heartbeat that only moves `heartbeatAt` is not a change.
+   */
   onChange(listener: () => void): () => void;
 }

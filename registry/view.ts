@@ -1,45 +1,88 @@
-// The watch-fed, in-memory view a sidecar routes from: records indexed by kind and name, filtered by
-// freshness at read time, with a sweep that notices expiry even though nats-server 2.9 sends none.
-import { isFresh, type AgentRecord, type McpRecord, type RegistryRecord } from './record.ts';
+// The watch-fed, in-memory view a sidecar routes from: live records indexed by name, skill and tag,
+// filtered by freshness at read time, with a sweep that notices expiry (nats-server 2.9 sends none).
+// It never talks to a backend itself; whoever owns it feeds it with apply() and setConnected().
+import type { AgentRecord, McpRecord, RegistryRecord } from './record.ts';
+import { OutageClock } from './outage-clock.ts';
 import type { AgentQuery, RegistryChange, RegistryView } from './types.ts';
+
+export interface RecordViewOptions {
+  /** A record whose heartbeatAt is older than this is gone. */
+  ttlMs: number;
+  /** How often the sweep looks for records gone stale; default ttl/10 within [50 ms, 1 s]. */
+  sweepMs?: number;
+}
+
+interface Entry<R extends RegistryRecord = RegistryRecord> {
+  record: R;
+  /** The record without heartbeatAt: a heartbeat alone is not a change listeners hear about. */
+  signature: string;
+  /** On the outage clock: heartbeatAt + TTL. */
+  expiresAt: number;
+}
 
 export class RecordView implements RegistryView {
   readonly #ttlMs: number;
-  readonly #byKey = new Map<string, RegistryRecord>();
-  readonly #agents = new Map<string, Map<string, AgentRecord>>();
-  readonly #mcp = new Map<string, Map<string, McpRecord>>();
+  readonly #clock = new OutageClock();
+  readonly #entries = new Map<string, Entry>();
+  /** name → key → entry, per kind. */
+  readonly #agents = new Map<string, Map<string, Entry<AgentRecord>>>();
+  readonly #mcp = new Map<string, Map<string, Entry<McpRecord>>>();
+  /** Skill id or tag → agent keys; and tag → agent keys. */
+  readonly #bySkill = new Map<string, Set<string>>();
+  readonly #byTag = new Map<string, Set<string>>();
   readonly #listeners = new Set<() => void>();
-  /** Registry outages [start, end]: time during which no one could heartbeat does not age a record. */
-  readonly #outages: [number, number][] = [];
-  #outageStart: number | undefined;
-  /** Keys that were fresh at the last sweep, to notice when one goes stale. */
-  #freshKeys = new Set<string>();
   readonly #sweep: NodeJS.Timeout;
+  #nextExpiry = Number.POSITIVE_INFINITY;
+  #sweepQueued = false;
 
-  constructor(ttlMs: number) {
+  constructor({ ttlMs, sweepMs }: RecordViewOptions) {
     this.#ttlMs = ttlMs;
-    this.#sweep = setInterval(() => this.#sweepStale(), Math.max(100, Math.floor(ttlMs / 10)));
+    this.#sweep = setInterval(() => this.sweep(), sweepMs ?? Math.min(1000, Math.max(50, Math.floor(ttlMs / 10))));
     this.#sweep.unref();
   }
 
+  /** Applies one watch change; a put of an already-stale record counts as a delete. */
   apply(change: RegistryChange): void {
-    const old = this.#byKey.get(change.key);
-    if (old) this.#index(old).get(old.name)?.delete(change.key);
-    if (change.op === 'put') {
-      this.#byKey.set(change.key, change.record);
-      const byName = this.#index(change.record);
-      let instances = byName.get(change.record.name);
-      if (!instances) byName.set(change.record.name, (instances = new Map()));
-      instances.set(change.key, change.record);
-    } else {
-      this.#byKey.delete(change.key);
+    const old = this.#entries.get(change.key);
+    const expiresAt = change.op === 'put' ? this.#clock.at(Date.parse(change.record.heartbeatAt)) + this.#ttlMs : 0;
+    if (change.op === 'delete' || !(this.#clock.now() < expiresAt)) {
+      if (!old) return;
+      this.#remove(change.key, old.record);
+      this.#emit();
+      return;
     }
+    const { record } = change;
+    const signature = JSON.stringify({ ...record, heartbeatAt: undefined });
+    this.#nextExpiry = Math.min(this.#nextExpiry, expiresAt);
+    if (old && old.signature === signature) {
+      // Heartbeat: same content, later heartbeatAt. Update in place; nobody is told.
+      old.record = record;
+      old.expiresAt = expiresAt;
+      return;
+    }
+    if (old) this.#remove(change.key, old.record);
+    const entry: Entry = { record, signature, expiresAt };
+    this.#entries.set(change.key, entry);
+    this.#add(change.key, entry);
     this.#emit();
   }
 
+  /**
+   * Told when the backend becomes unreachable and when it is back. Meanwhile the view keeps serving what
+   * it has, and records do not age: their owners cannot heartbeat either.
+   */
+  setConnected(connected: boolean): void {
+    this.#clock.setConnected(connected);
+  }
+
   agents(query: AgentQuery = {}): AgentRecord[] {
-    const names = query.name === undefined ? [...this.#agents.keys()] : [query.name];
-    return names.flatMap((n) => this.agentInstances(n)).filter((r) => matches(r, query));
+    const out: AgentRecord[] = [];
+    const now = this.#clock.now();
+    for (const entry of this.#candidates(query)) {
+      if (!(now < entry.expiresAt)) this.#sweepSoon();
+      else if (matches(entry.record, query)) out.push(entry.record);
+    }
+    return out.sort(byKey);
   }
 
   agentInstances(name: string): AgentRecord[] {
@@ -47,30 +90,36 @@ export class RecordView implements RegistryView {
   }
 
   mcpServers(): McpRecord[] {
-    return [...this.#mcp.keys()].flatMap((n) => this.mcpInstances(n));
+    const out: McpRecord[] = [];
+    for (const instances of this.#mcp.values()) out.push(...this.#fresh(instances));
+    return out.sort(byKey);
   }
 
   mcpInstances(server: string): McpRecord[] {
     return this.#fresh(this.#mcp.get(server));
   }
 
-  /**
-   * Told when the backend connection drops and returns. While it is down the view keeps routing from
-   * what it has: records do not age during an outage, since their owners cannot heartbeat either.
-   */
-  setConnected(connected: boolean): void {
-    const now = Date.now();
-    if (!connected) this.#outageStart ??= now;
-    else if (this.#outageStart !== undefined) {
-      this.#outages.push([this.#outageStart, now]);
-      if (this.#outages.length > 32) this.#outages.shift();
-      this.#outageStart = undefined;
-    }
-  }
-
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return () => { this.#listeners.delete(listener); };
+  }
+
+  /** Drops records gone stale and tells listeners. Runs on a timer; public so tests need not wait for it. */
+  sweep(): void {
+    const now = this.#clock.now();
+    if (now < this.#nextExpiry) return;
+    let changed = false;
+    let next = Number.POSITIVE_INFINITY;
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) {
+        this.#remove(key, entry.record);
+        changed = true;
+      } else {
+        next = Math.min(next, entry.expiresAt);
+      }
+    }
+    this.#nextExpiry = next;
+    if (changed) this.#emit();
   }
 
   close(): void {
@@ -78,48 +127,109 @@ export class RecordView implements RegistryView {
     this.#listeners.clear();
   }
 
-  #fresh<R extends RegistryRecord>(instances: Map<string, R> | undefined): R[] {
+  /** The fewest entries that can match: one name, one skill or tag, or else every agent. */
+  *#candidates(query: AgentQuery): Iterable<Entry<AgentRecord>> {
+    if (query.name !== undefined) {
+      yield* this.#agents.get(query.name)?.values() ?? [];
+      return;
+    }
+    if (query.skill === undefined && query.tag === undefined) {
+      for (const instances of this.#agents.values()) yield* instances.values();
+      return;
+    }
+    const keys = query.skill !== undefined ? this.#bySkill.get(query.skill) : this.#byTag.get(query.tag ?? '');
+    for (const key of keys ?? []) {
+      const entry = this.#entries.get(key);
+      if (entry?.record.kind === 'agent') yield entry as Entry<AgentRecord>;
+    }
+  }
+
+  #fresh<R extends RegistryRecord>(instances: Map<string, Entry<R>> | undefined): R[] {
     if (!instances) return [];
-    const now = Date.now();
+    const now = this.#clock.now();
     const out: R[] = [];
-    for (const r of instances.values()) if (this.#isFresh(r, now)) out.push(r);
+    for (const entry of instances.values()) {
+      if (now < entry.expiresAt) out.push(entry.record);
+      else this.#sweepSoon();
+    }
     return out;
   }
 
-  /** Fresh when its heartbeat is younger than the TTL, not counting registry outages since then. */
-  #isFresh(record: RegistryRecord, now: number): boolean {
-    if (isFresh(record, this.#ttlMs, now)) return true;
-    const since = Date.parse(record.heartbeatAt);
-    let paused = 0;
-    for (const [start, end] of this.#outages) paused += Math.max(0, Math.min(end, now) - Math.max(start, since));
-    if (this.#outageStart !== undefined) paused += Math.max(0, now - Math.max(this.#outageStart, since));
-    return now - since - paused < this.#ttlMs;
+  /** A read saw a record expire before the sweep did: let listeners hear about it right away. */
+  #sweepSoon(): void {
+    if (this.#sweepQueued) return;
+    this.#sweepQueued = true;
+    queueMicrotask(() => { this.#sweepQueued = false; this.sweep(); });
   }
 
-  #index(record: RegistryRecord): Map<string, Map<string, RegistryRecord>> {
-    return (record.kind === 'agent' ? this.#agents : this.#mcp) as Map<string, Map<string, RegistryRecord>>;
+  #byName(record: RegistryRecord): Map<string, Map<string, Entry>> {
+    return (record.kind === 'agent' ? this.#agents : this.#mcp) as Map<string, Map<string, Entry>>;
   }
 
-  #sweepStale(): void {
-    const now = Date.now();
-    const fresh = new Set<string>();
-    for (const [key, r] of this.#byKey) if (this.#isFresh(r, now)) fresh.add(key);
-    const changed = fresh.size !== this.#freshKeys.size || [...fresh].some((k) => !this.#freshKeys.has(k));
-    this.#freshKeys = fresh;
-    if (changed) this.#emit();
+  #add(key: string, entry: Entry): void {
+    const { record } = entry;
+    const byName = this.#byName(record);
+    let instances = byName.get(record.name);
+    if (!instances) byName.set(record.name, (instances = new Map()));
+    instances.set(key, entry);
+    if (record.kind !== 'agent') return;
+    for (const skill of record.card.skills ?? []) {
+      addTo(this.#bySkill, skill.id, key);
+      for (const tag of skill.tags ?? []) {
+        addTo(this.#bySkill, tag, key);
+        addTo(this.#byTag, tag, key);
+      }
+    }
+  }
+
+  #remove(key: string, record: RegistryRecord): void {
+    this.#entries.delete(key);
+    const byName = this.#byName(record);
+    const instances = byName.get(record.name);
+    instances?.delete(key);
+    if (instances?.size === 0) byName.delete(record.name);
+    if (record.kind !== 'agent') return;
+    for (const skill of record.card.skills ?? []) {
+      removeFrom(this.#bySkill, skill.id, key);
+      for (const tag of skill.tags ?? []) {
+        removeFrom(this.#bySkill, tag, key);
+        removeFrom(this.#byTag, tag, key);
+      }
+    }
   }
 
   #emit(): void {
     for (const listener of this.#listeners) {
-      try { listener(); } catch { /* a listener's failure is its own */ }
+      try {
+        listener();
+      } catch (err) {
+        queueMicrotask(() => { throw err; }); // a listener's bug surfaces; the others still run
+      }
     }
   }
 }
 
 function matches(record: AgentRecord, query: AgentQuery): boolean {
   const skills = record.card.skills ?? [];
-  if (query.skill !== undefined && !skills.some((s) => s.id === query.skill || (s.tags ?? []).includes(query.skill ?? ''))) return false;
-  if (query.tag !== undefined && !skills.some((s) => (s.tags ?? []).includes(query.tag ?? ''))) return false;
+  const { skill, tag } = query;
+  if (skill !== undefined && !skills.some((s) => s.id === skill || (s.tags ?? []).includes(skill))) return false;
+  if (tag !== undefined && !skills.some((s) => (s.tags ?? []).includes(tag))) return false;
   for (const [k, v] of Object.entries(query.labels ?? {})) if (record.labels[k] !== v) return false;
   return true;
+}
+
+function byKey(a: RegistryRecord, b: RegistryRecord): number {
+  return a.name === b.name ? (a.instance < b.instance ? -1 : 1) : (a.name < b.name ? -1 : 1);
+}
+
+function addTo(index: Map<string, Set<string>>, term: string, key: string): void {
+  let keys = index.get(term);
+  if (!keys) index.set(term, (keys = new Set()));
+  keys.add(key);
+}
+
+function removeFrom(index: Map<string, Set<string>>, term: string, key: string): void {
+  const keys = index.get(term);
+  keys?.delete(key);
+  if (keys?.size === 0) index.delete(term);
 }

@@ -1,0 +1,118 @@
+// Unit tests for the in-memory view and its outage clock: queries, change events, staleness, outages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { waitFor } from '../examples/support/wait.ts';
+import { OutageClock } from './outage-clock.ts';
+import { recordKey, type AgentRecord, type RegistryRecord } from './record.ts';
+import { RecordView } from './view.ts';
+import { until } from './test-support/helpers.ts';
+
+function agent(name: string, instance: string, options: { skills?: { id: string; tags?: string[] }[]; labels?: Record<string, string>; heartbeatAt?: number } = {}): AgentRecord {
+  const at = new Date(options.heartbeatAt ?? Date.now()).toISOString();
+  return {
+    kind: 'agent', name, instance, identity: `spiffe://mesh.test/agent/${name}`, endpoint: 'https://127.0.0.1:9',
+    labels: options.labels ?? {}, card: { name, skills: options.skills ?? [] }, startedAt: at, heartbeatAt: at,
+  };
+}
+
+const put = (view: RecordView, record: RegistryRecord): void => view.apply({ op: 'put', key: recordKey(record), record });
+
+function viewFor(ttlMs: number, t: { after: (fn: () => void) => void }): RecordView {
+  const view = new RecordView({ ttlMs, sweepMs: 20 });
+  t.after(() => view.close());
+  return view;
+}
+
+test('queries select by name, skill id or tag, tag only, and every label; results are sorted', (t) => {
+  const view = viewFor(60_000, t);
+  put(view, agent('writer', 'b', { skills: [{ id: 'write', tags: ['prose'] }], labels: { region: 'eu', tier: 'gold' } }));
+  put(view, agent('writer', 'a', { skills: [{ id: 'write', tags: ['prose'] }], labels: { region: 'us' } }));
+  put(view, agent('coder', 'a', { skills: [{ id: 'code', tags: ['prose', 'ts'] }], labels: { region: 'eu' } }));
+  put(view, { ...agent('tools', 'a'), kind: 'mcp', tools: [{ name: 'grep' }] } as unknown as RegistryRecord);
+  const ids = (records: AgentRecord[]) => records.map(recordKey);
+
+  assert.deepEqual(ids(view.agents()), ['agents.coder.a', 'agents.writer.a', 'agents.writer.b']);
+  assert.deepEqual(ids(view.agents({ name: 'writer' })), ['agents.writer.a', 'agents.writer.b']);
+  assert.deepEqual(ids(view.agents({ skill: 'write' })), ['agents.writer.a', 'agents.writer.b']);
+  assert.deepEqual(ids(view.agents({ skill: 'prose' })), ['agents.coder.a', 'agents.writer.a', 'agents.writer.b']);
+  assert.deepEqual(ids(view.agents({ tag: 'ts' })), ['agents.coder.a']);
+  assert.deepEqual(ids(view.agents({ tag: 'code' })), []);
+  assert.deepEqual(ids(view.agents({ skill: 'prose', labels: { region: 'eu' } })), ['agents.coder.a', 'agents.writer.b']);
+  assert.deepEqual(ids(view.agents({ labels: { region: 'eu', tier: 'gold' } })), ['agents.writer.b']);
+  assert.deepEqual(ids(view.agents({ name: 'coder', skill: 'write' })), []);
+  assert.deepEqual(ids(view.agents({ skill: 'nothing' })), []);
+  assert.deepEqual(view.mcpServers().map(recordKey), ['mcp.tools.a']);
+  assert.deepEqual(view.mcpInstances('tools').map(recordKey), ['mcp.tools.a']);
+  assert.deepEqual(view.agentInstances('tools'), []);
+});
+
+test('listeners hear about new, changed and deleted records, not about heartbeats', (t) => {
+  const view = viewFor(60_000, t);
+  let changes = 0;
+  const off = view.onChange(() => changes++);
+  const first = agent('a', 'i1', { heartbeatAt: Date.now() - 1000 });
+  put(view, first);
+  assert.equal(changes, 1);
+  const later = new Date().toISOString();
+  put(view, { ...first, heartbeatAt: later });
+  assert.equal(changes, 1, 'a heartbeat is not a change');
+  assert.equal(view.agentInstances('a')[0]?.heartbeatAt, later, 'the view keeps the latest heartbeat');
+  put(view, { ...first, labels: { v: '2' } });
+  assert.equal(changes, 2);
+  view.apply({ op: 'delete', key: 'agents.a.i1' });
+  assert.equal(changes, 3);
+  view.apply({ op: 'delete', key: 'agents.a.i1' });
+  assert.equal(changes, 3, 'deleting what is not there is not a change');
+  off();
+  put(view, agent('b', 'i1'));
+  assert.equal(changes, 3, 'unsubscribed');
+});
+
+test('a record already stale on arrival is ignored, and a stale put removes the fresh one', (t) => {
+  const view = viewFor(1000, t);
+  put(view, agent('old', 'i1', { heartbeatAt: Date.now() - 5000 }));
+  assert.deepEqual(view.agents(), []);
+  put(view, agent('x', 'i1'));
+  put(view, agent('x', 'i1', { heartbeatAt: Date.now() - 5000 }));
+  assert.deepEqual(view.agentInstances('x'), []);
+});
+
+test('the sweep drops a record when it goes stale and tells listeners, with no delete and no query', async (t) => {
+  const view = viewFor(300, t);
+  put(view, agent('short', 'i1'));
+  put(view, agent('long', 'i1', { heartbeatAt: Date.now() + 60_000 }));
+  await until(view, 'expiry of the short-lived record', () => view.agentInstances('short').length === 0, 3000);
+  assert.equal(view.agentInstances('long').length, 1);
+});
+
+test('records do not age while the registry is unreachable, and age again once it is back', async (t) => {
+  const ttlMs = 200;
+  const view = viewFor(ttlMs, t);
+  const heartbeatAt = Date.now();
+  put(view, agent('held', 'i1', { heartbeatAt }));
+  view.setConnected(false);
+  await waitFor('two TTLs of outage', () => Date.now() > heartbeatAt + 2 * ttlMs, 5000);
+  view.sweep();
+  assert.equal(view.agentInstances('held').length, 1, 'kept through the outage');
+  view.setConnected(true);
+  await until(view, 'expiry after the outage', () => view.agentInstances('held').length === 0, 3000);
+});
+
+test('the outage clock stands still during outages, also for times in the past', () => {
+  const clock = new OutageClock();
+  assert.equal(clock.at(1000), 1000);
+  clock.setConnected(false, 2000);
+  clock.setConnected(false, 2500); // repeated: ignored
+  assert.equal(clock.at(2600), 2000, 'frozen during an open outage');
+  clock.setConnected(true, 3000);
+  clock.setConnected(true, 3100); // repeated: ignored
+  assert.equal(clock.at(1500), 1500, 'before the outage');
+  assert.equal(clock.at(2500), 2000, 'inside the outage');
+  assert.equal(clock.at(4000), 3000, 'after it: 1000 ms paused');
+  clock.setConnected(false, 5000);
+  clock.setConnected(true, 5500);
+  assert.equal(clock.at(6000), 4500);
+  assert.equal(clock.at(5200), 4000);
+  // An age across both outages: from 1500 to 6000 wall-clock, 1500 ms of it paused.
+  assert.equal(clock.at(6000) - clock.at(1500), 3000);
+});
