@@ -1,0 +1,145 @@
+// Per-instance state for one sidecar's calls: in-flight counts and an EWMA of latency for power-of-two-
+// choices balancing, and an opossum circuit breaker per instance (a volume threshold, one half-open
+// probe, a reset time that grows each time it re-opens). The last available instance is never ejected.
+import CircuitBreaker from 'opossum';
+import { MeshError } from '../../sdk/index.ts';
+
+export interface BreakerSettings {
+  /** Calls in the rolling window before the breaker may open (one failure never opens it). */
+  volumeThreshold: number;
+  errorThresholdPercentage: number;
+  /** First wait before the half-open probe; doubles on every re-open, up to maxResetTimeout. */
+  resetTimeout: number;
+  maxResetTimeout: number;
+  rollingCountTimeout: number;
+}
+
+export const DEFAULT_BREAKER: BreakerSettings = {
+  volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: 1000, maxResetTimeout: 30_000, rollingCountTimeout: 10_000,
+};
+
+type Action = () => Promise<unknown>;
+
+interface InstanceState {
+  inflight: number;
+  ewmaMs: number;
+  /** Until when a 429 / Retry-After keeps this instance at the back of the queue. */
+  penaltyUntil: number;
+  breaker: CircuitBreaker<[Action], unknown>;
+}
+
+export type BreakerEvent = { type: 'open' | 'half-open' | 'close'; instance: string };
+
+/** A failure the breaker should count although the peer answered (5xx from a dead agent, 429). */
+export class StatusFailure extends Error {
+  constructor(readonly status: number, readonly response: unknown, readonly retryAfterMs: number | undefined) {
+    super(`upstream answered ${status}`);
+  }
+}
+
+const EWMA_DECAY = 0.3;
+
+export class Balancer {
+  readonly #states = new Map<string, InstanceState>();
+  readonly #settings: BreakerSettings;
+  readonly #onEvent: (event: BreakerEvent) => void;
+
+  constructor(settings: BreakerSettings, onEvent: (event: BreakerEvent) => void) {
+    this.#settings = settings;
+    this.#onEvent = onEvent;
+  }
+
+  /** Power of two choices among the instances not in `exclude`, preferring ones whose breaker is closed. */
+  pick<R extends { instance: string }>(candidates: readonly R[], exclude: ReadonlySet<string>): R | undefined {
+    const open = candidates.filter((c) => !exclude.has(c.instance));
+    const healthy = open.filter((c) => !this.#state(c.instance).breaker.opened);
+    const pool = healthy.length > 0 ? healthy : open;
+    if (pool.length <= 1) return pool[0];
+    const a = pool[Math.floor(Math.random() * pool.length)] as R;
+    let b = pool[Math.floor(Math.random() * (pool.length - 1))] as R;
+    if (b === a) b = pool[pool.length - 1] as R;
+    return this.#cost(a.instance) <= this.#cost(b.instance) ? a : b;
+  }
+
+  /**
+   * Runs one attempt against `instance` under its breaker. `alone` says no other instance is left:
+   * the breaker is then bypassed, so the last instance is never ejected.
+   */
+  async call<T>(instance: string, alone: boolean, action: () => Promise<T>): Promise<T> {
+    const state = this.#state(instance);
+    const started = performance.now();
+    state.inflight++;
+    try {
+      const result = alone && state.breaker.opened ? await action() : await state.breaker.fire(action) as T;
+      return result;
+    } catch (err) {
+      if (err instanceof StatusFailure && err.status === 429) state.penaltyUntil = Date.now() + (err.retryAfterMs ?? 1000);
+      if ((err as { code?: string }).code === 'EOPENBREAKER') {
+        throw new MeshError('UPSTREAM_UNAVAILABLE', `instance ${instance} is failing (circuit open); trying others`, { cause: err, details: { breaker: 'open' } });
+      }
+      throw err;
+    } finally {
+      state.inflight--;
+      const ms = performance.now() - started;
+      state.ewmaMs = state.ewmaMs === 0 ? ms : state.ewmaMs * (1 - EWMA_DECAY) + ms * EWMA_DECAY;
+    }
+  }
+
+  /** Breaker state per instance, for /api/state and metrics. */
+  snapshot(): Record<string, { state: 'closed' | 'open' | 'half-open'; inflight: number; ewmaMs: number }> {
+    const out: Record<string, { state: 'closed' | 'open' | 'half-open'; inflight: number; ewmaMs: number }> = {};
+    for (const [key, s] of this.#states) {
+      out[key] = { state: s.breaker.halfOpen ? 'half-open' : s.breaker.opened ? 'open' : 'closed', inflight: s.inflight, ewmaMs: Math.round(s.ewmaMs * 100) / 100 };
+    }
+    return out;
+  }
+
+  /** Forgets instances that left the registry. */
+  retain(live: ReadonlySet<string>): void {
+    for (const [key, s] of this.#states) {
+      if (!live.has(key)) {
+        s.breaker.shutdown();
+        this.#states.delete(key);
+      }
+    }
+  }
+
+  close(): void {
+    for (const s of this.#states.values()) s.breaker.shutdown();
+    this.#states.clear();
+  }
+
+  #cost(instance: string): number {
+    const s = this.#state(instance);
+    const penalty = s.penaltyUntil > Date.now() ? 1e6 : 0;
+    return (s.inflight + 1) * Math.max(s.ewmaMs, 0.1) + penalty;
+  }
+
+  #state(instance: string): InstanceState {
+    let state = this.#states.get(instance);
+    if (!state) {
+      const breaker = new CircuitBreaker<[Action], unknown>((action: Action) => action(), {
+        timeout: false, volumeThreshold: this.#settings.volumeThreshold,
+        errorThresholdPercentage: this.#settings.errorThresholdPercentage,
+        resetTimeout: this.#settings.resetTimeout, rollingCountTimeout: this.#settings.rollingCountTimeout,
+        // Only failures of the peer count: a call the caller gave up on says nothing about the instance.
+        errorFilter: (err: unknown) => (err as { code?: string }).code === 'ABORTED',
+      });
+      // opossum reads options.resetTimeout each time it opens; its typings do not declare `options`.
+      const live = (breaker as unknown as { options: { resetTimeout: number } }).options;
+      breaker.on('open', () => {
+        this.#onEvent({ type: 'open', instance });
+        // Growing back-off: each re-open waits longer before the next half-open probe.
+        live.resetTimeout = Math.min(live.resetTimeout * 2, this.#settings.maxResetTimeout);
+      });
+      breaker.on('halfOpen', () => this.#onEvent({ type: 'half-open', instance }));
+      breaker.on('close', () => {
+        live.resetTimeout = this.#settings.resetTimeout;
+        this.#onEvent({ type: 'close', instance });
+      });
+      state = { inflight: 0, ewmaMs: 0, penaltyUntil: 0, breaker };
+      this.#states.set(instance, state);
+    }
+    return state;
+  }
+}
