@@ -24,6 +24,7 @@ function tooLarge(limit: number): MeshError {
 export interface RpcEnvelope {
   id: string | number | null;
   method: string;
+  params: unknown;
 }
 
 /** A request body as JSON (undefined when empty); PARSE_ERROR (-32700) when it is not JSON. */
@@ -42,12 +43,12 @@ export function readEnvelope(body: Buffer): RpcEnvelope {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request object');
   }
-  const { jsonrpc, method, id } = value as Record<string, unknown>;
+  const { jsonrpc, method, id, params } = value as Record<string, unknown>;
   const rpcId = typeof id === 'string' || typeof id === 'number' ? id : null;
   if (jsonrpc !== '2.0' || typeof method !== 'string') {
     throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request with "jsonrpc": "2.0" and a string "method"', { details: { id: rpcId } });
   }
-  return { id: rpcId, method };
+  return { id: rpcId, method, params };
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy sets itself. */

@@ -1,7 +1,7 @@
 // Prometheus metrics for one sidecar (prom-client, a registry of its own): requests, errors and
 // latency per direction, target and method. Served by the admin listener at /metrics.
 import type { ServerResponse } from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -9,6 +9,10 @@ export interface Metrics {
   readonly registry: Registry;
   /** Records one finished request. `code` is the HTTP status the caller got (0 when the stream was cut). */
   observe(direction: Direction, target: string, method: string, code: number, seconds: number): void;
+  /** A retry the outbound side made, and why (HTTP 503, ECONNREFUSED, …). */
+  retry(target: string, reason: string): void;
+  /** A circuit breaker changed state for one instance of a target ('open' is an ejection). */
+  breaker(target: string, instance: string, state: 'open' | 'half-open' | 'close'): void;
 }
 
 export function createMetrics(): Metrics {
@@ -22,8 +26,18 @@ export function createMetrics(): Metrics {
     labelNames: ['direction', 'target', 'method'] as const, registers: [registry],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   });
+  const retries = new Counter({ name: 'agentmesh_retries_total', help: 'Retries made by the outbound side, by target and reason', labelNames: ['target', 'reason'] as const, registers: [registry] });
+  const transitions = new Counter({ name: 'agentmesh_breaker_transitions_total', help: 'Circuit breaker state changes per target instance (state="open" is an ejection)', labelNames: ['target', 'instance', 'state'] as const, registers: [registry] });
+  const open = new Gauge({ name: 'agentmesh_breaker_open', help: '1 while the breaker of a target instance is open', labelNames: ['target', 'instance'] as const, registers: [registry] });
   return {
     registry,
+    retry(target, reason) {
+      retries.inc({ target, reason: /^(HTTP \d{3}|E[A-Z_]+|UND_ERR_[A-Z_]+|PEER_IDENTITY_MISMATCH)$/.test(reason) ? reason : 'other' });
+    },
+    breaker(target, instance, state) {
+      transitions.inc({ target, instance, state });
+      open.set({ target, instance }, state === 'open' ? 1 : 0);
+    },
     observe(direction, target, method, code, seconds) {
       const labels = { direction, target, method, code: String(code) };
       requests.inc(labels);

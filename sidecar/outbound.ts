@@ -7,7 +7,9 @@ import type { AgentQuery, AgentRecord, RegistryView } from '../registry/index.ts
 import { rewriteCard } from './agent-card.ts';
 import { forwardHeaders, readBody, readEnvelope, requestSignal } from './http-util.ts';
 import { PeerPools } from './peers.ts';
-import { forward } from './proxy.ts';
+import { resilientForward } from './resilience/resilient-forward.ts';
+import { requestTaskId, restTaskId, sniffTaskId, type TaskAffinity } from './resilience/task-affinity.ts';
+import type { ResilienceState } from './resilience/state.ts';
 import { sendError, sendJson, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
 import { nextHop } from './mesh-headers.ts';
@@ -15,6 +17,8 @@ import { restMethod, trackRequest, type Metrics, type RequestLabels } from './me
 import type { outboundMcp } from './mcp/outbound-mcp.ts';
 
 export interface OutboundDeps {
+  resilience: ResilienceState;
+  affinity: TaskAffinity;
   metrics: Metrics;
   /** limits.maxHops and the per-target deadline. */
   hops: { maxHops: number; timeout: (target: string) => number };
@@ -28,6 +32,11 @@ export interface OutboundDeps {
 }
 
 const CARD_PATH = '/.well-known/agent-card.json';
+/** Methods that read and never change state: safe to retry after they were sent. */
+const IDEMPOTENT = new Set([
+  'GetTask', 'ListTasks', 'GetTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs', 'GetExtendedAgentCard',
+  'tasks/get', 'tasks/pushNotificationConfig/get', 'tasks/pushNotificationConfig/list',
+]);
 /** JSON-RPC methods named in metrics (v1.0 and v0.3); anything else is counted as 'other'. */
 const A2A_METHODS = new Set([
   'SendMessage', 'SendStreamingMessage', 'GetTask', 'ListTasks', 'CancelTask', 'SubscribeToTask',
@@ -91,6 +100,8 @@ export function outboundHandler(deps: OutboundDeps) {
 
   async function forwardA2a(req: IncomingMessage, res: ServerResponse, agent: string, rest: string, search: string, ctx: ErrorContext, labels: RequestLabels): Promise<void> {
     let body: Buffer | undefined;
+    let idempotent = req.method === 'GET';
+    let taskId = restTaskId(rest);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       body = await readBody(req, deps.maxBody);
       if (rest === '') {
@@ -98,23 +109,34 @@ export function outboundHandler(deps: OutboundDeps) {
         const envelope = readEnvelope(body);
         ctx.rpcId = envelope.id;
         labels.method = A2A_METHODS.has(envelope.method) ? envelope.method : 'other';
+        idempotent = IDEMPOTENT.has(envelope.method);
+        taskId = requestTaskId(envelope.method, envelope.params);
       }
     }
-    const record = pickInstance(agent);
+    pickInstance(agent);
     labels.target = agent;
-    const target = `agent '${agent}' (${record.identity})`;
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
-    const signal = requestSignal(req, res, deps.shutdown);
-    await forward({
-      dispatcher: deps.peers.get(record.endpoint, record.identity),
-      origin: record.endpoint,
-      method: req.method ?? 'GET',
-      path: `/a2a/${agent}${rest}${search}`,
-      headers: forwardHeaders(req.headers, hop.headers),
-      ...(body ? { body } : {}),
-      signal,
-      target,
-      timeoutMs: hop.timeoutMs,
+    await resilientForward({
+      candidates: () => deps.view.agentInstances(agent),
+      preferred: deps.affinity.ownerOf(agent, taskId),
+      idempotent,
+      balancer: deps.resilience.balancer(`agent/${agent}`),
+      budget: deps.resilience.budget(`agent/${agent}`),
+      dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
+      request: {
+        method: req.method ?? 'GET',
+        path: `/a2a/${agent}${rest}${search}`,
+        headers: forwardHeaders(req.headers, hop.headers),
+        ...(body ? { body } : {}),
+        signal: requestSignal(req, res, deps.shutdown),
+        timeoutMs: hop.timeoutMs,
+      },
+      target: `agent '${agent}'`,
+      onRetry: (reason) => deps.resilience.onRetry(agent, reason),
+      tap: (record, chunk) => {
+        const learned = sniffTaskId(chunk);
+        if (learned) deps.affinity.remember(agent, learned, record.instance);
+      },
     }, res);
   }
 

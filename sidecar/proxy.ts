@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { MeshError } from '../sdk/index.ts';
 import { responseHeaders } from './http-util.ts';
+import { Deadline } from './deadline.ts';
 
 export interface ForwardRequest {
   dispatcher: Dispatcher;
@@ -35,7 +36,19 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
   const signal = AbortSignal.any([request.signal, deadline.signal]);
   let upstream: Dispatcher.ResponseData;
   try {
-    upstream = await request.dispatcher.request({
+    upstream = await send(request, signal, deadline);
+  } catch (err) {
+    deadline.clear();
+    throw err;
+  }
+  request.onResponse?.(upstream.statusCode, upstream.headers);
+  await relay(upstream, res, deadline);
+}
+
+/** Sends the request and waits for the response headers; failures come back as catalog errors. */
+export async function send(request: Omit<ForwardRequest, 'signal'>, signal: AbortSignal, deadline: Deadline): Promise<Dispatcher.ResponseData> {
+  try {
+    return await request.dispatcher.request({
       origin: request.origin,
       method: request.method as Dispatcher.HttpMethod,
       path: request.path,
@@ -45,16 +58,19 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
       bodyTimeout: 0,
     });
   } catch (err) {
-    deadline.clear();
     throw deadline.expired() ?? upstreamError(err, { ...request, signal });
   }
-  request.onResponse?.(upstream.statusCode, upstream.headers);
+}
+
+/** Streams a response into `res` as it arrives; an SSE stream's deadline restarts with every chunk. */
+export async function relay(upstream: Dispatcher.ResponseData, res: ServerResponse, deadline: Deadline, extraHeaders: Record<string, string> = {}, tap?: (firstChunk: Buffer) => void): Promise<void> {
+  if (tap) upstream.body.once('data', tap);
   const contentType = String(upstream.headers['content-type'] ?? '');
   if (contentType.startsWith('text/event-stream')) {
     deadline.restart();
     upstream.body.on('data', () => deadline.restart());
   }
-  res.writeHead(upstream.statusCode, responseHeaders(upstream.headers));
+  res.writeHead(upstream.statusCode, { ...responseHeaders(upstream.headers), ...extraHeaders });
   res.flushHeaders();
   try {
     await pipeline(upstream.body, res);
@@ -63,40 +79,6 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
     if (!res.destroyed) res.destroy(err instanceof Error ? err : undefined);
   } finally {
     deadline.clear();
-  }
-}
-
-/** One call's time budget as an AbortSignal; restart() begins a new idle gap (SSE). */
-class Deadline {
-  readonly #controller = new AbortController();
-  readonly #ms: number | undefined;
-  readonly #target: string;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(ms: number | undefined, target: string) {
-    this.#ms = ms;
-    this.#target = target;
-    this.restart();
-  }
-
-  get signal(): AbortSignal { return this.#controller.signal; }
-
-  restart(): void {
-    if (this.#ms === undefined || this.#controller.signal.aborted) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#controller.abort(this.#error()), this.#ms);
-    this.#timer.unref();
-  }
-
-  clear(): void { clearTimeout(this.#timer); }
-
-  /** The timeout error when the deadline is what ended the call. */
-  expired(): MeshError | undefined {
-    return this.#controller.signal.aborted ? this.#error() : undefined;
-  }
-
-  #error(): MeshError {
-    return new MeshError('UPSTREAM_TIMEOUT', `deadline of ${this.#ms} ms exceeded waiting for ${this.#target}`, { details: { timeoutMs: this.#ms } });
   }
 }
 

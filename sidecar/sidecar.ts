@@ -15,6 +15,8 @@ import { outboundHandler } from './outbound.ts';
 import { PeerPools } from './peers.ts';
 import { ListenStreams } from './listen-streams.ts';
 import { createMetrics } from './metrics.ts';
+import { createResilienceState } from './resilience/state.ts';
+import { TaskAffinity } from './resilience/task-affinity.ts';
 import { createFederation } from './mcp/federation.ts';
 import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
 import { outboundMcp } from './mcp/outbound-mcp.ts';
@@ -59,6 +61,14 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, log });
   const listenStreams = new ListenStreams();
   const metrics = createMetrics();
+  const resilience = createResilienceState({
+    onRetry: (target, reason) => metrics.retry(target, reason),
+    onBreaker: (target, event) => {
+      metrics.breaker(target, event.instance, event.type);
+      log[event.type === 'open' ? 'warn' : 'info']({ target, instance: event.instance }, `circuit ${event.type}`);
+    },
+  });
+  const affinity = new TaskAffinity();
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const mcp = outboundMcp({ hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
   let localMcp: LocalMcpServers | undefined;
@@ -68,7 +78,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   try {
     const outbound = await listen({
       ...config.listen.outbound, onError,
-      handler: outboundHandler({ metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
+      handler: outboundHandler({ resilience, affinity, metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, log, shutdown: shutdown.signal }),
     });
     listeners.push(outbound);
     selfUrl = `http://${loopbackHost(config.listen.outbound.host)}:${outbound.port}`;
@@ -89,7 +99,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),
           ...(config.agent && !announcement ? ['local agent not registered'] : []),
         ],
-        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, config }),
+        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), config }),
       }),
     });
     listeners.push(admin);
@@ -119,6 +129,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
       } finally {
         shutdown.abort();
+        resilience.close();
         await Promise.allSettled([federation.close(), localMcp?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         log.info('sidecar stopped');

@@ -1,0 +1,131 @@
+// One outbound call with per-hop resilience: picks an instance (affinity first, then power of two
+// choices), runs each attempt under that instance's breaker, and retries only where it is safe — a
+// connection that failed before the request was sent (any method), or 502/503/504/429 for idempotent
+// methods — within the target's retry budget, with full-jitter backoff, under one deadline.
+import type { ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
+import type { Dispatcher } from 'undici';
+import { MeshError } from '../../sdk/index.ts';
+import { Deadline } from '../deadline.ts';
+import { relay, send, type ForwardRequest } from '../proxy.ts';
+import { StatusFailure, type Balancer } from './balancer.ts';
+import { fullJitter, type RetryBudget } from './retry-budget.ts';
+
+export interface Instance {
+  instance: string;
+  endpoint: string;
+  identity: string;
+}
+
+export interface ResilientCall<R extends Instance> {
+  candidates: () => R[];
+  /** An instance to try first (task or session affinity). */
+  preferred?: string | undefined;
+  /** When true, no other instance may serve the call (e.g. an MCP session). */
+  pinned?: boolean;
+  idempotent: boolean;
+  balancer: Balancer;
+  budget: RetryBudget;
+  dispatcher: (record: R) => Dispatcher;
+  request: Omit<ForwardRequest, 'dispatcher' | 'origin' | 'target'>;
+  /** "agent 'x'" — for errors. */
+  target: string;
+  onRetry: (reason: string) => void;
+  onResponse?: (record: R, status: number, headers: Record<string, string | string[] | undefined>) => void;
+  /** Sees the first chunk of the answering instance's body (e.g. to learn a task id). */
+  tap?: (record: R, firstChunk: Buffer) => void;
+}
+
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+/** Failures where the request provably never reached the peer. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'PEER_IDENTITY_MISMATCH']);
+const MAX_ATTEMPTS = 3;
+/** Set on responses from a hop that already retried, so earlier hops do not retry the call again. */
+export const RETRIED_HEADER = 'x-agentmesh-retried';
+
+export async function resilientForward<R extends Instance>(call: ResilientCall<R>, res: ServerResponse): Promise<R> {
+  const deadline = new Deadline(call.request.timeoutMs, call.target);
+  const signal = AbortSignal.any([call.request.signal, deadline.signal]);
+  const tried = new Set<string>();
+  let retries = 0;
+  call.budget.onRequest();
+  let answered: { record: R; upstream: Dispatcher.ResponseData } | undefined;
+  try {
+    answered = await pRetry(async (attempt) => {
+      const record = choose(call, tried, attempt);
+      tried.add(record.instance);
+      const alone = call.pinned === true || call.candidates().length <= 1;
+      const upstream = await call.balancer.call(record.instance, alone, async () => {
+        const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, signal, deadline);
+        if (RETRYABLE_STATUS.has(response.statusCode)) throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
+        return response;
+      });
+      return { record, upstream };
+    }, {
+      retries: MAX_ATTEMPTS - 1, minTimeout: 0, maxTimeout: 0, signal, unref: true,
+      // A breaker that refuses costs no retry: the call just moves to another instance.
+      shouldConsumeRetry: ({ error }) => !isOpenBreaker(error),
+      shouldRetry: async ({ error, attemptNumber }) => {
+        if (signal.aborted || (call.pinned && !notSent(error))) return false;
+        const free = isOpenBreaker(error) && call.candidates().some((c) => !tried.has(c.instance));
+        const safe = free || notSent(error) || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
+        if (!safe || (!free && !call.budget.tryWithdraw())) return false;
+        if (error instanceof StatusFailure) await (error.response as Dispatcher.ResponseData).body.dump().catch(() => undefined);
+        const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber);
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        retries++;
+        call.onRetry(error instanceof StatusFailure ? `HTTP ${error.status}` : (error as { code?: string }).code ?? error.message);
+        return !signal.aborted;
+      },
+    });
+  } catch (err) {
+    if (err instanceof StatusFailure) {
+      // Out of retries: the caller gets the peer's own answer.
+      const upstream = err.response as Dispatcher.ResponseData;
+      await relay(upstream, res, deadline, retries > 0 ? { [RETRIED_HEADER]: String(retries) } : {});
+      return [...tried].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
+    }
+    deadline.clear();
+    throw deadline.expired() ?? (err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err }));
+  }
+  const { record, upstream } = answered;
+  call.onResponse?.(record, upstream.statusCode, upstream.headers);
+  const tap = call.tap;
+  await relay(upstream, res, deadline, retries > 0 ? { [RETRIED_HEADER]: String(retries) } : {}, tap ? (chunk) => tap(record, chunk) : undefined);
+  return record;
+}
+
+function choose<R extends Instance>(call: ResilientCall<R>, tried: ReadonlySet<string>, attempt: number): R {
+  const list = call.candidates();
+  const preferred = call.preferred === undefined ? undefined : list.find((r) => r.instance === call.preferred);
+  if (preferred && (attempt === 1 || call.pinned)) return preferred;
+  if (call.pinned) throw new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: the instance holding this session (${call.preferred}) is gone`);
+  const pick = call.balancer.pick(list, tried) ?? call.balancer.pick(list, new Set());
+  if (!pick) throw new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: no live instance left`);
+  return pick;
+}
+
+function notSent(error: Error): boolean {
+  if (isOpenBreaker(error)) return true;
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (NOT_SENT.has((e as { code?: string }).code ?? '')) return true;
+  }
+  return false;
+}
+
+function isOpenBreaker(error: Error): boolean {
+  return error instanceof MeshError && error.details?.breaker === 'open';
+}
+
+function alreadyRetried(error: StatusFailure): boolean {
+  return (error.response as Dispatcher.ResponseData).headers[RETRIED_HEADER] !== undefined;
+}
+
+function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const value = headers['retry-after'];
+  if (typeof value !== 'string') return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

@@ -1,0 +1,44 @@
+// Task affinity: which instance of an agent owns which A2A task, so GetTask, CancelTask,
+// SubscribeToTask, push-config calls and follow-up messages reach it. Learned from the first chunk of
+// each response (the task id an agent hands out), kept in memory with a bound and a TTL.
+const MAX_TASKS = 50_000;
+const TTL_MS = 60 * 60_000;
+
+export class TaskAffinity {
+  readonly #owners = new Map<string, { instance: string; at: number }>();
+
+  remember(agent: string, taskId: string, instance: string): void {
+    const key = `${agent}/${taskId}`;
+    this.#owners.delete(key);
+    this.#owners.set(key, { instance, at: Date.now() });
+    if (this.#owners.size > MAX_TASKS) this.#owners.delete(this.#owners.keys().next().value ?? '');
+  }
+
+  ownerOf(agent: string, taskId: string | undefined): string | undefined {
+    if (!taskId) return undefined;
+    const entry = this.#owners.get(`${agent}/${taskId}`);
+    if (!entry || Date.now() - entry.at > TTL_MS) return undefined;
+    return entry.instance;
+  }
+}
+
+const TASK_ID = /"task"\s*:\s*\{\s*"id"\s*:\s*"([^"\\]{1,200})"|"taskId"\s*:\s*"([^"\\]{1,200})"/;
+
+/** The task id in the start of a JSON-RPC, REST or SSE response body, if there is one. */
+export function sniffTaskId(chunk: Buffer): string | undefined {
+  const m = TASK_ID.exec(chunk.subarray(0, 64 * 1024).toString('utf8'));
+  return m?.[1] ?? m?.[2] ?? undefined;
+}
+
+/** The task a JSON-RPC request is about: `params.id` for task methods, else a message's taskId. */
+export function requestTaskId(method: string, params: unknown): string | undefined {
+  const p = (params ?? {}) as { id?: unknown; taskId?: unknown; message?: { taskId?: unknown } };
+  const id = /^(GetTask|CancelTask|SubscribeToTask|tasks\/get|tasks\/cancel|tasks\/resubscribe)$/.test(method) ? p.id : p.taskId ?? p.message?.taskId;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
+/** The task a REST path is about: `/tasks/{id}`, `/tasks/{id}:cancel`, `/tasks/{id}/pushNotificationConfigs…`. */
+export function restTaskId(rest: string): string | undefined {
+  const m = /\/tasks\/([^/:]+)/.exec(rest);
+  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+}
