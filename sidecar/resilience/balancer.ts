@@ -23,8 +23,12 @@ type Action = () => Promise<unknown>;
 interface InstanceState {
   inflight: number;
   ewmaMs: number;
+  /** When ewmaMs was last updated: the estimate decays with idle time (peak-EWMA style). */
+  sampledAt: number;
   /** Until when a 429 / Retry-After keeps this instance at the back of the queue. */
   penaltyUntil: number;
+  /** Failures in a row: at CONSECUTIVE_FAILURES the instance is ejected whatever the window says. */
+  consecutiveFailures: number;
   breaker: CircuitBreaker<[Action], unknown>;
 }
 
@@ -38,6 +42,9 @@ export class StatusFailure extends Error {
 }
 
 const EWMA_DECAY = 0.3;
+const CONSECUTIVE_FAILURES = 5;
+/** Time constant of the idle decay: an instance unused for a few seconds looks cheap enough to try. */
+const EWMA_IDLE_DECAY_MS = 2000;
 
 export class Balancer {
   readonly #states = new Map<string, InstanceState>();
@@ -52,6 +59,9 @@ export class Balancer {
   /** Power of two choices among the instances not in `exclude`, preferring ones whose breaker is closed. */
   pick<R extends { instance: string }>(candidates: readonly R[], exclude: ReadonlySet<string>): R | undefined {
     const open = candidates.filter((c) => !exclude.has(c.instance));
+    // A half-open instance gets the one probe that decides whether it comes back.
+    const probe = open.find((c) => this.#state(c.instance).breaker.halfOpen);
+    if (probe) return probe;
     const healthy = open.filter((c) => !this.#state(c.instance).breaker.opened);
     const pool = healthy.length > 0 ? healthy : open;
     if (pool.length <= 1) return pool[0];
@@ -71,8 +81,14 @@ export class Balancer {
     state.inflight++;
     try {
       const result = alone && state.breaker.opened ? await action() : await state.breaker.fire(action) as T;
+      state.consecutiveFailures = 0;
       return result;
     } catch (err) {
+      if ((err as { code?: string }).code !== 'EOPENBREAKER' && (err as { code?: string }).code !== 'ABORTED') {
+        // Outlier ejection (Envoy's consecutive-5xx rule): a run of failures opens the breaker even when
+        // older successes still dominate its rolling window.
+        if (++state.consecutiveFailures >= CONSECUTIVE_FAILURES && !state.breaker.opened) state.breaker.open();
+      }
       if (err instanceof StatusFailure && err.status === 429) state.penaltyUntil = Date.now() + (err.retryAfterMs ?? 1000);
       if ((err as { code?: string }).code === 'EOPENBREAKER') {
         throw new MeshError('UPSTREAM_UNAVAILABLE', `instance ${instance} is failing (circuit open); trying others`, { cause: err, details: { breaker: 'open' } });
@@ -80,8 +96,11 @@ export class Balancer {
       throw err;
     } finally {
       state.inflight--;
+      // Failures are the breaker's business; only answers shape the latency estimate.
       const ms = performance.now() - started;
-      state.ewmaMs = state.ewmaMs === 0 ? ms : state.ewmaMs * (1 - EWMA_DECAY) + ms * EWMA_DECAY;
+      const current = this.#ewma(state);
+      state.ewmaMs = current === 0 ? ms : current * (1 - EWMA_DECAY) + ms * EWMA_DECAY;
+      state.sampledAt = Date.now();
     }
   }
 
@@ -112,7 +131,12 @@ export class Balancer {
   #cost(instance: string): number {
     const s = this.#state(instance);
     const penalty = s.penaltyUntil > Date.now() ? 1e6 : 0;
-    return (s.inflight + 1) * Math.max(s.ewmaMs, 0.1) + penalty;
+    return (s.inflight + 1) * Math.max(this.#ewma(s), 0.1) + penalty;
+  }
+
+  /** The latency estimate, decayed toward zero with the time since the last sample. */
+  #ewma(s: InstanceState): number {
+    return s.ewmaMs * Math.exp(-(Date.now() - s.sampledAt) / EWMA_IDLE_DECAY_MS);
   }
 
   #state(instance: string): InstanceState {
@@ -137,7 +161,7 @@ export class Balancer {
         live.resetTimeout = this.#settings.resetTimeout;
         this.#onEvent({ type: 'close', instance });
       });
-      state = { inflight: 0, ewmaMs: 0, penaltyUntil: 0, breaker };
+      state = { inflight: 0, ewmaMs: 0, sampledAt: Date.now(), penaltyUntil: 0, consecutiveFailures: 0, breaker };
       this.#states.set(instance, state);
     }
     return state;

@@ -65,10 +65,11 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     }, {
       retries: MAX_ATTEMPTS - 1, minTimeout: 0, maxTimeout: 0, signal, unref: true,
       // A breaker that refuses costs no retry: the call just moves to another instance.
-      shouldConsumeRetry: ({ error }) => !isOpenBreaker(error),
+      shouldConsumeRetry: ({ error }) => !(notSent(error) && call.candidates().some((c) => !tried.has(c.instance))),
       shouldRetry: async ({ error, attemptNumber }) => {
         if (signal.aborted || (call.pinned && !notSent(error))) return false;
-        const free = isOpenBreaker(error) && call.candidates().some((c) => !tried.has(c.instance));
+        // Moving a call that never reached an instance to another one costs nobody anything: no budget.
+        const free = notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
         const safe = free || notSent(error) || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
         if (!safe || (!free && !call.budget.tryWithdraw())) return false;
         if (error instanceof StatusFailure) await (error.response as Dispatcher.ResponseData).body.dump().catch(() => undefined);
