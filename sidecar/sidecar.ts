@@ -70,7 +70,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   });
   const affinity = new TaskAffinity();
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
-  const mcp = outboundMcp({ hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
+  const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
   let localMcp: LocalMcpServers | undefined;
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;

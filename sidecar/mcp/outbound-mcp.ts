@@ -6,15 +6,35 @@ import { MeshError } from '../../sdk/index.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
 import { forwardHeaders, parseJsonBody, readBody, requestSignal } from '../http-util.ts';
 import type { PeerPools } from '../peers.ts';
-import { forward } from '../proxy.ts';
+import { resilientForward } from '../resilience/resilient-forward.ts';
+import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
 import { checkLoopbackRequest } from './guard.ts';
 import { HOPS_HEADER, nextHop } from '../mesh-headers.ts';
 import type { ListenStreams } from '../listen-streams.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
+/** MCP methods that only read: safe to retry after they were sent. */
+const READ_ONLY_METHODS = new Set(['ping', 'tools/list', 'resources/list', 'resources/templates/list', 'resources/read', 'prompts/list', 'prompts/get', 'completion/complete']);
+
+/** Whether a POSTed MCP message may be retried: a read-only method, or a tool annotated read-only or idempotent. */
+function isIdempotentMcp(body: Buffer | undefined, record: McpRecord): boolean {
+  let message: { method?: unknown; params?: { name?: unknown } };
+  try {
+    message = (parseJsonBody(body) ?? {}) as typeof message;
+  } catch {
+    return false;
+  }
+  if (typeof message.method !== 'string') return false;
+  if (READ_ONLY_METHODS.has(message.method)) return true;
+  if (message.method !== 'tools/call') return false;
+  const tool = record.tools.find((t) => t.name === message.params?.name);
+  const hints = (tool?.annotations ?? {}) as { readOnlyHint?: unknown; idempotentHint?: unknown };
+  return hints.readOnlyHint === true || hints.idempotentHint === true;
+}
 
 export interface OutboundMcpDeps {
+  resilience: ResilienceState;
   hops: { maxHops: number; timeout: (target: string) => number };
   view: RegistryView;
   peers: PeerPools;
@@ -48,21 +68,29 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       checkLoopbackRequest(req);
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
-      const record = pick(name, sessionId);
+      const owner = pick(name, sessionId);
       if (req.method === 'GET') deps.listenStreams.track(res);
       const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(name), target: `MCP server '${name}'` });
-      await forward({
-        dispatcher: deps.peers.get(record.endpoint, record.identity),
-        origin: record.endpoint,
-        method: req.method ?? 'GET',
-        path: `/mcp/${name}${search}`,
-        headers: forwardHeaders(req.headers, req.method === 'GET' ? { [HOPS_HEADER]: String(hop.hops) } : hop.headers),
-        ...(body ? { body } : {}),
-        signal: requestSignal(req, res, deps.shutdown),
-        target: `MCP server '${name}' (${record.identity})`,
-        // The GET stream only listens: it has no deadline of its own.
-        ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
-        onResponse: (status, headers) => {
+      await resilientForward({
+        candidates: () => deps.view.mcpInstances(name),
+        // An MCP session lives on the instance that created it: such calls never move.
+        ...(sessionId ? { preferred: owner.instance, pinned: true } : {}),
+        idempotent: isIdempotentMcp(body, owner),
+        balancer: deps.resilience.balancer(`mcp/${name}`),
+        budget: deps.resilience.budget(`mcp/${name}`),
+        dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
+        request: {
+          method: req.method ?? 'GET',
+          path: `/mcp/${name}${search}`,
+          headers: forwardHeaders(req.headers, req.method === 'GET' ? { [HOPS_HEADER]: String(hop.hops) } : hop.headers),
+          ...(body ? { body } : {}),
+          signal: requestSignal(req, res, deps.shutdown),
+          // The GET stream only listens: it has no deadline of its own.
+          ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
+        },
+        target: `MCP server '${name}'`,
+        onRetry: (reason) => deps.resilience.onRetry(`mcp/${name}`, reason),
+        onResponse: (record, status, headers) => {
           const created = headers['mcp-session-id'];
           if (typeof created === 'string' && status < 300 && !sessions.has(created)) {
             if (sessions.size >= MAX_TRACKED_SESSIONS) sessions.delete(sessions.keys().next().value ?? '');
