@@ -32,7 +32,7 @@ export function createMetrics(): Metrics {
   return {
     registry,
     retry(target, reason) {
-      retries.inc({ target, reason: /^(HTTP \d{3}|E[A-Z_]+|UND_ERR_[A-Z_]+|PEER_IDENTITY_MISMATCH)$/.test(reason) ? reason : 'other' });
+      retries.inc({ target, reason: /^(HTTP \d{3}|circuit-open|[A-Z][A-Z_]{1,40})$/.test(reason) ? reason : 'other' });
     },
     breaker(target, instance, state) {
       transitions.inc({ target, instance, state });

@@ -76,7 +76,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
         const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber);
         if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
         retries++;
-        call.onRetry(error instanceof StatusFailure ? `HTTP ${error.status}` : (error as { code?: string }).code ?? error.message);
+        call.onRetry(retryReason(error));
         return !signal.aborted;
       },
     });
@@ -105,6 +105,18 @@ function choose<R extends Instance>(call: ResilientCall<R>, tried: ReadonlySet<s
   const pick = call.balancer.pick(list, tried) ?? call.balancer.pick(list, new Set());
   if (!pick) throw new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: no live instance left`);
   return pick;
+}
+
+/** A short, bounded reason for metrics: `HTTP 503`, `circuit-open`, or the deepest system error code. */
+function retryReason(error: Error): string {
+  if (error instanceof StatusFailure) return `HTTP ${error.status}`;
+  if (isOpenBreaker(error)) return 'circuit-open';
+  let reason = (error as { code?: string }).code ?? 'other';
+  for (let e: unknown = error.cause; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: string }).code;
+    if (code && /^(E[A-Z]+|UND_ERR_[A-Z_]+|PEER_IDENTITY_MISMATCH)$/.test(code)) reason = code;
+  }
+  return reason;
 }
 
 function notSent(error: Error): boolean {
