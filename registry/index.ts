@@ -9,3 +9,4 @@ export { openEmbeddedBackend, type EmbeddedBackendOptions } from './embedded-bac
 export { RecordView, type RecordViewOptions } from './view.ts';
 export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';
 export { REGISTRY_CHANNEL, type RegistryEvent } from './diagnostics.ts';
+export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-store.ts';

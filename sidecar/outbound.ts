@@ -118,7 +118,7 @@ export function outboundHandler(deps: OutboundDeps) {
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     await resilientForward({
       candidates: () => deps.view.agentInstances(agent),
-      preferred: deps.affinity.ownerOf(agent, taskId),
+      preferred: await deps.affinity.ownerOf(agent, taskId),
       idempotent,
       balancer: deps.resilience.balancer(`agent/${agent}`),
       budget: deps.resilience.budget(`agent/${agent}`),

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { openRegistry, type Announcement, type Registry } from '../registry/index.ts';
+import { openKeyValueStore, openRegistry, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './admin.ts';
 import { targetTimeout, type SidecarConfig } from './config.ts';
 import { loadIdentity, serverTlsOptions } from './identity/index.ts';
@@ -16,7 +16,7 @@ import { PeerPools } from './peers.ts';
 import { ListenStreams } from './listen-streams.ts';
 import { createMetrics } from './metrics.ts';
 import { createResilienceState } from './resilience/state.ts';
-import { TaskAffinity } from './resilience/task-affinity.ts';
+import { AFFINITY_TTL_MS, TaskAffinity } from './resilience/task-affinity.ts';
 import { createFederation } from './mcp/federation.ts';
 import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
 import { outboundMcp } from './mcp/outbound-mcp.ts';
@@ -68,7 +68,13 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       log[event.type === 'open' ? 'warn' : 'info']({ target, instance: event.instance }, `circuit ${event.type}`);
     },
   });
-  const affinity = new TaskAffinity();
+  const affinity = new TaskAffinity(
+    await openKeyValueStore({
+      bucket: `${config.registry.bucket}-tasks`, ttlMs: AFFINITY_TTL_MS, name: `agentmesh-sidecar-${instance}-tasks`,
+      ...(config.registry.nats ? { nats: config.registry.nats } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+    }).catch((err: unknown) => { log.warn({ err }, 'task affinity will not survive a restart: cannot open its store'); return undefined; }),
+    (err) => log.warn({ err }, 'task affinity store error'),
+  );
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, shutdown: shutdown.signal });
   let localMcp: LocalMcpServers | undefined;
@@ -130,6 +136,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       } finally {
         shutdown.abort();
         resilience.close();
+        await affinity.close().catch(() => undefined);
         await Promise.allSettled([federation.close(), localMcp?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         log.info('sidecar stopped');
@@ -143,7 +150,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   } catch (err) {
     shutdown.abort();
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close()]);
-    await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
+    await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     throw err;
   }
 }

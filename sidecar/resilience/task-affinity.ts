@@ -1,24 +1,49 @@
 // Task affinity: which instance of an agent owns which A2A task, so GetTask, CancelTask,
 // SubscribeToTask, push-config calls and follow-up messages reach it. Learned from the first chunk of
-// each response (the task id an agent hands out), kept in memory with a bound and a TTL.
+// each response (the task id an agent hands out); kept in memory and written through to a store that
+// outlives this sidecar (NATS KV, or the embedded registry's directory), so a restarted sidecar finds it.
+import type { KeyValueStore } from '../../registry/index.ts';
+
 const MAX_TASKS = 50_000;
-const TTL_MS = 60 * 60_000;
+export const AFFINITY_TTL_MS = 60 * 60_000;
+/** How long a lookup in the store may delay a call before it goes ahead without affinity. */
+const LOOKUP_TIMEOUT_MS = 250;
 
 export class TaskAffinity {
   readonly #owners = new Map<string, { instance: string; at: number }>();
+  readonly #store: KeyValueStore | undefined;
+  readonly #onError: (err: unknown) => void;
+
+  constructor(store?: KeyValueStore, onError: (err: unknown) => void = () => undefined) {
+    this.#store = store;
+    this.#onError = onError;
+  }
 
   remember(agent: string, taskId: string, instance: string): void {
     const key = `${agent}/${taskId}`;
+    const known = this.#owners.get(key);
     this.#owners.delete(key);
     this.#owners.set(key, { instance, at: Date.now() });
     if (this.#owners.size > MAX_TASKS) this.#owners.delete(this.#owners.keys().next().value ?? '');
+    if (known?.instance !== instance) this.#store?.put(key, instance).catch(this.#onError);
   }
 
-  ownerOf(agent: string, taskId: string | undefined): string | undefined {
+  async ownerOf(agent: string, taskId: string | undefined): Promise<string | undefined> {
     if (!taskId) return undefined;
-    const entry = this.#owners.get(`${agent}/${taskId}`);
-    if (!entry || Date.now() - entry.at > TTL_MS) return undefined;
-    return entry.instance;
+    const key = `${agent}/${taskId}`;
+    const entry = this.#owners.get(key);
+    if (entry && Date.now() - entry.at <= AFFINITY_TTL_MS) return entry.instance;
+    if (!this.#store) return undefined;
+    const stored = await Promise.race([
+      this.#store.get(key).catch((err: unknown) => { this.#onError(err); return undefined; }),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS).unref()),
+    ]);
+    if (stored) this.#owners.set(key, { instance: stored, at: Date.now() });
+    return stored;
+  }
+
+  async close(): Promise<void> {
+    await this.#store?.close();
   }
 }
 

@@ -1,0 +1,59 @@
+// A small key/value store with a TTL for sidecar state that must outlive a sidecar restart (task →
+// instance affinity): a NATS JetStream KV bucket of its own, or files in the embedded registry's
+// directory. Values are short strings; keys are made KV-safe here.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+
+export interface KeyValueStore {
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** NATS KV keys allow [-/_=.a-zA-Z0-9]; anything else is base64url-encoded (with a `~` prefix). */
+export function safeKey(key: string): string {
+  return /^[-_=.a-zA-Z0-9/]{1,200}$/.test(key) && !key.startsWith('.') && !key.endsWith('.') ? key : `~${Buffer.from(key).toString('base64url')}`;
+}
+
+export async function openKeyValueStore(options: { nats?: string | string[]; dir?: string; bucket: string; ttlMs: number; name?: string }): Promise<KeyValueStore> {
+  if (options.nats) {
+    const nc: NatsConnection = await connect({ servers: options.nats, name: options.name ?? 'agentmesh-kv', maxReconnectAttempts: -1, timeout: 5000 });
+    let kv: KV;
+    try {
+      kv = await new Kvm(nc).create(options.bucket, { history: 1, ttl: options.ttlMs });
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+    return {
+      async get(key) {
+        const entry = await kv.get(safeKey(key));
+        return entry && entry.operation === 'PUT' ? entry.string() : undefined;
+      },
+      async put(key, value) { await kv.put(safeKey(key), value); },
+      async close() { await nc.drain().catch(() => nc.close()); },
+    };
+  }
+  const dir = join(options.dir ?? '.', options.bucket);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = (key: string) => join(dir, `${safeKey(key).replace(/\//g, '_')}.json`);
+  return {
+    async get(key) {
+      try {
+        const { value, at } = JSON.parse(await readFile(file(key), 'utf8')) as { value: string; at: number };
+        return Date.now() - at < options.ttlMs ? value : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    async put(key, value) {
+      const tmp = join(dir, `.${randomUUID()}.tmp`);
+      await writeFile(tmp, JSON.stringify({ value, at: Date.now() }));
+      await rename(tmp, file(key));
+    },
+    async close() { /* nothing held open */ },
+  };
+}
