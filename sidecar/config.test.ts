@@ -62,3 +62,28 @@ test('every problem is reported with its key path', () => {
   assert.throws(() => resolveConfig({ file: [] }), /expected a mapping/);
   assert.throws(() => resolveConfig({ file: { identity }, flags: { 'no.such': '1' } }), /--no\.such: unknown config key/);
 });
+
+test('resilience policies: named, chosen per target, unknown names refused', async () => {
+  const { targetBreaker, targetRetry, targetTimeout } = await import('./config.ts');
+  const c = resolveConfig({
+    file: {
+      identity,
+      resilience: {
+        defaults: { timeout: '20s' },
+        policies: { retries: { none: { maxAttempts: 1 } }, breakers: { strict: { consecutiveFailures: 2, resetTimeout: '5s' } } },
+        targets: { researcher: { timeout: '2m', retry: 'none', breaker: 'strict' } },
+      },
+    },
+  });
+  assert.equal(targetTimeout(c, 'researcher'), 120_000);
+  assert.equal(targetTimeout(c, 'other'), 20_000);
+  assert.equal(targetRetry(c, 'researcher').maxAttempts, 1);
+  assert.equal(targetRetry(c, 'other').maxAttempts, 3);
+  assert.equal(targetRetry(c, 'other').budgetRatio, 0.2);
+  assert.deepEqual([targetBreaker(c, 'researcher').consecutiveFailures, targetBreaker(c, 'researcher').resetTimeout], [2, 5000]);
+  assert.equal(targetBreaker(c, 'other').volumeThreshold, 5);
+  assert.throws(
+    () => resolveConfig({ file: { identity, resilience: { targets: { x: { retry: 'sometimes' } } } } }),
+    /resilience\.targets\.x\.retry: no retry policy named 'sometimes'/,
+  );
+});

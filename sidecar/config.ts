@@ -66,6 +66,29 @@ const McpServerSchema = z.union([
 export type McpServerConfig = z.output<typeof McpServerSchema>;
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
+const PolicyName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a policy name');
+/** Retries: attempts in all (1 = never retry), full-jitter backoff, and the per-target budget. */
+const RetryPolicySchema = z.strictObject({
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+  backoff: Duration.default(25),
+  maxBackoff: Duration.default(1000),
+  budgetRatio: z.number().min(0).max(1).default(0.2),
+  budgetPerSecond: z.number().min(0).max(10_000).default(10),
+});
+/** Breakers (one per instance): window, volume threshold, error percentage, consecutive failures, reset. */
+const BreakerPolicySchema = z.strictObject({
+  window: Duration.default(10_000),
+  volumeThreshold: z.number().int().min(1).default(5),
+  errorThresholdPercentage: z.number().min(1).max(100).default(50),
+  consecutiveFailures: z.number().int().min(1).default(5),
+  resetTimeout: Duration.default(1000),
+  maxResetTimeout: Duration.default(30_000),
+});
+export type RetryPolicy = z.output<typeof RetryPolicySchema>;
+export type BreakerPolicy = z.output<typeof BreakerPolicySchema>;
+const DEFAULT_RETRY: RetryPolicy = RetryPolicySchema.parse({});
+const DEFAULT_BREAKER_POLICY: BreakerPolicy = BreakerPolicySchema.parse({});
+
 export const SidecarConfigSchema = z.strictObject({
   agent: z.strictObject({
     name: Name.optional(),
@@ -105,11 +128,33 @@ export const SidecarConfigSchema = z.strictObject({
     /** Calls that have crossed this many sidecar hops are refused (stops A → B → A loops). */
     maxHops: z.coerce.number().int().min(1).max(255).default(8),
   }).prefault({}),
-  /** Per-target deadlines (Dapr-style defaults + targets; retries and breakers are not built yet). */
+  /** Named retry and breaker policies, defaults, and per-target choices (the shape of Dapr's resiliency spec). */
   resilience: z.strictObject({
-    defaults: z.strictObject({ timeout: Duration.default(30_000) }).prefault({}),
-    targets: z.record(z.string().regex(NAME_PATTERN, 'expected an agent or MCP server name'), z.strictObject({ timeout: Duration.optional() })).default({}),
-  }).prefault({}),
+    defaults: z.strictObject({
+      timeout: Duration.default(30_000),
+      retry: PolicyName.default('default'),
+      breaker: PolicyName.default('default'),
+    }).prefault({}),
+    policies: z.strictObject({
+      retries: z.record(PolicyName, RetryPolicySchema).default({}),
+      breakers: z.record(PolicyName, BreakerPolicySchema).default({}),
+    }).prefault({}),
+    targets: z.record(z.string().regex(NAME_PATTERN, 'expected an agent or MCP server name'), z.strictObject({
+      timeout: Duration.optional(), retry: PolicyName.optional(), breaker: PolicyName.optional(),
+    })).default({}),
+  }).prefault({}).superRefine((r, ctx) => {
+    const check = (kind: 'retries' | 'breakers', name: string | undefined, path: (string | number)[]) => {
+      if (name !== undefined && !(name in r.policies[kind]) && name !== 'default') {
+        ctx.addIssue({ code: 'custom', path, message: `no ${kind === 'retries' ? 'retry' : 'breaker'} policy named '${name}' in resilience.policies.${kind}` });
+      }
+    };
+    check('retries', r.defaults.retry, ['defaults', 'retry']);
+    check('breakers', r.defaults.breaker, ['defaults', 'breaker']);
+    for (const [target, t] of Object.entries(r.targets)) {
+      check('retries', t.retry, ['targets', target, 'retry']);
+      check('breakers', t.breaker, ['targets', target, 'breaker']);
+    }
+  }),
   shutdown: z.strictObject({
     /** How long SIGTERM waits for in-flight calls before closing them. */
     drainTimeout: Duration.default(15_000),
@@ -171,6 +216,17 @@ export function resolveConfig(sources: ConfigSources): SidecarConfig {
 /** The deadline for calls to `target` (an agent or MCP server name). */
 export function targetTimeout(config: SidecarConfig, target: string): number {
   return config.resilience.targets[target]?.timeout ?? config.resilience.defaults.timeout;
+}
+
+/** The retry policy for `target`: its own choice, else the default's; `default` is built in. */
+export function targetRetry(config: SidecarConfig, target: string): RetryPolicy {
+  const name = config.resilience.targets[target]?.retry ?? config.resilience.defaults.retry;
+  return config.resilience.policies.retries[name] ?? DEFAULT_RETRY;
+}
+
+export function targetBreaker(config: SidecarConfig, target: string): BreakerPolicy {
+  const name = config.resilience.targets[target]?.breaker ?? config.resilience.defaults.breaker;
+  return config.resilience.policies.breakers[name] ?? DEFAULT_BREAKER_POLICY;
 }
 
 /** Reads a YAML or JSON config file (by extension; YAML otherwise). */

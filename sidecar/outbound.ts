@@ -120,8 +120,9 @@ export function outboundHandler(deps: OutboundDeps) {
       candidates: () => deps.view.agentInstances(agent),
       preferred: await deps.affinity.ownerOf(agent, taskId),
       idempotent,
-      balancer: deps.resilience.balancer(`agent/${agent}`),
-      budget: deps.resilience.budget(`agent/${agent}`),
+      retry: deps.resilience.retry(agent),
+      balancer: deps.resilience.balancer(`agent/${agent}`, agent),
+      budget: deps.resilience.budget(`agent/${agent}`, agent),
       dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
       request: {
         method: req.method ?? 'GET',

@@ -5,7 +5,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { openKeyValueStore, openRegistry, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './admin.ts';
-import { targetTimeout, type SidecarConfig } from './config.ts';
+import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
 import { loadIdentity, serverTlsOptions } from './identity/index.ts';
 import { inboundHandler } from './inbound.ts';
 import { listen, type Listener } from './listener.ts';
@@ -62,6 +62,9 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const listenStreams = new ListenStreams();
   const metrics = createMetrics();
   const resilience = createResilienceState({
+    retry: (name) => targetRetry(config, name),
+    breaker: (name) => targetBreaker(config, name),
+  }, {
     onRetry: (target, reason) => metrics.retry(target, reason),
     onBreaker: (target, event) => {
       metrics.breaker(target, event.instance, event.type);

@@ -76,8 +76,9 @@ export function outboundMcp(deps: OutboundMcpDeps) {
         // An MCP session lives on the instance that created it: such calls never move.
         ...(sessionId ? { preferred: owner.instance, pinned: true } : {}),
         idempotent: isIdempotentMcp(body, owner),
-        balancer: deps.resilience.balancer(`mcp/${name}`),
-        budget: deps.resilience.budget(`mcp/${name}`),
+        retry: deps.resilience.retry(name),
+        balancer: deps.resilience.balancer(`mcp/${name}`, name),
+        budget: deps.resilience.budget(`mcp/${name}`, name),
         dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
         request: {
           method: req.method ?? 'GET',

@@ -5,18 +5,17 @@ import CircuitBreaker from 'opossum';
 import { MeshError } from '../../sdk/index.ts';
 
 export interface BreakerSettings {
-  /** Calls in the rolling window before the breaker may open (one failure never opens it). */
+  /** The rolling window (ms) the error percentage is computed over. */
+  window: number;
+  /** Calls in the window before the breaker may open (one failure never opens it). */
   volumeThreshold: number;
   errorThresholdPercentage: number;
+  /** Failures in a row that eject the instance whatever the window says (Envoy's consecutive-5xx rule). */
+  consecutiveFailures: number;
   /** First wait before the half-open probe; doubles on every re-open, up to maxResetTimeout. */
   resetTimeout: number;
   maxResetTimeout: number;
-  rollingCountTimeout: number;
 }
-
-export const DEFAULT_BREAKER: BreakerSettings = {
-  volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeout: 1000, maxResetTimeout: 30_000, rollingCountTimeout: 10_000,
-};
 
 type Action = () => Promise<unknown>;
 
@@ -27,7 +26,7 @@ interface InstanceState {
   sampledAt: number;
   /** Until when a 429 / Retry-After keeps this instance at the back of the queue. */
   penaltyUntil: number;
-  /** Failures in a row: at CONSECUTIVE_FAILURES the instance is ejected whatever the window says. */
+  /** Failures in a row: at settings.consecutiveFailures the instance is ejected. */
   consecutiveFailures: number;
   breaker: CircuitBreaker<[Action], unknown>;
 }
@@ -42,7 +41,6 @@ export class StatusFailure extends Error {
 }
 
 const EWMA_DECAY = 0.3;
-const CONSECUTIVE_FAILURES = 5;
 /** Time constant of the idle decay: an instance unused for a few seconds looks cheap enough to try. */
 const EWMA_IDLE_DECAY_MS = 2000;
 
@@ -87,7 +85,7 @@ export class Balancer {
       if ((err as { code?: string }).code !== 'EOPENBREAKER' && (err as { code?: string }).code !== 'ABORTED') {
         // Outlier ejection (Envoy's consecutive-5xx rule): a run of failures opens the breaker even when
         // older successes still dominate its rolling window.
-        if (++state.consecutiveFailures >= CONSECUTIVE_FAILURES && !state.breaker.opened) state.breaker.open();
+        if (++state.consecutiveFailures >= this.#settings.consecutiveFailures && !state.breaker.opened) state.breaker.open();
       }
       if (err instanceof StatusFailure && err.status === 429) state.penaltyUntil = Date.now() + (err.retryAfterMs ?? 1000);
       if ((err as { code?: string }).code === 'EOPENBREAKER') {
@@ -145,7 +143,7 @@ export class Balancer {
       const breaker = new CircuitBreaker<[Action], unknown>((action: Action) => action(), {
         timeout: false, volumeThreshold: this.#settings.volumeThreshold,
         errorThresholdPercentage: this.#settings.errorThresholdPercentage,
-        resetTimeout: this.#settings.resetTimeout, rollingCountTimeout: this.#settings.rollingCountTimeout,
+        resetTimeout: this.#settings.resetTimeout, rollingCountTimeout: this.#settings.window,
         // Only failures of the peer count: a call the caller gave up on says nothing about the instance.
         errorFilter: (err: unknown) => (err as { code?: string }).code === 'ABORTED',
       });

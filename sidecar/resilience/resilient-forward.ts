@@ -25,6 +25,8 @@ export interface ResilientCall<R extends Instance> {
   /** When true, no other instance may serve the call (e.g. an MCP session). */
   pinned?: boolean;
   idempotent: boolean;
+  /** Attempts in all, and the full-jitter backoff between them. */
+  retry: { maxAttempts: number; backoff: number; maxBackoff: number };
   balancer: Balancer;
   budget: RetryBudget;
   dispatcher: (record: R) => Dispatcher;
@@ -40,7 +42,6 @@ export interface ResilientCall<R extends Instance> {
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 /** Failures where the request provably never reached the peer. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'PEER_IDENTITY_MISMATCH']);
-const MAX_ATTEMPTS = 3;
 /** Set on responses from a hop that already retried, so earlier hops do not retry the call again. */
 export const RETRIED_HEADER = 'x-agentmesh-retried';
 
@@ -63,7 +64,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
       });
       return { record, upstream };
     }, {
-      retries: MAX_ATTEMPTS - 1, minTimeout: 0, maxTimeout: 0, signal, unref: true,
+      retries: call.retry.maxAttempts - 1, minTimeout: 0, maxTimeout: 0, signal, unref: true,
       // A breaker that refuses costs no retry: the call just moves to another instance.
       shouldConsumeRetry: ({ error }) => !(notSent(error) && call.candidates().some((c) => !tried.has(c.instance))),
       shouldRetry: async ({ error, attemptNumber }) => {
@@ -73,7 +74,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
         const safe = free || notSent(error) || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
         if (!safe || (!free && !call.budget.tryWithdraw())) return false;
         if (error instanceof StatusFailure) await (error.response as Dispatcher.ResponseData).body.dump().catch(() => undefined);
-        const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber);
+        const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
         if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
         retries++;
         call.onRetry(retryReason(error));
