@@ -12,6 +12,7 @@ import { forward } from './proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
 import { arrivingBudget } from './mesh-headers.ts';
+import { dedupKey, MessageDedup, recorder, replay } from './resilience/dedup.ts';
 import { restMethod, trackRequest, type Metrics } from './metrics.ts';
 import type { ListenStreams } from './listen-streams.ts';
 import { serveStdio, type LocalMcpServer } from './mcp/local-servers.ts';
@@ -24,6 +25,7 @@ export interface LocalAgent {
 }
 
 export interface InboundDeps {
+  dedup: MessageDedup;
   metrics: Metrics;
   trustDomain: string;
   /** The MCP servers this sidecar fronts. */
@@ -65,6 +67,11 @@ export function inboundHandler(deps: InboundDeps) {
       if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
       const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req, deps.maxBody);
       const basePath = target.pathname.replace(/\/$/, '');
+      const key = binding === 'JSONRPC' ? dedupKey(caller, agent.name, body) : undefined;
+      const earlier = key ? deps.dedup.previous(key) : undefined;
+      const first = earlier ? await earlier : undefined;
+      if (first) return replay(res, first);
+      const record = key ? recorder(deps.dedup.begin(key)) : undefined;
       await forward({
         dispatcher: agent.dispatcher,
         origin: target.origin,
@@ -75,6 +82,7 @@ export function inboundHandler(deps: InboundDeps) {
         signal: requestSignal(req, res, deps.shutdown),
         target: `local agent '${agent.name}'`,
         ...budget(req),
+        ...(record ? { onResponse: (status: number, headers: Record<string, string | string[] | undefined>) => record.head(status, headers), observe: record } : {}),
       }, res);
     } catch (err) {
       sendError(res, err, ctx);

@@ -101,6 +101,7 @@ export function outboundHandler(deps: OutboundDeps) {
   async function forwardA2a(req: IncomingMessage, res: ServerResponse, agent: string, rest: string, search: string, ctx: ErrorContext, labels: RequestLabels): Promise<void> {
     let body: Buffer | undefined;
     let idempotent = req.method === 'GET';
+    let resendOnLoss = false;
     let taskId = restTaskId(rest);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       body = await readBody(req, deps.maxBody);
@@ -110,6 +111,7 @@ export function outboundHandler(deps: OutboundDeps) {
         ctx.rpcId = envelope.id;
         labels.method = A2A_METHODS.has(envelope.method) ? envelope.method : 'other';
         idempotent = IDEMPOTENT.has(envelope.method);
+        resendOnLoss = envelope.method === 'SendMessage' || envelope.method === 'message/send';
         taskId = requestTaskId(envelope.method, envelope.params);
       }
     }
@@ -120,6 +122,7 @@ export function outboundHandler(deps: OutboundDeps) {
       candidates: () => deps.view.agentInstances(agent),
       preferred: await deps.affinity.ownerOf(agent, taskId),
       idempotent,
+      resendOnLoss,
       retry: deps.resilience.retry(agent),
       balancer: deps.resilience.balancer(`agent/${agent}`, agent),
       budget: deps.resilience.budget(`agent/${agent}`, agent),

@@ -25,6 +25,8 @@ export interface ForwardRequest {
   timeoutMs?: number;
   /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
   onResponse?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
+  /** Sees every body chunk as it passes, and whether the body ended completely. */
+  observe?: { chunk(c: Buffer): void; end(complete: boolean): void };
 }
 
 /**
@@ -39,10 +41,17 @@ export async function forward(request: ForwardRequest, res: ServerResponse): Pro
     upstream = await send(request, signal, deadline);
   } catch (err) {
     deadline.clear();
+    request.observe?.end(false);
     throw err;
   }
   request.onResponse?.(upstream.statusCode, upstream.headers);
-  await relay(upstream, res, deadline);
+  const observe = request.observe;
+  if (observe) upstream.body.on('data', (c: Buffer) => observe.chunk(c));
+  try {
+    await relay(upstream, res, deadline);
+  } finally {
+    observe?.end(res.writableFinished);
+  }
 }
 
 /** Sends the request and waits for the response headers; failures come back as catalog errors. */

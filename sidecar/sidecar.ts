@@ -15,6 +15,7 @@ import { outboundHandler } from './outbound.ts';
 import { PeerPools } from './peers.ts';
 import { ListenStreams } from './listen-streams.ts';
 import { createMetrics } from './metrics.ts';
+import { MessageDedup } from './resilience/dedup.ts';
 import { createResilienceState } from './resilience/state.ts';
 import { AFFINITY_TTL_MS, TaskAffinity } from './resilience/task-affinity.ts';
 import { createFederation } from './mcp/federation.ts';
@@ -94,7 +95,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
+        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
         maxBody: config.limits.maxBody, log, shutdown: shutdown.signal,
       }),
     });

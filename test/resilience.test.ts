@@ -4,7 +4,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectMesh, message, serveAgent, type AgentServer } from '../sdk/index.ts';
 import { ClientFactory } from '@a2a-js/sdk/client';
-import { relayExecutor, sleepyExecutor } from './fixtures/agents.ts';
+import { readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { echoExecutor, relayExecutor, sleepyExecutor } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
 import { waitFor } from '../examples/support/wait.ts';
 import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
@@ -15,6 +17,7 @@ describe('deadlines, hop limit and metrics', () => {
   const agents: AgentServer[] = [];
   const sidecars: Record<string, SidecarProcess> = {};
   let abandoned = 0;
+  const echo = echoExecutor();
 
   before(async () => {
     mesh = await createTestMesh({ backend: 'embedded' });
@@ -32,6 +35,9 @@ describe('deadlines, hop limit and metrics', () => {
       sidecars[name] = await mesh.sidecar(name, { agent: { url: relay.url } });
       meshUrl = sidecars[name]?.outbound ?? '';
     }
+    const echoAgent = await serveAgent({ name: 'echo', executor: echo });
+    agents.push(echoAgent);
+    sidecars.echo = await mesh.sidecar('echo', { agent: { url: echoAgent.url } });
     caller = await mesh.sidecar('caller', { resilience: { targets: { sleepy: { timeout: '1500ms' } } } });
     for (const name of ['sleepy', 'ping', 'pong']) await waitForAgent(caller, name);
   });
@@ -69,5 +75,25 @@ describe('deadlines, hop limit and metrics', () => {
     assert.match(text, /agentmesh_request_duration_seconds_bucket\{le="2.5",direction="outbound",target="sleepy",method="SendMessage"\} 1/);
     const pong = await (await fetch(`${sidecars.pong?.admin}/metrics`)).text();
     assert.match(pong, /agentmesh_requests_total\{direction="outbound",target="ping",method="SendMessage",code="508"\} 1/);
+  });
+
+  test('a SendMessage resent with the same messageId is answered with the first outcome, not run again', async () => {
+    const files = await mesh.pki.issue(`spiffe://${mesh.trustDomain}/agent/resender`);
+    const dispatcher = new Agent({ connect: { ca: readFileSync(files.bundle, 'utf8'), cert: readFileSync(files.cert, 'utf8'), key: readFileSync(files.key, 'utf8'), checkServerIdentity: () => undefined } });
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: { message: { messageId: 'once-only', role: 'ROLE_USER', parts: [{ text: 'just once' }] } } });
+      const post = () => undiciFetch(`${sidecars.echo?.inbound}/a2a/echo`, { method: 'POST', body, dispatcher, headers: { 'content-type': 'application/json', 'a2a-version': '1.0' } });
+      const before = echo.executions;
+      const [a, b] = await Promise.all([post(), post()]);
+      const c = await post();
+      const texts = await Promise.all([a, b, c].map((r) => r.text()));
+      assert.equal(echo.executions - before, 1, 'the agent ran the message once');
+      assert.match(texts[0] ?? '', /echo: just once/);
+      assert.equal(texts[1], texts[0]);
+      assert.equal(texts[2], texts[0]);
+      assert.equal(c.headers.get('x-agentmesh-deduplicated'), 'true');
+    } finally {
+      await dispatcher.close();
+    }
   });
 });

@@ -25,6 +25,11 @@ export interface ResilientCall<R extends Instance> {
   /** When true, no other instance may serve the call (e.g. an MCP session). */
   pinned?: boolean;
   idempotent: boolean;
+  /**
+   * For A2A SendMessage: a connection lost after the request was sent may be resent to the same
+   * instance, whose sidecar deduplicates by messageId and answers with the first outcome.
+   */
+  resendOnLoss?: boolean;
   /** Attempts in all, and the full-jitter backoff between them. */
   retry: { maxAttempts: number; backoff: number; maxBackoff: number };
   balancer: Balancer;
@@ -50,11 +55,15 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
   const signal = AbortSignal.any([call.request.signal, deadline.signal]);
   const tried = new Set<string>();
   let retries = 0;
+  let last: R | undefined;
+  let stickTo: R | undefined;
   call.budget.onRequest();
   let answered: { record: R; upstream: Dispatcher.ResponseData } | undefined;
   try {
     answered = await pRetry(async (attempt) => {
-      const record = choose(call, tried, attempt);
+      const record = stickTo ?? choose(call, tried, attempt);
+      stickTo = undefined;
+      last = record;
       tried.add(record.instance);
       const alone = call.pinned === true || call.candidates().length <= 1;
       const upstream = await call.balancer.call(record.instance, alone, async () => {
@@ -71,11 +80,13 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
         if (signal.aborted || (call.pinned && !notSent(error))) return false;
         // Moving a call that never reached an instance to another one costs nobody anything: no budget.
         const free = notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
-        const safe = free || notSent(error) || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
+        const resend = call.resendOnLoss === true && connectionLost(error) && last !== undefined && call.candidates().some((c) => c.instance === last?.instance);
+        const safe = free || notSent(error) || resend || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
         if (!safe || (!free && !call.budget.tryWithdraw())) return false;
         if (error instanceof StatusFailure) await (error.response as Dispatcher.ResponseData).body.dump().catch(() => undefined);
         const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
         if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        if (resend) stickTo = last;
         retries++;
         call.onRetry(retryReason(error));
         return !signal.aborted;
@@ -119,6 +130,15 @@ function retryReason(error: Error): string {
   }
   return reason;
 }
+
+/** The connection broke after the request may have been sent (so only a deduplicated resend is safe). */
+function connectionLost(error: Error): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (LOST.has((e as { code?: string }).code ?? '')) return true;
+  }
+  return false;
+}
+const LOST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
 function notSent(error: Error): boolean {
   if (isOpenBreaker(error)) return true;
