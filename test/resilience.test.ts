@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { connectMesh, message, serveAgent, type AgentServer } from '../sdk/index.ts';
 import { ClientFactory } from '@a2a-js/sdk/client';
 import { readFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { echoExecutor, relayExecutor, sleepyExecutor } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
@@ -95,5 +96,46 @@ describe('deadlines, hop limit and metrics', () => {
     } finally {
       await dispatcher.close();
     }
+  });
+
+  test('a target that is down under steady load gets no more attempts than the retry budget allows, and no burst after', async () => {
+    const down = await serveAgent({ name: 'flaky', executor: echo });
+    const port = Number(new URL(down.url).port);
+    sidecars.flaky = await mesh.sidecar('flaky', { agent: { url: down.url } });
+    await waitForAgent(caller, 'flaky');
+    await down.close();
+    const inboundAttempts = async () => {
+      const text = await (await fetch(`${sidecars.flaky?.admin}/metrics`)).text();
+      return [...text.matchAll(/^agentmesh_requests_total\{direction="inbound",target="flaky"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const getTask = (id: string) => fetch(`${caller.outbound}/a2a/flaky`, { method: 'POST', headers: { 'content-type': 'application/json', 'a2a-version': '1.0' }, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'GetTask', params: { id } }) });
+    const startAttempts = await inboundAttempts();
+    const seconds = 4;
+    const rate = 25;
+    let requests = 0;
+    const started = Date.now();
+    while (Date.now() - started < seconds * 1000) {
+      const res = await getTask(`t${requests++}`);
+      assert.equal(res.status, 502, 'the caller sees the failure');
+      await res.body?.cancel();
+      await delay(1000 / rate);
+    }
+    const elapsed = (Date.now() - started) / 1000;
+    const attempts = (await inboundAttempts()) - startAttempts;
+    // Budget: 20 % of requests + 10 a second, plus the 10 it starts with.
+    const allowed = requests + Math.ceil(0.2 * requests + 10 * elapsed + 10);
+    assert.ok(attempts > requests, `retries happened (${attempts} attempts for ${requests} requests)`);
+    assert.ok(attempts <= allowed, `${attempts} attempts for ${requests} requests, budget allows ${allowed}`);
+
+    const retriesFor = async () => {
+      const text = await (await fetch(`${caller.admin}/metrics`)).text();
+      return [...text.matchAll(/^agentmesh_retries_total\{target="flaky"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const back = await serveAgent({ name: 'flaky', executor: echo, port });
+    agents.push(back);
+    await waitFor('the target to answer again', async () => (await getTask('probe')).status === 200, 15_000);
+    const retriesBefore = await retriesFor();
+    for (let n = 0; n < 20; n++) assert.equal((await getTask(`after${n}`)).status, 200);
+    assert.equal(await retriesFor(), retriesBefore, 'no retries once it is back');
   });
 });
