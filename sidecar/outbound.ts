@@ -46,17 +46,13 @@ const A2A_METHODS = new Set([
 ]);
 
 export function outboundHandler(deps: OutboundDeps) {
-  const cursor = new Map<string, number>();
-
-  /** Round-robin over the live instances of an agent. */
-  function pickInstance(agent: string): AgentRecord {
+  /** The live instances of an agent, or AGENT_NOT_FOUND naming it. */
+  function requireAgent(agent: string): [AgentRecord, ...AgentRecord[]] {
     const instances = deps.view.agentInstances(agent);
     if (instances.length === 0) {
       throw new MeshError('AGENT_NOT_FOUND', `agent '${agent}' not found in the mesh`, { details: { agent } });
     }
-    const n = cursor.get(agent) ?? 0;
-    cursor.set(agent, n + 1);
-    return instances[n % instances.length] ?? (instances[0] as AgentRecord);
+    return instances as [AgentRecord, ...AgentRecord[]];
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -94,7 +90,7 @@ export function outboundHandler(deps: OutboundDeps) {
   };
 
   function serveCard(req: IncomingMessage, res: ServerResponse, agent: string): void {
-    const record = pickInstance(agent);
+    const [record] = requireAgent(agent);
     sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
   }
 
@@ -115,7 +111,7 @@ export function outboundHandler(deps: OutboundDeps) {
         taskId = requestTaskId(envelope.method, envelope.params);
       }
     }
-    pickInstance(agent);
+    requireAgent(agent);
     labels.target = agent;
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     await resilientForward({
