@@ -123,7 +123,7 @@ export class NatsWatch {
     for (const key of this.#live) {
       if (!snapshot.seen.has(key)) {
         this.#live.delete(key);
-        this.#onChange({ op: 'delete', key });
+        this.#onChange({ op: 'vanished', key });
       }
     }
     this.#markSynced();

@@ -1,10 +1,15 @@
 // The shapes every registry backend and the registry facade share. No behaviour here.
 import type { AgentRecord, McpRecord, RegistryRecord } from './record.ts';
 
-/** One change seen on a backend's watch. `record` is absent for deletes. */
+/**
+ * One change seen on a backend's watch. `record` is absent for deletes. `vanished`: the key was missing
+ * from the snapshot taken after an outage (the bucket's max age may have dropped it while the server
+ * was down); the record is kept until its own TTL runs out, giving its owner time to re-announce.
+ */
 export type RegistryChange =
   | { op: 'put'; key: string; record: RegistryRecord }
-  | { op: 'delete'; key: string };
+  | { op: 'delete'; key: string }
+  | { op: 'vanished'; key: string };
 
 export interface WatchOptions {
   /** Stops the watch. Aborting before the snapshot is loaded rejects with MeshError('ABORTED'). */

@@ -43,6 +43,8 @@ export class RecordView implements RegistryView {
 
   /** Applies one watch change; a put of an already-stale record counts as a delete. */
   apply(change: RegistryChange): void {
+    // Not a delete: the record ages out on its own unless its owner re-announces it first.
+    if (change.op === 'vanished') return;
     const old = this.#entries.get(change.key);
     const expiresAt = change.op === 'put' ? this.#clock.at(Date.parse(change.record.heartbeatAt)) + this.#ttlMs : 0;
     if (change.op === 'delete' || !(this.#clock.now() < expiresAt)) {
