@@ -147,6 +147,11 @@ describe('two instances under faults', () => {
     await waitFor('streams open on both instances', () => (streaming[0]?.open ?? 0) > 0 && (streaming[0]?.open ?? 0) + (streaming[1]?.open ?? 0) === 6, 10_000);
     const killedAt = Date.now();
     await sidecars[0]?.stop('SIGKILL');
+    // Every stream on the killed instance ends with an error within 10 s (the others wait on the gate).
+    const onKilled = streaming[0]?.open ?? 0;
+    const settledCount = async () => (await Promise.all(streams.map((p) => Promise.race([p, Promise.resolve(undefined)])))).filter((r) => r !== undefined && !r.ok).length;
+    await waitFor('the streams of the killed instance to end with an error', async () => (await settledCount()) >= onKilled, 10_000, 50);
+    assert.ok(Date.now() - killedAt <= 10_000);
     let failed = 0;
     const total = 200;
     for (let n = 0; n < total; n++) await send(`after ${n}`).catch(() => { failed++; });
@@ -154,7 +159,6 @@ describe('two instances under faults', () => {
     const results = await Promise.all(streams);
     const cut = results.filter((r) => !r.ok);
     assert.ok(cut.length > 0, 'some streams were on the killed instance');
-    assert.ok(Date.now() - killedAt < 60_000);
     for (const r of cut) assert.ok(r.error && r.error.length > 0, 'a cut stream ends with an error, not a hang');
     assert.ok(results.filter((r) => r.ok).every((r) => r.events.at(-1) === 'statusUpdate'));
     assert.ok(failed <= total / 100, `${failed} of ${total} calls failed after the kill`);

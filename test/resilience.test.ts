@@ -39,7 +39,7 @@ describe('deadlines, hop limit and metrics', () => {
     const echoAgent = await serveAgent({ name: 'echo', executor: echo });
     agents.push(echoAgent);
     sidecars.echo = await mesh.sidecar('echo', { agent: { url: echoAgent.url } });
-    caller = await mesh.sidecar('caller', { resilience: { targets: { sleepy: { timeout: '1500ms' } } } });
+    caller = await mesh.sidecar('caller', { resilience: { targets: { sleepy: { timeout: '5s' } } } });
     for (const name of ['sleepy', 'ping', 'pong']) await waitForAgent(caller, name);
   });
   after(async () => {
@@ -52,10 +52,10 @@ describe('deadlines, hop limit and metrics', () => {
     const started = performance.now();
     await assert.rejects(
       client.sendMessage({ tenant: '', message: message('user', 'wake up'), configuration: undefined, metadata: undefined }),
-      /deadline of 1500 ms exceeded waiting for agent 'sleepy'/,
+      /deadline of 5000 ms exceeded waiting for agent 'sleepy'/,
     );
     const took = performance.now() - started;
-    assert.ok(took >= 1400 && took < 5000, `failed after ${took.toFixed(0)} ms`);
+    assert.ok(took >= 4900 && took < 9000, `failed after ${took.toFixed(0)} ms (the agent takes 10 s)`);
     await waitFor('the agent\'s request to be closed by its sidecar', () => abandoned >= 1, 5000);
   });
 
@@ -70,11 +70,11 @@ describe('deadlines, hop limit and metrics', () => {
   test('/metrics counts requests, errors and latency per target and method', async () => {
     const res = await fetch(`${caller.admin}/metrics`);
     assert.equal(res.status, 200);
-    const text = await res.text();
+    const text = (await res.text()).split('\n').filter((l) => l.startsWith('agentmesh_request')).join('\n');
     assert.match(text, /agentmesh_requests_total\{direction="outbound",target="sleepy",method="SendMessage",code="504"\} 1/);
     assert.match(text, /agentmesh_request_errors_total\{direction="outbound",target="sleepy",method="SendMessage",code="504"\} 1/);
-    assert.match(text, /agentmesh_request_duration_seconds_bucket\{le="2.5",direction="outbound",target="sleepy",method="SendMessage"\} 1/);
-    const pong = await (await fetch(`${sidecars.pong?.admin}/metrics`)).text();
+    assert.match(text, /agentmesh_request_duration_seconds_bucket\{le="10",direction="outbound",target="sleepy",method="SendMessage"\} 1/);
+    const pong = (await (await fetch(`${sidecars.pong?.admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('agentmesh_requests_total')).join('\n');
     assert.match(pong, /agentmesh_requests_total\{direction="outbound",target="ping",method="SendMessage",code="508"\} 1/);
   });
 
@@ -110,7 +110,7 @@ describe('deadlines, hop limit and metrics', () => {
     };
     const getTask = (id: string) => fetch(`${caller.outbound}/a2a/flaky`, { method: 'POST', headers: { 'content-type': 'application/json', 'a2a-version': '1.0' }, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'GetTask', params: { id } }) });
     const startAttempts = await inboundAttempts();
-    const seconds = 4;
+    const seconds = 30; // the issue's scenario: B down for 30 s under steady load
     const rate = 25;
     let requests = 0;
     const started = Date.now();
