@@ -22,7 +22,7 @@ export interface SidecarProcess extends AsyncDisposable {
 }
 
 /** Starts `agentmesh sidecar` with `config` (listen ports default to 0 on 127.0.0.1). */
-export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number; readyFile?: string } = {}): Promise<SidecarProcess> {
+export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number; readyFile?: string; nodeArgs?: string[] } = {}): Promise<SidecarProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'agentmesh-sidecar-'));
   const configPath = join(dir, 'sidecar.yaml');
   const readyFile = options.readyFile ?? join(dir, 'ready.json');
@@ -32,7 +32,8 @@ export async function startSidecarProcess(config: Record<string, unknown>, optio
     ...config,
   };
   writeFileSync(configPath, stringify(full));
-  const child = spawn(process.execPath, [CLI, 'sidecar', '--config', configPath, '--ready-file', readyFile], {
+  // nodeArgs: options for node itself, e.g. --cpu-prof (which NODE_OPTIONS does not accept on Node 20).
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'sidecar', '--config', configPath, '--ready-file', readyFile], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,0 +1,156 @@
+// Turns one run's raw measurements into the summary: the table (with agentmesh / reference and
+// agentmesh / direct ratios), the target checks, and the JSON file under bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { added, median, ratio, summarize, type Summary } from './stats.ts';
+import { VARIANTS, type Variant } from './world.ts';
+import type { PerVariant, SliceResult, CpuPerRequest } from './phases.ts';
+import type { StreamTiming } from './load.ts';
+import type { CostProbe, RegistryScaleResult } from './registry-scale.ts';
+
+export interface Measurements {
+  latencyC1: { samples: PerVariant<number[]>; cpu: PerVariant<CpuPerRequest | undefined> };
+  rate: PerVariant<SliceResult>;
+  rateLow: PerVariant<SliceResult>;
+  throughput: PerVariant<SliceResult>;
+  sse: PerVariant<StreamTiming[]>;
+  mcp: { samples: PerVariant<number[]>; cpu: PerVariant<CpuPerRequest | undefined> };
+  idleRssMb: Record<string, number>;
+  registry?: RegistryScaleResult;
+}
+
+export interface Row { metric: string; values: PerVariant<number | undefined>; digits?: number }
+export interface Check { target: string; value: string; met: boolean }
+
+const fmt = (v: number | undefined, digits = 2) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));
+
+export function summaryOf(m: Measurements) {
+  const c1 = mapV((v) => summarize(m.latencyC1.samples[v]));
+  const rate = mapV((v) => summarize(m.rate[v].latencies));
+  const low = mapV((v) => summarize(m.rateLow[v].latencies));
+  const thr = mapV((v) => summarize(m.throughput[v].latencies));
+  const rps = mapV((v) => m.throughput[v].completed / m.throughput[v].seconds);
+  const first = mapV((v) => summarize(m.sse[v].map((s) => s.firstMs)));
+  const last = mapV((v) => summarize(m.sse[v].map((s) => s.lastMs)));
+  const perEvent = mapV((v) => median(m.sse[v].flatMap((s) => s.perEventMs)));
+  const mcp = mapV((v) => summarize(m.mcp.samples[v]));
+  const addedC1 = mapV((v) => added(c1[v], c1.direct));
+  const addedRate = mapV((v) => added(rate[v], rate.direct));
+  const addedLow = mapV((v) => added(low[v], low.direct));
+  const sseAdded = mapV((v) => perEvent[v] - perEvent.direct);
+  return { c1, rate, low, thr, rps, first, last, perEvent, mcp, addedC1, addedRate, addedLow, sseAdded };
+}
+
+function mapV<T>(f: (v: Variant) => T): PerVariant<T> {
+  return { direct: f('direct'), reference: f('reference'), agentmesh: f('agentmesh') };
+}
+
+const onlyPairs = <T>(f: (v: Variant) => T | undefined): PerVariant<T | undefined> => ({ direct: undefined, reference: f('reference'), agentmesh: f('agentmesh') });
+
+export function rows(m: Measurements): Row[] {
+  const s = summaryOf(m);
+  const peak = (v: Variant) => Math.max(...Object.values(m.throughput[v].peakRssMb));
+  const idle = (v: Variant, i: number) => m.idleRssMb[v === 'reference' ? ['ref-out', 'ref-in'][i] ?? '' : ['sidecar-A', 'sidecar-B'][i] ?? ''];
+  return [
+    { metric: 'c=1 latency p50 (ms)', values: mapV((v) => s.c1[v].p50) },
+    { metric: 'c=1 latency p90 (ms)', values: mapV((v) => s.c1[v].p90) },
+    { metric: 'c=1 latency p99 (ms)', values: mapV((v) => s.c1[v].p99) },
+    { metric: 'c=1 added per hop p50 (ms)', values: onlyPairs((v) => s.addedC1[v].p50), digits: 3 },
+    { metric: 'c=1 added per hop p99 (ms)', values: onlyPairs((v) => s.addedC1[v].p99), digits: 3 },
+    { metric: '1000 req/s achieved (req/s)', values: mapV((v) => m.rate[v].achievedRps), digits: 0 },
+    { metric: '1000 req/s not sent, backlog full', values: mapV((v) => m.rate[v].dropped), digits: 0 },
+    { metric: '1000 req/s latency p50 (ms)', values: mapV((v) => s.rate[v].p50) },
+    { metric: '1000 req/s latency p99 (ms)', values: mapV((v) => s.rate[v].p99) },
+    { metric: '1000 req/s added p50 (ms)', values: onlyPairs((v) => s.addedRate[v].p50), digits: 3 },
+    { metric: '1000 req/s added p90 (ms)', values: onlyPairs((v) => s.addedRate[v].p90), digits: 3 },
+    { metric: '1000 req/s added p99 (ms)', values: onlyPairs((v) => s.addedRate[v].p99), digits: 3 },
+    { metric: '250 req/s added p50 (ms)', values: onlyPairs((v) => s.addedLow[v].p50), digits: 3 },
+    { metric: '250 req/s added p90 (ms)', values: onlyPairs((v) => s.addedLow[v].p90), digits: 3 },
+    { metric: '250 req/s added p99 (ms)', values: onlyPairs((v) => s.addedLow[v].p99), digits: 3 },
+    { metric: 'throughput c=32 (req/s)', values: mapV((v) => s.rps[v]), digits: 0 },
+    { metric: 'c=32 latency p50 (ms)', values: mapV((v) => s.thr[v].p50) },
+    { metric: 'c=32 latency p99 (ms)', values: mapV((v) => s.thr[v].p99) },
+    { metric: 'SSE first event p50 (ms)', values: mapV((v) => s.first[v].p50) },
+    { metric: 'SSE last event p50 (ms)', values: mapV((v) => s.last[v].p50) },
+    { metric: 'SSE per-event delay p50 (ms)', values: mapV((v) => s.perEvent[v]), digits: 3 },
+    { metric: 'SSE added per event (ms)', values: onlyPairs((v) => s.sseAdded[v]), digits: 3 },
+    { metric: 'MCP tools/call p50 (ms)', values: mapV((v) => s.mcp[v].p50) },
+    { metric: 'MCP tools/call p99 (ms)', values: mapV((v) => s.mcp[v].p99) },
+    { metric: 'CPU/req pair, c=1 (µs)', values: onlyPairs((v) => m.latencyC1.cpu[v]?.pairUs), digits: 0 },
+    { metric: 'CPU/req pair, 1000 req/s (µs)', values: onlyPairs((v) => m.rate[v].cpu?.pairUs), digits: 0 },
+    { metric: 'CPU/req pair, 250 req/s (µs)', values: onlyPairs((v) => m.rateLow[v].cpu?.pairUs), digits: 0 },
+    { metric: 'CPU/req pair, c=32 (µs)', values: onlyPairs((v) => m.throughput[v].cpu?.pairUs), digits: 0 },
+    { metric: 'CPU/req out-side proxy, c=32 (µs)', values: onlyPairs((v) => Object.values(m.throughput[v].cpu?.perProcessUs ?? {})[0]), digits: 0 },
+    { metric: 'CPU/req in-side proxy, c=32 (µs)', values: onlyPairs((v) => Object.values(m.throughput[v].cpu?.perProcessUs ?? {})[1]), digits: 0 },
+    { metric: 'agent CPU/req, c=32 (µs)', values: mapV((v) => m.throughput[v].agentUs), digits: 0 },
+    { metric: 'RSS idle, out-side (MB)', values: onlyPairs((v) => idle(v, 0)), digits: 1 },
+    { metric: 'RSS idle, in-side (MB)', values: onlyPairs((v) => idle(v, 1)), digits: 1 },
+    { metric: 'RSS peak under c=32 (MB)', values: onlyPairs(peak), digits: 1 },
+  ];
+}
+
+export function table(list: Row[]): string {
+  const head = ['metric', 'direct', 'reference', 'agentmesh', 'am/ref', 'am/direct'];
+  const body = list.map((r) => [
+    r.metric, ...VARIANTS.map((v) => fmt(r.values[v], r.digits)),
+    fmt(ratio(r.values.agentmesh ?? Number.NaN, r.values.reference ?? Number.NaN)),
+    fmt(ratio(r.values.agentmesh ?? Number.NaN, r.values.direct ?? Number.NaN)),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  return [line(head), `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+export function checks(m: Measurements): Check[] {
+  const s = summaryOf(m);
+  const out: Check[] = [];
+  const add = (target: string, value: string, met: boolean) => out.push({ target, value, met });
+  const thrRatio = s.rps.agentmesh / s.rps.reference;
+  add('throughput ≥ 1.5× reference', `${thrRatio.toFixed(2)}×`, thrRatio >= 1.5);
+  add('added per hop p50 ≤ reference', `${s.addedC1.agentmesh.p50.toFixed(3)} vs ${s.addedC1.reference.p50.toFixed(3)} ms`, s.addedC1.agentmesh.p50 <= s.addedC1.reference.p50);
+  add('1000 req/s added p90 ≤ 1.0 ms', `${s.addedRate.agentmesh.p90.toFixed(3)} ms`, s.addedRate.agentmesh.p90 <= 1.0);
+  add('1000 req/s added p99 ≤ 2.0 ms', `${s.addedRate.agentmesh.p99.toFixed(3)} ms`, s.addedRate.agentmesh.p99 <= 2.0);
+  add('1000 req/s sustained (nothing left unsent)', `${m.rate.agentmesh.dropped} not sent, ${m.rate.agentmesh.achievedRps.toFixed(0)} req/s`, m.rate.agentmesh.dropped === 0);
+  const early = m.sse.agentmesh.filter((t) => t.firstBeforeLastSent).length;
+  add('SSE first event before the agent sends the last', `${early}/${m.sse.agentmesh.length} streams`, early === m.sse.agentmesh.length);
+  add('SSE added per event ≤ 2× reference', `${s.sseAdded.agentmesh.toFixed(3)} vs ${s.sseAdded.reference.toFixed(3)} ms`, s.sseAdded.agentmesh <= 2 * Math.max(0, s.sseAdded.reference));
+  const idle = Math.max(m.idleRssMb['sidecar-A'] ?? Number.NaN, m.idleRssMb['sidecar-B'] ?? Number.NaN);
+  add('RSS ≤ 60 MB per idle sidecar', `${idle.toFixed(1)} MB`, idle <= 60);
+  const peak = Math.max(...Object.values(m.throughput.agentmesh.peakRssMb));
+  add('RSS ≤ 90 MB under the throughput run', `${peak.toFixed(1)} MB`, peak <= 90);
+  const r = m.registry;
+  if (r) {
+    const p99 = Math.max(r.propagationWatchers.p99, r.propagationSidecars.p99);
+    add('registry propagation p99 ≤ 100 ms (1,000 agents)', `${p99.toFixed(1)} ms`, p99 <= 100);
+    const [one, many] = r.cost.pairCpuUsC32;
+    add('per-request CPU (c=32) with 1,000 agents within 10% of 1', `${one.toFixed(0)} → ${many.toFixed(0)} µs (${(((many / one) - 1) * 100).toFixed(1)}%)`, many / one <= 1.1);
+    const [a1, a2] = r.cost.addedC1P50Ms;
+    add('added latency (c=1 p50) with 1,000 agents within 10% of 1', `${a1.toFixed(3)} → ${a2.toFixed(3)} ms (${(((a2 / a1) - 1) * 100).toFixed(1)}%)`, a2 / a1 <= 1.1);
+  }
+  return out;
+}
+
+export function registryLines(r: RegistryScaleResult): string[] {
+  const rss = (p: CostProbe) => Object.entries(p.sidecarRssMb).map(([k, v]) => `${k} ${v.toFixed(1)} MB`).join(', ');
+  const pair = ([a, b]: [number, number], digits: number, unit: string) => `${a.toFixed(digits)} → ${b.toFixed(digits)}${unit} (${(((b / a) - 1) * 100).toFixed(1)}%)`;
+  const last = r.probes.at(-1);
+  return [
+    `registry: ${r.simulatedAgents} simulated agents (heartbeat every ttl/3) announced in ${r.announceSeconds.toFixed(2)} s, listed by both sidecars after ${r.syncSeconds.toFixed(2)} s`,
+    `  new record → all ${r.propagationWatchers.watchers} in-process watchers: p50 ${r.propagationWatchers.p50.toFixed(2)} ms, p99 ${r.propagationWatchers.p99.toFixed(2)} ms, max ${r.propagationWatchers.max.toFixed(2)} ms (n=${r.propagationWatchers.n})`,
+    `  new record → both sidecar processes (polled every 2 ms): p50 ${r.propagationSidecars.p50.toFixed(2)} ms, p99 ${r.propagationSidecars.p99.toFixed(2)} ms`,
+    `  sidecar RSS: 1 agent: ${r.probes[0] ? rss(r.probes[0]) : '–'}; ${r.simulatedAgents + 1} agents: ${last ? rss(last) : '–'}`,
+    `  1 → ${r.simulatedAgents + 1} agents (means of an A-B-A-B sequence): pair CPU/req c=32 ${pair(r.cost.pairCpuUsC32, 0, ' µs')}, c=1 ${pair(r.cost.pairCpuUsC1, 0, ' µs')}; added c=1 p50 ${pair(r.cost.addedC1P50Ms, 3, ' ms')}; agentmesh/reference CPU ${pair(r.cost.meshOverRefC32, 2, '')}`,
+    `  busiest sidecar's CPU with no traffic: ${pair(r.cost.idleCpuPct, 1, '% of a core')} (its watch decodes ${r.heartbeatsPerSecond.toFixed(0)} heartbeat puts/s)`,
+  ];
+}
+
+/** Writes the raw samples and the summary; returns the file path. */
+export function writeResults(dir: string, data: Record<string, unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const round = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v);
+  writeFileSync(file, JSON.stringify(data, round));
+  return file;
+}
+
+export type { Summary };

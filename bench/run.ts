@@ -1,0 +1,156 @@
+// `npm run bench`: one bounded run on 127.0.0.1 that measures direct, a reference proxy pair and an
+// agentmesh sidecar pair side by side (interleaved), then the registry at 1,000 agents; prints one
+// table and writes the raw results to bench/results/. `--profile[=registry]` runs a profiling pass instead.
+import { spawnSync } from 'node:child_process';
+import { cpus, release, totalmem } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { HttpClient, closedLoop } from './load.ts';
+import { latencyAtOne, mcpCalls, rateSlices, streams, throughputSlices, type Clients } from './phases.ts';
+import { allowedCpus, foreignLoad, memory, pin, tasksetBinary } from './proc.ts';
+import { profileRun } from './profile.ts';
+import { registryScale } from './registry-scale.ts';
+import { checks, registryLines, rows, table, writeResults, type Measurements } from './report.ts';
+import { LAYOUTS, startWorld, VARIANTS, type Layout, type World } from './world.ts';
+
+/** The whole run must end before this, whatever happens (the task allows 3 minutes). */
+const DEADLINE_MS = 175_000;
+const RESULTS = new URL('./results/', import.meta.url).pathname;
+
+const flags = new Set(process.argv.slice(2));
+const quick = flags.has('--quick');
+const PLAN = {
+  c1: { count: quick ? 300 : 1500, maxMs: quick ? 4000 : 12_000 },
+  rate: { rps: 1000, sliceMs: quick ? 1000 : 2000, rounds: quick ? 1 : 3 },
+  /** A rate every pair sustains on a small machine, so added latency is also seen without queueing. */
+  rateLow: { rps: 250, sliceMs: quick ? 1000 : 2000, rounds: quick ? 1 : 2 },
+  throughput: { concurrency: 32, sliceMs: quick ? 1500 : 2500, rampMs: 500, rounds: quick ? 1 : 3 },
+  sse: { streams: quick ? 20 : 60, maxMs: 12_000 },
+  mcp: { calls: quick ? 100 : 500, maxMs: 8000 },
+  registry: { agents: 1000, probes: quick ? 30 : 100, maxMs: 50_000 },
+};
+
+/** The pinning layout (`--pin=pods|split|none`, default pods); none without taskset or with one CPU. */
+function pinning(): Layout {
+  const asked = [...flags].find((f) => f.startsWith('--pin='))?.slice(6) ?? 'pods';
+  const layout = LAYOUTS[asked];
+  if (!layout) throw new Error(`unknown --pin=${asked} (pods, split or none)`);
+  if (!tasksetBinary() || cpus().length < 2) return LAYOUTS.none ?? { name: 'none' };
+  if (layout.loadgen !== undefined && !pin(process.pid, layout.loadgen)) throw new Error('taskset could not pin the load generator');
+  return layout;
+}
+
+function clientsFor(world: World): Clients {
+  const make = (v: (typeof VARIANTS)[number]) => ({ target: world.targets[v], a2a: new HttpClient(world.targets[v].origin), mcp: new HttpClient(world.targets[v].mcpOrigin) });
+  return { direct: make('direct'), reference: make('reference'), agentmesh: make('agentmesh') };
+}
+
+function rssOf(world: World): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of VARIANTS) for (const p of world.targets[v].procs) out[p.name] = memory(p.pid)?.rssMb ?? Number.NaN;
+  return out;
+}
+
+async function warmUp(clients: Clients): Promise<void> {
+  for (const v of VARIANTS) {
+    const { a2a, target } = clients[v];
+    const r = await closedLoop(() => a2a.sendMessage(target.a2aPath), 8, quick ? 1500 : 3000, 0);
+    if (r.errors > 0) throw new Error(`warm-up via ${v} failed: ${r.firstError}`);
+  }
+  await latencyAtOne(clients, 300, 3000);
+  await streams(clients, 10, 3000);
+  await mcpCalls(clients, 30, 3000);
+}
+
+/** Per phase: its duration and the CPU share other processes on the machine took meanwhile. */
+const noise: Record<string, { seconds: number; foreignPct: number }> = {};
+
+async function measure(world: World, clients: Clients, log: (line: string) => void): Promise<Measurements> {
+  const idleRssMb = rssOf(world);
+  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+    const stop = foreignLoad(cpus().length);
+    const out = await run();
+    const { seconds, foreignPct } = stop();
+    noise[name] = { seconds, foreignPct };
+    log(`  ${name}: ${seconds.toFixed(1)} s (other load on the machine: ${foreignPct.toFixed(0)}% of all CPUs)`);
+    return out;
+  };
+  await step('warm-up', () => warmUp(clients));
+  const latencyC1 = await step('latency at concurrency 1', () => latencyAtOne(clients, PLAN.c1.count, PLAN.c1.maxMs));
+  const rate = await step('fixed rate 1000 req/s', () => rateSlices(clients, world.agentPid, PLAN.rate.rps, PLAN.rate.sliceMs, PLAN.rate.rounds));
+  const rateLow = await step('fixed rate 250 req/s', () => rateSlices(clients, world.agentPid, PLAN.rateLow.rps, PLAN.rateLow.sliceMs, PLAN.rateLow.rounds));
+  const throughput = await step('throughput at concurrency 32', () => throughputSlices(clients, world.agentPid, PLAN.throughput.concurrency, PLAN.throughput.sliceMs, PLAN.throughput.rampMs, PLAN.throughput.rounds));
+  const sse = await step('SSE streams', () => streams(clients, PLAN.sse.streams, PLAN.sse.maxMs));
+  const mcp = await step('MCP tools/call', () => mcpCalls(clients, PLAN.mcp.calls, PLAN.mcp.maxMs));
+  const m: Measurements = { latencyC1, rate, rateLow, throughput, sse, mcp, idleRssMb };
+  if (!flags.has('--skip-registry')) {
+    const sidecars = world.sidecarOutbounds.map((url) => new HttpClient(url, 4));
+    try {
+      m.registry = await step('registry at 1,000 agents', () => registryScale(world, clients, sidecars, PLAN.registry));
+    } finally {
+      await Promise.allSettled(sidecars.map((s) => s.close()));
+    }
+  }
+  return m;
+}
+
+function machine(layout: Layout) {
+  const list = cpus();
+  return {
+    cpuModel: list[0]?.model ?? 'unknown', cpus: list.length, allowedCpus: allowedCpus(), memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version, kernel: release(),
+    pinning: { ...layout, natsServer: 'not pinned' },
+    commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim(),
+  };
+}
+
+function describe(layout: Layout): string {
+  if (layout.name === 'none') return 'off';
+  return `${layout.name} (load generator → CPU ${layout.loadgen}, agent+MCP → CPU ${layout.agent}, caller-side proxies → CPU ${layout.outProxy}, agent-side proxies → CPU ${layout.inProxy}; nats-server not pinned)`;
+}
+
+async function main(): Promise<number> {
+  const started = performance.now();
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log });
+  const layout = pinning();
+  log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}`);
+  const world = await startWorld({ layout });
+  const clients = clientsFor(world);
+  const stop = async (code: number) => {
+    await Promise.allSettled(VARIANTS.flatMap((v) => [clients[v].a2a.close(), clients[v].mcp.close()]));
+    await world.close();
+    return code;
+  };
+  const onSignal = () => { log('interrupted: stopping every process'); void stop(130).then((c) => process.exit(c)); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const watchdog = setTimeout(() => { log(`deadline of ${DEADLINE_MS / 1000} s reached: stopping`); void stop(2).then((c) => process.exit(c)); }, DEADLINE_MS - (performance.now() - started));
+  try {
+    log(`  setup: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const m = await measure(world, clients, log);
+    const idleAfterMb = rssOf(world);
+    const list = rows(m);
+    const verdicts = checks(m);
+    const meta = { date: new Date().toISOString(), machine: machine(layout), plan: PLAN, noise, seconds: (performance.now() - started) / 1000 };
+    const file = writeResults(RESULTS, { meta, table: list, checks: verdicts, idleAfterMb, raw: m });
+    log('');
+    log(table(list));
+    log('');
+    if (m.registry) for (const line of registryLines(m.registry)) log(line);
+    log(`idle RSS after the run: ${Object.entries(idleAfterMb).map(([k, v]) => `${k} ${v.toFixed(1)} MB`).join(', ')}`);
+    log('');
+    for (const c of verdicts) log(`${c.met ? 'MET   ' : 'MISSED'}  ${c.target}: ${c.value}`);
+    const noisy = Object.entries(noise).filter(([, n]) => n.foreignPct > 10);
+    if (noisy.length > 0) log(`\nWARNING: other processes used >10% of the CPUs during ${noisy.map(([k]) => k).join(', ')}; absolute numbers are unreliable, ratios less so.`);
+    log(`\nraw results: ${file} (${meta.seconds.toFixed(0)} s)`);
+    return 0;
+  } finally {
+    clearTimeout(watchdog);
+    await stop(0);
+  }
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
