@@ -46,8 +46,19 @@ export function serverTlsOptions(identity: Identity): ServerOptions {
   };
 }
 
+/** Verified callers per TLS connection: the certificate cannot change on a connection, so it is read once. */
+const verified = new WeakMap<TLSSocket, string>();
+
 /** The verified caller's SPIFFE ID, or FORBIDDEN naming why the connection is refused. */
 export function verifyClientPeer(socket: TLSSocket, trustDomain: string): string {
+  const known = verified.get(socket);
+  if (known !== undefined) return known;
+  const id = verifyOnce(socket, trustDomain);
+  verified.set(socket, id);
+  return id;
+}
+
+function verifyOnce(socket: TLSSocket, trustDomain: string): string {
   if (!socket.authorized) {
     throw new MeshError('FORBIDDEN', `client certificate rejected: ${String(socket.authorizationError ?? 'none presented')}`);
   }
