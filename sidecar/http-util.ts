@@ -1,20 +1,32 @@
 // Small HTTP helpers for the proxy: bounded body reading, JSON-RPC envelope reading and header hygiene.
 // Nothing here decides routing.
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { MeshError } from '../sdk/index.ts';
 
 /** Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
+  // Events rather than `for await`: the async iterator costs a promise and a stream wrapper per request.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (err: Error): void => { cleanup(); reject(err); };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) fail(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onClose = (): void => { if (!req.complete) fail(new MeshError('ABORTED', 'caller closed the connection')); };
+    const cleanup = (): void => {
+      req.off('data', onData).off('end', onEnd).off('error', fail).off('close', onClose);
+    };
+    req.on('data', onData).on('end', onEnd).on('error', fail).on('close', onClose);
+  });
 }
 
 function tooLarge(limit: number): MeshError {
@@ -85,13 +97,4 @@ function connectionHeaderTokens(headers: IncomingHttpHeaders): Set<string> {
   const value = headers.connection;
   if (!value) return new Set();
   return new Set(value.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
-}
-
-/** One signal per request: the caller going away, or the sidecar shutting down hard. */
-export function requestSignal(req: IncomingMessage, res: ServerResponse, shutdown: AbortSignal): AbortSignal {
-  const gone = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort(new MeshError('ABORTED', 'caller closed the connection'));
-  });
-  return AbortSignal.any([gone.signal, shutdown]);
 }

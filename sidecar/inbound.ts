@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { MeshError } from '../sdk/index.ts';
 import type { Binding } from './agent-card.ts';
-import { forwardHeaders, readBody, requestSignal } from './http-util.ts';
+import { forwardHeaders, readBody } from './http-util.ts';
 import { verifyClientPeer } from './identity/index.ts';
 import { forward } from './proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
@@ -35,7 +35,6 @@ export interface InboundDeps {
   localAgent: () => LocalAgent | undefined;
   maxBody: number;
   log: Logger;
-  shutdown: AbortSignal;
 }
 
 /** The deadline the calling sidecar sent: the local call is aborted when it runs out. */
@@ -79,7 +78,6 @@ export function inboundHandler(deps: InboundDeps) {
         path: `${basePath}${route.rest}${route.search}` || '/',
         headers: forwardHeaders(req.headers, { 'x-agentmesh-caller': caller, host: target.host }),
         ...(body ? { body } : {}),
-        signal: requestSignal(req, res, deps.shutdown),
         target: `local agent '${agent.name}'`,
         ...budget(req),
         ...(record ? { onResponse: (status: number, headers: Record<string, string | string[] | undefined>) => record.head(status, headers), observe: record } : {}),
@@ -106,7 +104,6 @@ export function inboundHandler(deps: InboundDeps) {
       path: `${server.url.pathname}${search}`,
       headers: forwardHeaders(req.headers, { 'x-agentmesh-caller': caller, host: server.url.host }),
       ...(body ? { body } : {}),
-      signal: requestSignal(req, res, deps.shutdown),
       target: `local MCP server '${name}'`,
       ...budget(req),
     }, res);

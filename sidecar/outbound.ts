@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { MeshError } from '../sdk/index.ts';
 import type { AgentQuery, AgentRecord, RegistryView } from '../registry/index.ts';
 import { rewriteCard } from './agent-card.ts';
-import { forwardHeaders, readBody, readEnvelope, requestSignal } from './http-util.ts';
+import { forwardHeaders, readBody, readEnvelope } from './http-util.ts';
 import { PeerPools } from './peers.ts';
 import { resilientForward } from './resilience/resilient-forward.ts';
 import { requestTaskId, restTaskId, sniffTaskId, type TaskAffinity } from './resilience/task-affinity.ts';
@@ -27,8 +27,6 @@ export interface OutboundDeps {
   peers: PeerPools;
   maxBody: number;
   log: Logger;
-  /** Aborts every in-flight call when the sidecar shuts down hard. */
-  shutdown: AbortSignal;
 }
 
 const CARD_PATH = '/.well-known/agent-card.json';
@@ -128,7 +126,6 @@ export function outboundHandler(deps: OutboundDeps) {
         path: `/a2a/${agent}${rest}${search}`,
         headers: forwardHeaders(req.headers, hop.headers),
         ...(body ? { body } : {}),
-        signal: requestSignal(req, res, deps.shutdown),
         timeoutMs: hop.timeoutMs,
       },
       target: `agent '${agent}'`,

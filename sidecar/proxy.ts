@@ -1,11 +1,11 @@
-// Streaming forwarder: sends one request through an undici dispatcher and pipes the response back
-// as it arrives (SSE included). Never buffers a response; maps transport failures to catalog errors.
+// Streaming forwarder: sends one request through an undici dispatcher with a raw dispatch handler and
+// writes the answer into the caller's response as it arrives (SSE included). Never buffers a whole
+// response; maps transport failures to catalog errors. Decides nothing about routing or retries.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
-import type { Dispatcher } from 'undici';
+import { util, type Dispatcher } from 'undici';
 import { MeshError } from '../sdk/index.ts';
+import { CallScope } from './call-scope.ts';
 import { responseHeaders } from './http-util.ts';
-import { Deadline } from './deadline.ts';
 
 export interface ForwardRequest {
   dispatcher: Dispatcher;
@@ -15,7 +15,6 @@ export interface ForwardRequest {
   path: string;
   headers: Record<string, string | string[]>;
   body?: Buffer | IncomingMessage;
-  signal: AbortSignal;
   /** Who the next hop is, for error messages ("agent 'x' at …"). */
   target: string;
   /**
@@ -24,82 +23,213 @@ export interface ForwardRequest {
    */
   timeoutMs?: number;
   /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
-  onResponse?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
+  onResponse?: (status: number, headers: ResponseHeaders) => void;
   /** Sees every body chunk as it passes, and whether the body ended completely. */
   observe?: { chunk(c: Buffer): void; end(complete: boolean): void };
 }
 
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+/** How an answer is written back: extra headers, and a look at its first chunk (e.g. for a task id). */
+export interface RelayOptions {
+  extraHeaders?: Record<string, string>;
+  tap?: (firstChunk: Buffer) => void;
+  observe?: ForwardRequest['observe'];
+}
+
+/** An upstream answer whose head has arrived; its body waits until it is relayed or discarded. */
+export interface Upstream {
+  readonly statusCode: number;
+  readonly headers: ResponseHeaders;
+  /** Streams the body into `res`; resolves when `res` is finished or destroyed, never rejects. */
+  relay(res: ServerResponse, options?: RelayOptions): Promise<void>;
+  /** Reads and drops the body (before a retry), keeping the connection reusable. */
+  discard(): Promise<void>;
+}
+
 /**
- * Forwards and streams the answer into `res`. Resolves when the response has been fully written;
- * rejects with a MeshError before any byte was written, or destroys `res` if the stream breaks later.
+ * Forwards and streams the answer into `res`. Resolves when the response has been written; rejects
+ * with a MeshError before any byte was written, or destroys `res` if the stream breaks later.
  */
 export async function forward(request: ForwardRequest, res: ServerResponse): Promise<void> {
-  const deadline = new Deadline(request.timeoutMs, request.target);
-  const signal = AbortSignal.any([request.signal, deadline.signal]);
-  let upstream: Dispatcher.ResponseData;
+  const scope = new CallScope(res, request.timeoutMs, request.target);
+  let upstream: Upstream;
   try {
-    upstream = await send(request, signal, deadline);
+    upstream = await send(request, scope);
   } catch (err) {
-    deadline.clear();
+    scope.finish();
     request.observe?.end(false);
     throw err;
   }
   request.onResponse?.(upstream.statusCode, upstream.headers);
-  const observe = request.observe;
-  if (observe) upstream.body.on('data', (c: Buffer) => observe.chunk(c));
-  try {
-    await relay(upstream, res, deadline);
-  } finally {
-    observe?.end(res.writableFinished);
-  }
+  await upstream.relay(res, request.observe ? { observe: request.observe } : {});
 }
 
-/** Sends the request and waits for the response headers; failures come back as catalog errors. */
-export async function send(request: Omit<ForwardRequest, 'signal'>, signal: AbortSignal, deadline: Deadline): Promise<Dispatcher.ResponseData> {
-  try {
-    return await request.dispatcher.request({
-      origin: request.origin,
-      method: request.method as Dispatcher.HttpMethod,
-      path: request.path,
-      headers: request.headers,
-      body: request.body ?? null,
-      signal,
-      bodyTimeout: 0,
+/** Sends the request and waits for the response head; failures come back as catalog errors. */
+export function send(request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>, scope: CallScope): Promise<Upstream> {
+  const exchange = new Exchange(request, scope);
+  request.dispatcher.dispatch({
+    origin: request.origin,
+    method: request.method as Dispatcher.HttpMethod,
+    path: request.path,
+    headers: request.headers,
+    body: request.body ?? null,
+    bodyTimeout: 0,
+  }, exchange);
+  return exchange.head;
+}
+
+/** Chunks held while nobody consumes the body yet; beyond this the connection is paused. */
+const HOLD_LIMIT = 64 * 1024;
+
+type Sink = { res: ServerResponse; options: RelayOptions; done: () => void } | { discard: true; done: () => void };
+
+/**
+ * undici's dispatch handler for one exchange: no body Readable, no stream.pipeline, no AbortSignal.
+ * Chunks that arrive before a sink is attached are held (a small JSON answer usually arrives whole,
+ * with its head); the sink then writes them out and, with back-pressure, pauses the connection.
+ */
+class Exchange implements Dispatcher.DispatchHandler, Upstream {
+  readonly head: Promise<Upstream>;
+  statusCode = 0;
+  headers: ResponseHeaders = {};
+  readonly #request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>;
+  readonly #scope: CallScope;
+  #resolveHead: (u: Upstream) => void = () => undefined;
+  #rejectHead: (err: MeshError) => void = () => undefined;
+  #abort: ((reason: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #sink: Sink | undefined;
+  #sse = false;
+  #started = false;
+  #tapped = false;
+  #wroteBody = false;
+  #settled = false;
+  /** The body ended: true when complete, an Error when it broke. */
+  #end: true | Error | undefined;
+
+  constructor(request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>, scope: CallScope) {
+    this.#request = request;
+    this.#scope = scope;
+    this.head = new Promise<Upstream>((resolve, reject) => {
+      this.#resolveHead = resolve;
+      this.#rejectHead = reject;
     });
-  } catch (err) {
-    throw deadline.expired() ?? upstreamError(err, { ...request, signal });
   }
-}
 
-/** Streams a response into `res` as it arrives; an SSE stream's deadline restarts with every chunk. */
-export async function relay(upstream: Dispatcher.ResponseData, res: ServerResponse, deadline: Deadline, extraHeaders: Record<string, string> = {}, tap?: (firstChunk: Buffer) => void): Promise<void> {
-  if (tap) upstream.body.once('data', tap);
-  const contentType = String(upstream.headers['content-type'] ?? '');
-  if (contentType.startsWith('text/event-stream')) {
-    deadline.restart();
-    upstream.body.on('data', () => deadline.restart());
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    this.#scope.attach(abort);
   }
-  res.writeHead(upstream.statusCode, { ...responseHeaders(upstream.headers), ...extraHeaders });
-  res.flushHeaders();
-  try {
-    await pipeline(upstream.body, res);
-  } catch (err) {
-    upstream.body.destroy();
-    if (!res.destroyed) res.destroy(err instanceof Error ? err : undefined);
-  } finally {
-    deadline.clear();
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.statusCode = statusCode;
+    this.headers = util.parseHeaders(rawHeaders) as ResponseHeaders;
+    this.#resume = resume;
+    this.#started = true;
+    this.#sse = String(this.headers['content-type'] ?? '').startsWith('text/event-stream');
+    if (this.#sse) this.#scope.restart();
+    this.#resolveHead(this);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#sse) this.#scope.restart();
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.#held.push(chunk);
+      this.#heldBytes += chunk.length;
+      return this.#heldBytes < HOLD_LIMIT;
+    }
+    return 'res' in sink ? this.#write(sink.res, sink.options, chunk) : true;
+  }
+
+  onComplete(): void {
+    this.#end = true;
+    this.#settle();
+  }
+
+  onError(err: Error): void {
+    if (!this.#started) {
+      this.#rejectHead(this.#scope.ended ?? upstreamError(err, this.#request));
+      return;
+    }
+    this.#end = err;
+    this.#settle();
+  }
+
+  relay(res: ServerResponse, options: RelayOptions = {}): Promise<void> {
+    return new Promise<void>((done) => {
+      this.#sink = { res, options, done };
+      const headers = responseHeaders(this.headers);
+      res.writeHead(this.statusCode, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
+      // A stream (no content-length: SSE, chunked) gets its head at once; a sized answer goes out with its body.
+      if (this.headers['content-length'] === undefined) res.flushHeaders();
+      res.on('drain', this.#onDrain);
+      const held = this.#held;
+      this.#held = [];
+      // Head and body in one write (and one TLS record) where they are already here.
+      res.cork();
+      for (const chunk of held) this.#write(res, options, chunk);
+      this.#settle();
+      res.uncork();
+      if (this.#heldBytes >= HOLD_LIMIT && this.#end === undefined && !res.writableNeedDrain) this.#resume?.();
+    });
+  }
+
+  discard(): Promise<void> {
+    return new Promise<void>((done) => {
+      this.#sink = { discard: true, done };
+      this.#held = [];
+      this.#resume?.();
+      this.#settle();
+    });
+  }
+
+  #write(res: ServerResponse, options: RelayOptions, chunk: Buffer): boolean {
+    if (!this.#tapped) {
+      this.#tapped = true;
+      options.tap?.(chunk);
+    }
+    options.observe?.chunk(chunk);
+    if (res.destroyed) return true;
+    if (this.#wroteBody) return res.write(chunk);
+    // The first chunk carries a head that was not flushed: corked, both leave in one write.
+    this.#wroteBody = true;
+    res.cork();
+    const more = res.write(chunk);
+    res.uncork();
+    return more;
+  }
+
+  readonly #onDrain = (): void => { this.#resume?.(); };
+
+  /** Finishes the sink once the body has ended and a sink is attached. */
+  #settle(): void {
+    const sink = this.#sink;
+    const end = this.#end;
+    if (!sink || end === undefined || this.#settled) return;
+    this.#settled = true;
+    if ('res' in sink) {
+      this.#scope.finish();
+      sink.res.off('drain', this.#onDrain);
+      sink.options.observe?.end(end === true && !sink.res.destroyed);
+      if (end === true) sink.res.end();
+      else if (!sink.res.destroyed) sink.res.destroy(end);
+    }
+    sink.done();
   }
 }
 
 /** Maps an undici / TLS failure to the catalog, naming the hop. */
-export function upstreamError(err: unknown, request: Pick<ForwardRequest, 'origin' | 'target' | 'signal'>): MeshError {
+export function upstreamError(err: unknown, request: Pick<ForwardRequest, 'origin' | 'target'>): MeshError {
   if (err instanceof MeshError) return err;
   const code = errorCode(err);
   if (code === 'PEER_IDENTITY_MISMATCH') {
     return new MeshError('PEER_IDENTITY_MISMATCH', `${request.target} at ${request.origin}: ${messageOf(err)}`, { cause: err });
-  }
-  if (request.signal.aborted) {
-    return new MeshError('ABORTED', `call to ${request.target} was aborted`, { cause: err });
   }
   return new MeshError('UPSTREAM_UNAVAILABLE', `${request.target} at ${request.origin} is unreachable (${code ?? messageOf(err)})`, { cause: err });
 }

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/index.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
-import { forwardHeaders, parseJsonBody, readBody, requestSignal } from '../http-util.ts';
+import { forwardHeaders, parseJsonBody, readBody } from '../http-util.ts';
 import type { PeerPools } from '../peers.ts';
 import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
@@ -40,7 +40,6 @@ export interface OutboundMcpDeps {
   peers: PeerPools;
   federation: Federation;
   maxBody: number;
-  shutdown: AbortSignal;
   listenStreams: ListenStreams;
 }
 
@@ -85,7 +84,6 @@ export function outboundMcp(deps: OutboundMcpDeps) {
           path: `/mcp/${name}${search}`,
           headers: forwardHeaders(req.headers, req.method === 'GET' ? { [HOPS_HEADER]: String(hop.hops) } : hop.headers),
           ...(body ? { body } : {}),
-          signal: requestSignal(req, res, deps.shutdown),
           // The GET stream only listens: it has no deadline of its own.
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
         },

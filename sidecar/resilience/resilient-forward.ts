@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
 import { MeshError } from '../../sdk/index.ts';
-import { Deadline } from '../deadline.ts';
-import { relay, send, type ForwardRequest } from '../proxy.ts';
+import { CallScope } from '../call-scope.ts';
+import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';
 import { fullJitter, type RetryBudget } from './retry-budget.ts';
 
@@ -35,11 +35,11 @@ export interface ResilientCall<R extends Instance> {
   balancer: Balancer;
   budget: RetryBudget;
   dispatcher: (record: R) => Dispatcher;
-  request: Omit<ForwardRequest, 'dispatcher' | 'origin' | 'target'>;
+  request: Omit<ForwardRequest, 'dispatcher' | 'origin' | 'target' | 'onResponse' | 'observe'>;
   /** "agent 'x'" — for errors. */
   target: string;
   onRetry: (reason: string) => void;
-  onResponse?: (record: R, status: number, headers: Record<string, string | string[] | undefined>) => void;
+  onResponse?: (record: R, status: number, headers: ResponseHeaders) => void;
   /** Sees the first chunk of the answering instance's body (e.g. to learn a task id). */
   tap?: (record: R, firstChunk: Buffer) => void;
 }
@@ -51,14 +51,13 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFO
 export const RETRIED_HEADER = 'x-agentmesh-retried';
 
 export async function resilientForward<R extends Instance>(call: ResilientCall<R>, res: ServerResponse): Promise<R> {
-  const deadline = new Deadline(call.request.timeoutMs, call.target);
-  const signal = AbortSignal.any([call.request.signal, deadline.signal]);
+  const scope = new CallScope(res, call.request.timeoutMs, call.target);
   const tried = new Set<string>();
   let retries = 0;
   let last: R | undefined;
   let stickTo: R | undefined;
   call.budget.onRequest();
-  let answered: { record: R; upstream: Dispatcher.ResponseData } | undefined;
+  let answered: { record: R; upstream: Upstream };
   try {
     answered = await pRetry(async (attempt) => {
       const record = stickTo ?? choose(call, tried, attempt);
@@ -67,45 +66,48 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
       tried.add(record.instance);
       const alone = call.pinned === true || call.candidates().length <= 1;
       const upstream = await call.balancer.call(record.instance, alone, async () => {
-        const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, signal, deadline);
+        const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
         if (RETRYABLE_STATUS.has(response.statusCode)) throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
         return response;
       });
       return { record, upstream };
     }, {
-      retries: call.retry.maxAttempts - 1, minTimeout: 0, maxTimeout: 0, signal, unref: true,
+      retries: call.retry.maxAttempts - 1, minTimeout: 0, maxTimeout: 0, unref: true,
       // A breaker that refuses costs no retry: the call just moves to another instance.
       shouldConsumeRetry: ({ error }) => !(notSent(error) && call.candidates().some((c) => !tried.has(c.instance))),
       shouldRetry: async ({ error, attemptNumber }) => {
-        if (signal.aborted || (call.pinned && !notSent(error))) return false;
+        if (scope.ended || (call.pinned && !notSent(error))) return false;
         // Moving a call that never reached an instance to another one costs nobody anything: no budget.
         const free = notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
         const resend = call.resendOnLoss === true && connectionLost(error) && last !== undefined && call.candidates().some((c) => c.instance === last?.instance);
         const safe = free || notSent(error) || resend || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
         if (!safe || (!free && !call.budget.tryWithdraw())) return false;
-        if (error instanceof StatusFailure) await (error.response as Dispatcher.ResponseData).body.dump().catch(() => undefined);
+        if (error instanceof StatusFailure) await (error.response as Upstream).discard();
         const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
-        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        if (wait > 0) await sleep(wait, undefined, { signal: scope.signal }).catch(() => undefined);
         if (resend) stickTo = last;
         retries++;
         call.onRetry(retryReason(error));
-        return !signal.aborted;
+        return !scope.ended;
       },
     });
   } catch (err) {
-    if (err instanceof StatusFailure) {
+    const extraHeaders = retries > 0 ? { [RETRIED_HEADER]: String(retries) } : undefined;
+    if (err instanceof StatusFailure && !scope.ended) {
       // Out of retries: the caller gets the peer's own answer.
-      const upstream = err.response as Dispatcher.ResponseData;
-      await relay(upstream, res, deadline, retries > 0 ? { [RETRIED_HEADER]: String(retries) } : {});
+      await (err.response as Upstream).relay(res, extraHeaders ? { extraHeaders } : {});
       return [...tried].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
     }
-    deadline.clear();
-    throw deadline.expired() ?? (err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err }));
+    scope.finish();
+    throw scope.ended ?? (err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err }));
   }
   const { record, upstream } = answered;
   call.onResponse?.(record, upstream.statusCode, upstream.headers);
   const tap = call.tap;
-  await relay(upstream, res, deadline, retries > 0 ? { [RETRIED_HEADER]: String(retries) } : {}, tap ? (chunk) => tap(record, chunk) : undefined);
+  await upstream.relay(res, {
+    ...(retries > 0 ? { extraHeaders: { [RETRIED_HEADER]: String(retries) } } : {}),
+    ...(tap ? { tap: (chunk: Buffer) => tap(record, chunk) } : {}),
+  });
   return record;
 }
 
@@ -153,7 +155,7 @@ function isOpenBreaker(error: Error): boolean {
 }
 
 function alreadyRetried(error: StatusFailure): boolean {
-  return (error.response as Dispatcher.ResponseData).headers[RETRIED_HEADER] !== undefined;
+  return (error.response as Upstream).headers[RETRIED_HEADER] !== undefined;
 }
 
 function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {

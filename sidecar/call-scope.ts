@@ -1,0 +1,84 @@
+// The lifetime of one proxied call: it ends at its deadline (the whole exchange for a plain answer, the
+// first byte and each idle gap for an SSE stream) or when the caller's response closes first (the caller
+// went away, or shutdown closed its connection). Spans every attempt of a retried call.
+import type { ServerResponse } from 'node:http';
+import { MeshError } from '../sdk/index.ts';
+
+/**
+ * One timer and one 'close' listener per call, and no AbortController unless a retry needs a signal to
+ * sleep on: in profiles, per-request AbortSignal.any and AbortController cost more than the proxying.
+ */
+export class CallScope {
+  readonly #res: ServerResponse;
+  readonly #ms: number | undefined;
+  readonly #target: string;
+  #timer: NodeJS.Timeout | undefined;
+  #reason: MeshError | undefined;
+  #abortCurrent: ((reason: MeshError) => void) | undefined;
+  #controller: AbortController | undefined;
+  #finished = false;
+
+  constructor(res: ServerResponse, ms: number | undefined, target: string) {
+    this.#res = res;
+    this.#ms = ms;
+    this.#target = target;
+    res.once('close', this.#onClose);
+    if (res.destroyed) this.#end(gone());
+    else if (ms !== undefined) {
+      this.#timer = setTimeout(() => this.#end(this.#timeout()), ms);
+      this.#timer.unref();
+    }
+  }
+
+  /** Why the call ended early (UPSTREAM_TIMEOUT or ABORTED), or undefined while it runs. */
+  get ended(): MeshError | undefined { return this.#reason; }
+
+  /** A signal for waits between attempts; created on first use. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#reason) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Registers how to abort the exchange now in flight; called at once if the call already ended. */
+  attach(abort: (reason: MeshError) => void): void {
+    this.#abortCurrent = abort;
+    if (this.#reason) abort(this.#reason);
+  }
+
+  /** Begins a new idle gap (every chunk of an SSE stream). */
+  restart(): void {
+    this.#timer?.refresh();
+  }
+
+  /** The call is over: stops the timer and stops watching the caller. Idempotent. */
+  finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    this.#res.off('close', this.#onClose);
+    this.#abortCurrent = undefined;
+  }
+
+  readonly #onClose = (): void => {
+    if (!this.#finished) this.#end(gone());
+  };
+
+  #end(reason: MeshError): void {
+    if (this.#reason || this.#finished) return;
+    this.#reason = reason;
+    clearTimeout(this.#timer);
+    this.#controller?.abort(reason);
+    this.#abortCurrent?.(reason);
+  }
+
+  #timeout(): MeshError {
+    return new MeshError('UPSTREAM_TIMEOUT', `deadline of ${this.#ms} ms exceeded waiting for ${this.#target}`, { details: { timeoutMs: this.#ms } });
+  }
+}
+
+function gone(): MeshError {
+  return new MeshError('ABORTED', 'caller closed the connection');
+}
