@@ -70,7 +70,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Headers never carried from a caller to another hop (no token passthrough, no forged identity). */
-const NEVER_FORWARD = new Set(['authorization', 'cookie', 'x-agentmesh-caller']);
+const NEVER_FORWARD = new Set(['authorization', 'cookie', 'x-agentmesh-caller', 'x-agentmesh-message-id']);
 
 /** Copies request headers for the next hop, dropping hop-by-hop, credentials and mesh-owned headers. */
 export function forwardHeaders(headers: IncomingHttpHeaders, extra: Record<string, string> = {}): Record<string, string | string[]> {

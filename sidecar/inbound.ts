@@ -12,7 +12,7 @@ import { forward } from './proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
 import { arrivingBudget } from './mesh-headers.ts';
-import { dedupKey, MessageDedup, recorder, replay } from './resilience/dedup.ts';
+import { dedupKey, MESSAGE_ID_HEADER, MessageDedup, recorder, replay } from './resilience/dedup.ts';
 import { restMethod, trackRequest, type Metrics } from './metrics.ts';
 import type { ListenStreams } from './listen-streams.ts';
 import { serveStdio, type LocalMcpServer } from './mcp/local-servers.ts';
@@ -66,7 +66,7 @@ export function inboundHandler(deps: InboundDeps) {
       if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
       const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req, deps.maxBody);
       const basePath = target.pathname.replace(/\/$/, '');
-      const key = binding === 'JSONRPC' ? dedupKey(caller, agent.name, body) : undefined;
+      const key = binding === 'JSONRPC' ? dedupKey(caller, agent.name, req.headers[MESSAGE_ID_HEADER], body) : undefined;
       const earlier = key ? deps.dedup.previous(key) : undefined;
       const first = earlier ? await earlier : undefined;
       if (first) return replay(res, first);

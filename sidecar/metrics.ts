@@ -15,6 +15,8 @@ export interface Metrics {
   breaker(target: string, instance: string, state: 'open' | 'half-open' | 'close'): void;
 }
 
+const MAX_CACHED_SERIES = 10_000;
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentmesh_process_' });
@@ -29,6 +31,8 @@ export function createMetrics(): Metrics {
   const retries = new Counter({ name: 'agentmesh_retries_total', help: 'Retries made by the outbound side, by target and reason', labelNames: ['target', 'reason'] as const, registers: [registry] });
   const transitions = new Counter({ name: 'agentmesh_breaker_transitions_total', help: 'Circuit breaker state changes per target instance (state="open" is an ejection)', labelNames: ['target', 'instance', 'state'] as const, registers: [registry] });
   const open = new Gauge({ name: 'agentmesh_breaker_open', help: '1 while the breaker of a target instance is open', labelNames: ['target', 'instance'] as const, registers: [registry] });
+  // The labelled series of each (direction, target, method, code), looked up once: prom-client hashes labels on every call.
+  const children = new Map<string, { requests: { inc(): void }; errors: { inc(): void } | undefined; latency: { observe(v: number): void } }>();
   return {
     registry,
     retry(target, reason) {
@@ -39,10 +43,21 @@ export function createMetrics(): Metrics {
       open.set({ target, instance }, state === 'open' ? 1 : 0);
     },
     observe(direction, target, method, code, seconds) {
-      const labels = { direction, target, method, code: String(code) };
-      requests.inc(labels);
-      if (code === 0 || code >= 400) errors.inc(labels);
-      latency.observe({ direction, target, method }, seconds);
+      const key = `${direction} ${target} ${method} ${code}`;
+      let series = children.get(key);
+      if (!series) {
+        if (children.size >= MAX_CACHED_SERIES) children.clear();
+        const failed = code === 0 || code >= 400;
+        series = {
+          requests: requests.labels(direction, target, method, String(code)),
+          errors: failed ? errors.labels(direction, target, method, String(code)) : undefined,
+          latency: latency.labels(direction, target, method),
+        };
+        children.set(key, series);
+      }
+      series.requests.inc();
+      series.errors?.inc();
+      series.latency.observe(seconds);
     },
   };
 }

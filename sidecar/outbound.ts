@@ -8,6 +8,7 @@ import { rewriteCard } from './agent-card.ts';
 import { forwardHeaders, readBody, readEnvelope } from './http-util.ts';
 import { PeerPools } from './peers.ts';
 import { resilientForward } from './resilience/resilient-forward.ts';
+import { MESSAGE_ID_HEADER, sendMessageId } from './resilience/dedup.ts';
 import { requestTaskId, restTaskId, sniffTaskId, type TaskAffinity } from './resilience/task-affinity.ts';
 import type { ResilienceState } from './resilience/state.ts';
 import { sendError, sendJson, type ErrorContext } from './respond.ts';
@@ -97,6 +98,7 @@ export function outboundHandler(deps: OutboundDeps) {
     let idempotent = req.method === 'GET';
     let resendOnLoss = false;
     let taskId = restTaskId(rest);
+    let messageId: string | undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       body = await readBody(req, deps.maxBody);
       if (rest === '') {
@@ -107,6 +109,8 @@ export function outboundHandler(deps: OutboundDeps) {
         idempotent = IDEMPOTENT.has(envelope.method);
         resendOnLoss = envelope.method === 'SendMessage' || envelope.method === 'message/send';
         taskId = requestTaskId(envelope.method, envelope.params);
+        // The receiving sidecar deduplicates SendMessage by this id ('' = not a SendMessage) without re-reading the body.
+        messageId = sendMessageId(envelope.method, envelope.params) ?? '';
       }
     }
     requireAgent(agent);
@@ -114,7 +118,7 @@ export function outboundHandler(deps: OutboundDeps) {
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     await resilientForward({
       candidates: () => deps.view.agentInstances(agent),
-      preferred: await deps.affinity.ownerOf(agent, taskId),
+      preferred: taskId === undefined ? undefined : await deps.affinity.ownerOf(agent, taskId),
       idempotent,
       resendOnLoss,
       retry: deps.resilience.retry(agent),
@@ -124,7 +128,7 @@ export function outboundHandler(deps: OutboundDeps) {
       request: {
         method: req.method ?? 'GET',
         path: `/a2a/${agent}${rest}${search}`,
-        headers: forwardHeaders(req.headers, hop.headers),
+        headers: forwardHeaders(req.headers, messageId === undefined ? hop.headers : { ...hop.headers, [MESSAGE_ID_HEADER]: messageId }),
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
       },

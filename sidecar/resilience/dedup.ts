@@ -5,7 +5,11 @@ import type { ServerResponse } from 'node:http';
 
 const WINDOW_MS = 5 * 60_000;
 const MAX_ENTRIES = 10_000;
+/** Recorded answers kept in all; the oldest go first beyond it (a resend comes within seconds). */
+const MAX_BYTES = 8 * 1024 * 1024;
 const MAX_CAPTURE = 1024 * 1024;
+/** Set by the calling sidecar on a SendMessage: the messageId it already read from the body. */
+export const MESSAGE_ID_HEADER = 'x-agentmesh-message-id';
 
 export interface Outcome {
   status: number;
@@ -16,12 +20,18 @@ export interface Outcome {
 interface Entry {
   at: number;
   outcome: Promise<Outcome | undefined>;
+  bytes: number;
 }
 
 const SEND_METHODS = new Set(['SendMessage', 'message/send']);
 
-/** The dedup key of a JSON-RPC request body: caller, agent and message id of a (blocking) SendMessage. */
-export function dedupKey(caller: string, agent: string, body: Buffer | undefined): string | undefined {
+/**
+ * The dedup key of a JSON-RPC request: caller, agent and message id of a (blocking) SendMessage. The
+ * calling sidecar names the id in x-agentmesh-message-id (it parsed the body already); without that
+ * header the body is read here.
+ */
+export function dedupKey(caller: string, agent: string, named: string | string[] | undefined, body: Buffer | undefined): string | undefined {
+  if (typeof named === 'string') return named === '' ? undefined : `${caller} ${agent} ${named}`;
   if (!body || body.length === 0) return undefined;
   let value: { method?: unknown; params?: { message?: { messageId?: unknown } } };
   try {
@@ -29,20 +39,26 @@ export function dedupKey(caller: string, agent: string, body: Buffer | undefined
   } catch {
     return undefined;
   }
-  const id = value.params?.message?.messageId;
-  return typeof value.method === 'string' && SEND_METHODS.has(value.method) && typeof id === 'string' && id !== ''
-    ? `${caller} ${agent} ${id}` : undefined;
+  const id = sendMessageId(value.method, value.params);
+  return id === undefined ? undefined : `${caller} ${agent} ${id}`;
+}
+
+/** The messageId of a blocking SendMessage (v1.0 or v0.3), else undefined. */
+export function sendMessageId(method: unknown, params: unknown): string | undefined {
+  const id = (params as { message?: { messageId?: unknown } } | undefined)?.message?.messageId;
+  return typeof method === 'string' && SEND_METHODS.has(method) && typeof id === 'string' && id !== '' ? id : undefined;
 }
 
 export class MessageDedup {
   readonly #entries = new Map<string, Entry>();
+  #bytes = 0;
 
   /** The first outcome for `key` if one is known or running; undefined if this is the first time. */
   previous(key: string): Promise<Outcome | undefined> | undefined {
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
     if (Date.now() - entry.at > WINDOW_MS) {
-      this.#entries.delete(key);
+      this.#delete(key, entry);
       return undefined;
     }
     return entry.outcome;
@@ -52,11 +68,34 @@ export class MessageDedup {
   begin(key: string): (outcome: Outcome | undefined) => void {
     let settle: (outcome: Outcome | undefined) => void = () => undefined;
     const outcome = new Promise<Outcome | undefined>((resolve) => { settle = resolve; });
-    this.#entries.set(key, { at: Date.now(), outcome });
-    if (this.#entries.size > MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value ?? '');
-    // An attempt that ended without a usable answer leaves no trace: the next one runs for real.
-    void outcome.then((o) => { if (!o && this.#entries.get(key)?.outcome === outcome) this.#entries.delete(key); });
-    return settle;
+    const entry: Entry = { at: Date.now(), outcome, bytes: 0 };
+    this.#entries.set(key, entry);
+    this.#evict();
+    return (o) => {
+      settle(o);
+      if (this.#entries.get(key) !== entry) return;
+      // An attempt that ended without a usable answer leaves no trace: the next one runs for real.
+      if (!o) this.#delete(key, entry);
+      else {
+        entry.bytes = o.body.length;
+        this.#bytes += entry.bytes;
+        this.#evict();
+      }
+    };
+  }
+
+  /** Drops the oldest entries past the count or byte limit. */
+  #evict(): void {
+    while (this.#entries.size > MAX_ENTRIES || this.#bytes > MAX_BYTES) {
+      const oldest = this.#entries.entries().next().value;
+      if (!oldest) return;
+      this.#delete(oldest[0], oldest[1]);
+    }
+  }
+
+  #delete(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
   }
 }
 
@@ -69,14 +108,14 @@ export function replay(res: ServerResponse, outcome: Outcome): void {
 /** Collects a plain JSON response as it streams past, for replay; SSE and oversized bodies are not kept. */
 export function recorder(onDone: (outcome: Outcome | undefined) => void) {
   let status = 0;
-  let headers: Record<string, string | string[]> = {};
+  let headers: Record<string, string | string[] | undefined> = {};
   const chunks: Buffer[] = [];
   let size = 0;
   let keep = true;
   return {
     head(s: number, h: Record<string, string | string[] | undefined>) {
       status = s;
-      headers = Object.fromEntries(Object.entries(h).filter((e): e is [string, string | string[]] => e[1] !== undefined && e[0] !== 'content-length' && e[0] !== 'transfer-encoding' && e[0] !== 'connection' && e[0] !== 'keep-alive'));
+      headers = h;
       keep = s < 500 && String(h['content-type'] ?? '').startsWith('application/json');
     },
     chunk(c: Buffer) {
@@ -86,7 +125,19 @@ export function recorder(onDone: (outcome: Outcome | undefined) => void) {
       chunks.push(c);
     },
     end(complete: boolean) {
-      onDone(keep && complete && status > 0 ? { status, headers, body: Buffer.concat(chunks) } : undefined);
+      // Copied out of the socket's buffers, so a kept answer does not pin them.
+      onDone(keep && complete && status > 0 ? { status, headers: replayHeaders(headers), body: Buffer.concat(chunks, size) } : undefined);
     },
   };
+}
+
+const NOT_REPLAYED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+function replayHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in h) {
+    const value = h[name];
+    if (value !== undefined && !NOT_REPLAYED.has(name)) out[name] = value;
+  }
+  return out;
 }

@@ -58,39 +58,50 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
   let stickTo: R | undefined;
   call.budget.onRequest();
   let answered: { record: R; upstream: Upstream };
-  try {
-    answered = await pRetry(async (attempt) => {
-      const record = stickTo ?? choose(call, tried, attempt);
-      stickTo = undefined;
-      last = record;
-      tried.add(record.instance);
-      const alone = call.pinned === true || call.candidates().length <= 1;
-      const upstream = await call.balancer.call(record.instance, alone, async () => {
-        const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
-        if (RETRYABLE_STATUS.has(response.statusCode)) throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
-        return response;
-      });
-      return { record, upstream };
-    }, {
-      retries: call.retry.maxAttempts - 1, minTimeout: 0, maxTimeout: 0, unref: true,
-      // A breaker that refuses costs no retry: the call just moves to another instance.
-      shouldConsumeRetry: ({ error }) => !(notSent(error) && call.candidates().some((c) => !tried.has(c.instance))),
-      shouldRetry: async ({ error, attemptNumber }) => {
-        if (scope.ended || (call.pinned && !notSent(error))) return false;
-        // Moving a call that never reached an instance to another one costs nobody anything: no budget.
-        const free = notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
-        const resend = call.resendOnLoss === true && connectionLost(error) && last !== undefined && call.candidates().some((c) => c.instance === last?.instance);
-        const safe = free || notSent(error) || resend || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
-        if (!safe || (!free && !call.budget.tryWithdraw())) return false;
-        if (error instanceof StatusFailure) await (error.response as Upstream).discard();
-        const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : free ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
-        if (wait > 0) await sleep(wait, undefined, { signal: scope.signal }).catch(() => undefined);
-        if (resend) stickTo = last;
-        retries++;
-        call.onRetry(retryReason(error));
-        return !scope.ended;
-      },
+  const attempt = async (n: number): Promise<{ record: R; upstream: Upstream }> => {
+    const record = stickTo ?? choose(call, tried, n);
+    stickTo = undefined;
+    last = record;
+    tried.add(record.instance);
+    const alone = call.pinned === true || call.candidates().length <= 1;
+    const upstream = await call.balancer.call(record.instance, alone, async () => {
+      const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
+      if (RETRYABLE_STATUS.has(response.statusCode)) throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
+      return response;
     });
+    return { record, upstream };
+  };
+  /** Moving a call that never reached an instance to another one costs nobody anything: no retry, no budget. */
+  const free = (error: Error): boolean => notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
+  const shouldRetry = async (error: Error, attemptNumber: number): Promise<boolean> => {
+    if (scope.ended || (call.pinned && !notSent(error))) return false;
+    const isFree = free(error);
+    const resend = call.resendOnLoss === true && connectionLost(error) && last !== undefined && call.candidates().some((c) => c.instance === last?.instance);
+    const safe = isFree || notSent(error) || resend || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
+    if (!safe || (!isFree && !call.budget.tryWithdraw())) return false;
+    if (error instanceof StatusFailure) await (error.response as Upstream).discard();
+    const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : isFree ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
+    if (wait > 0) await sleep(wait, undefined, { signal: scope.signal }).catch(() => undefined);
+    if (resend) stickTo = last;
+    retries++;
+    call.onRetry(retryReason(error));
+    return !scope.ended;
+  };
+  try {
+    try {
+      // The first attempt, which nearly always answers, runs bare; p-retry runs the retries.
+      answered = await attempt(1);
+    } catch (first) {
+      const error = first instanceof Error ? first : new Error(String(first));
+      const retriesLeft = call.retry.maxAttempts - 1 - (free(error) ? 0 : 1);
+      if (call.retry.maxAttempts <= 1 || !(await shouldRetry(error, 1))) throw first;
+      answered = await pRetry((n) => attempt(n + 1), {
+        retries: Math.max(0, retriesLeft), minTimeout: 0, maxTimeout: 0, unref: true,
+        // A breaker that refuses costs no retry: the call just moves to another instance.
+        shouldConsumeRetry: ({ error: e }) => !free(e),
+        shouldRetry: ({ error: e, attemptNumber }) => shouldRetry(e, attemptNumber + 1),
+      });
+    }
   } catch (err) {
     const extraHeaders = retries > 0 ? { [RETRIED_HEADER]: String(retries) } : undefined;
     if (err instanceof StatusFailure && !scope.ended) {
