@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { ClientFactory, ClientFactoryOptions, type Client } from '@a2a-js/sdk/client';
 import { Role, TaskState, type Message, type StreamResponse } from '@a2a-js/sdk';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
-import { echoExecutor, streamingExecutor, slowExecutor, createGate } from './fixtures/agents.ts';
+import { echoExecutor, largeReplyExecutor, streamingExecutor, slowExecutor, createGate } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
 import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
 
@@ -35,12 +35,14 @@ describe('A2A through two sidecars', () => {
     const echo = await serveAgent({ name: 'echo', skills: [{ id: 'echo', tags: ['test'] }], executor: echoExecutor() });
     const stream = await serveAgent({ name: 'streamer', executor: streamingExecutor({ chunks: 3, gate }) });
     const slow = await serveAgent({ name: 'slow', executor: slowExecutor() });
-    agents.push(echo, stream, slow);
+    const large = await serveAgent({ name: 'large', executor: largeReplyExecutor() });
+    agents.push(echo, stream, slow, large);
     await mesh.sidecar('echo', { agent: { url: echo.url } });
     await mesh.sidecar('streamer', { agent: { url: stream.url } });
     await mesh.sidecar('slow', { agent: { url: slow.url } });
+    await mesh.sidecar('large', { agent: { url: large.url } });
     caller = await mesh.sidecar('caller');
-    for (const name of ['echo', 'streamer', 'slow']) await waitForAgent(caller, name);
+    for (const name of ['echo', 'streamer', 'slow', 'large']) await waitForAgent(caller, name);
   });
   after(async () => {
     await mesh?.close();
@@ -70,6 +72,14 @@ describe('A2A through two sidecars', () => {
         const b = await direct.sendMessage({ tenant: '', message: userMessage('hello mesh'), configuration: undefined, metadata: undefined });
         assert.equal(textOf(a), textOf(b));
         assert.match(textOf(a), /hello mesh/);
+      });
+
+      test('a 3 MB answer arrives whole (back-pressure through both sidecars)', async () => {
+        const size = 3 * 1024 * 1024;
+        const client = await factory.createFromUrl(`${caller.outbound}/a2a/large/`);
+        const answer = await client.sendMessage({ tenant: '', message: userMessage(String(size)), configuration: undefined, metadata: undefined });
+        const text = JSON.stringify(answer).match(/x{1000,}/)?.[0] ?? '';
+        assert.equal(text.length, size);
       });
 
       test('SendStreamingMessage delivers events one by one, the first before the agent finishes', async () => {
