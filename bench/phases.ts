@@ -58,6 +58,8 @@ export interface SliceResult {
   cpu: CpuPerRequest | undefined;
   /** Agent CPU per request during this variant's slices (µs): the upstream's own cost. */
   agentUs: number;
+  /** The load generator's own CPU per request (µs): this process, which also runs the clients. */
+  loadgenUs: number;
   /** Peak RSS of each proxy process during this phase (MB), when VmHWM could be reset. */
   peakRssMb: Record<string, number>;
   /** Fixed rate: requests not sent because the backlog was full, and the rate achieved (req/s). */
@@ -70,6 +72,7 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
   const runs = perVariant<LoadResult[]>(() => []);
   const cpu = perVariant<Record<string, number>>(() => ({}));
   const agentCpu = perVariant(() => ({ s: 0 }));
+  const loadgenCpu = perVariant(() => ({ s: 0 }));
   const peaks = perVariant<Record<string, number>>(() => ({}));
   const sampled = perVariant<Record<string, number>>(() => ({}));
   for (const v of VARIANTS) for (const p of clients[v].target.procs) resetPeak(p.pid);
@@ -78,6 +81,7 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
       const { target } = clients[v];
       const before = Object.fromEntries(target.procs.map((p) => [p.name, cpuSeconds(p.pid) ?? 0]));
       const agentBefore = cpuSeconds(agentPid) ?? 0;
+      const loadgenBefore = process.cpuUsage();
       // VmHWM is the exact peak; sampling is the fallback where clear_refs is not allowed.
       const sampler = setInterval(() => {
         for (const p of target.procs) sampled[v][p.name] = Math.max(sampled[v][p.name] ?? 0, memory(p.pid)?.rssMb ?? 0);
@@ -88,6 +92,8 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
         clearInterval(sampler);
       }
       agentCpu[v].s += (cpuSeconds(agentPid) ?? 0) - agentBefore;
+      const used = process.cpuUsage(loadgenBefore);
+      loadgenCpu[v].s += (used.user + used.system) / 1e6;
       for (const p of target.procs) cpu[v][p.name] = (cpu[v][p.name] ?? 0) + (cpuSeconds(p.pid) ?? 0) - (before[p.name] ?? 0);
     }
   }
@@ -105,7 +111,8 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
       seconds: list.reduce((s, r) => s + r.seconds, 0),
       dropped: list.reduce((n, r) => n + (r.dropped ?? 0), 0),
       achievedRps: completed / Math.max(1e-9, list.reduce((s, r) => s + r.seconds, 0)),
-      cpu: cpuPerRequest(clients[v].target, cpu[v], sent), agentUs: (agentCpu[v].s / Math.max(1, sent)) * 1e6, peakRssMb: peaks[v],
+      cpu: cpuPerRequest(clients[v].target, cpu[v], sent), agentUs: (agentCpu[v].s / Math.max(1, sent)) * 1e6,
+      loadgenUs: (loadgenCpu[v].s / Math.max(1, sent)) * 1e6, peakRssMb: peaks[v],
     };
   }
   return out;

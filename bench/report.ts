@@ -130,6 +130,28 @@ export function checks(m: Measurements): Check[] {
   return out;
 }
 
+/**
+ * What the machine allows, from this run's own figures: every request costs the load generator, the
+ * agent and the pair CPU time, and two CPUs bound the sum. Explains targets no proxy could meet here.
+ */
+export function boundLines(m: Measurements, cpus: number): string[] {
+  const s = summaryOf(m);
+  const cost = (r: SliceResult) => ({ loadgen: r.loadgenUs, agent: r.agentUs, pair: r.cpu?.pairUs ?? 0 });
+  const t = mapV((v) => cost(m.throughput[v]));
+  const rest = t.agentmesh.loadgen + t.agentmesh.agent;
+  const budget = (cpus * 1e6) / (1.5 * s.rps.reference) - rest;
+  const busy = (v: Variant) => {
+    const c = cost(m.rate[v]);
+    return `${v} ${(((c.loadgen + c.agent + c.pair) * m.rate[v].achievedRps) / 1e6).toFixed(2)} (load generator ${c.loadgen.toFixed(0)} + agent ${c.agent.toFixed(0)} + pair ${c.pair.toFixed(0)} µs/req)`;
+  };
+  return [
+    `bounds on ${cpus} CPUs, from this run:`,
+    `  c=32: load generator + agent cost ${rest.toFixed(0)} µs of CPU per request before any proxy; a pair that cost nothing would reach ≈ ${((cpus * 1e6) / rest).toFixed(0)} req/s (${((cpus * 1e6) / rest / s.rps.reference).toFixed(2)}× the reference).`,
+    `  1.5× the reference (${(1.5 * s.rps.reference).toFixed(0)} req/s) leaves ${budget.toFixed(0)} µs per request for both proxies together; the reference pair uses ${t.reference.pair.toFixed(0)}, agentmesh ${t.agentmesh.pair.toFixed(0)}.`,
+    `  1000 req/s, CPUs busy: ${busy('direct')}; ${busy('reference')}; ${busy('agentmesh')}.`,
+  ];
+}
+
 export function registryLines(r: RegistryScaleResult): string[] {
   const rss = (p: CostProbe) => Object.entries(p.sidecarRssMb).map(([k, v]) => `${k} ${v.toFixed(1)} MB`).join(', ');
   const pair = ([a, b]: [number, number], digits: number, unit: string) => `${a.toFixed(digits)} → ${b.toFixed(digits)}${unit} (${(((b / a) - 1) * 100).toFixed(1)}%)`;

@@ -9,7 +9,7 @@ import { latencyAtOne, mcpCalls, rateSlices, streams, throughputSlices, type Cli
 import { allowedCpus, foreignLoad, memory, pin, tasksetBinary } from './proc.ts';
 import { profileRun } from './profile.ts';
 import { registryScale } from './registry-scale.ts';
-import { checks, registryLines, rows, table, writeResults, type Measurements } from './report.ts';
+import { boundLines, checks, registryLines, rows, table, writeResults, type Measurements } from './report.ts';
 import { LAYOUTS, startWorld, VARIANTS, type Layout, type World } from './world.ts';
 
 /** The whole run must end before this, whatever happens (the task allows 3 minutes). */
@@ -135,6 +135,8 @@ async function main(): Promise<number> {
     const file = writeResults(RESULTS, { meta, table: list, checks: verdicts, idleAfterMb, raw: m });
     log('');
     log(table(list));
+    log('');
+    for (const line of boundLines(m, cpus().length)) log(line);
     log('');
     if (m.registry) for (const line of registryLines(m.registry)) log(line);
     log(`idle RSS after the run: ${Object.entries(idleAfterMb).map(([k, v]) => `${k} ${v.toFixed(1)} MB`).join(', ')}`);
