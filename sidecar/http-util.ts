@@ -76,25 +76,28 @@ const NEVER_FORWARD = new Set(['authorization', 'cookie', 'x-agentmesh-caller', 
 export function forwardHeaders(headers: IncomingHttpHeaders, extra: Record<string, string> = {}): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connectionTokens = connectionHeaderTokens(headers);
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FORWARD.has(name) || connectionTokens.has(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FORWARD.has(name) || connectionTokens?.has(name)) continue;
     out[name] = value;
   }
-  return Object.assign(out, extra);
+  for (const name in extra) out[name] = extra[name] as string;
+  return out;
 }
 
 /** Copies response headers back to the caller, dropping hop-by-hop ones. */
 export function responseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'content-length')) continue;
     out[name] = value;
   }
   return out;
 }
 
-function connectionHeaderTokens(headers: IncomingHttpHeaders): Set<string> {
+function connectionHeaderTokens(headers: IncomingHttpHeaders): Set<string> | undefined {
   const value = headers.connection;
-  if (!value) return new Set();
+  if (!value) return undefined;
   return new Set(value.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }
