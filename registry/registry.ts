@@ -1,7 +1,7 @@
 // The registry facade a sidecar opens: picks the backend (NATS when configured, embedded otherwise),
 // feeds the in-memory view from its watch, and owns this process's announcements. It never logs:
 // invalid records, outages and failed heartbeats go to diagnostics_channel 'agentmesh:registry'.
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { abortError } from './abort.ts';
 import { announce, type AnnouncedRecord, type Announcement } from './announcer.ts';
 import { errorMessage, publish } from './diagnostics.ts';

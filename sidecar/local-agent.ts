@@ -1,7 +1,7 @@
 // The agent this sidecar fronts: reads its card from agent.url (retrying while it starts), works out
 // where it serves each binding, and holds the connection pool to it.
 import { Pool } from 'undici';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
 import type { LocalAgent } from './inbound.ts';
 

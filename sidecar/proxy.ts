@@ -3,7 +3,7 @@
 // response; maps transport failures to catalog errors. Decides nothing about routing or retries.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { util, type Dispatcher } from 'undici';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { CallScope } from './call-scope.ts';
 import { responseHeaders } from './http-util.ts';
 

@@ -8,7 +8,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, isInitializeRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import type { RegistryView } from '../../registry/index.ts';
 import type { Logger } from '../log.ts';
 import { sendError } from '../respond.ts';
