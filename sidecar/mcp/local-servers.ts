@@ -3,7 +3,7 @@
 // announced in the registry as an `mcp` record, updated when the server says its tools changed.
 // The MCP SDK is loaded only when there are servers to front.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool } from 'undici';
+import { Pool } from '../undici.ts';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { parseJsonBody } from '../http-util.ts';
 import type { Announcement, AnnouncedRecord } from '../../registry/index.ts';
