@@ -6,7 +6,6 @@ import { abortError } from './abort.ts';
 import { announce, type AnnouncedRecord, type Announcement } from './announcer.ts';
 import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
-import { openNatsBackend } from './nats-backend.ts';
 import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
 import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
@@ -144,6 +143,8 @@ async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
   const { ttlMs, signal } = options;
   if (signal?.aborted) throw abortError(signal, 'opening the registry');
   if (options.nats !== undefined && options.nats.length > 0) {
+    // The NATS client loads only when it is used: an embedded registry never needs it.
+    const { openNatsBackend } = await import('./nats-backend.ts');
     return openNatsBackend({
       servers: options.nats, ttlMs,
       ...(options.bucket !== undefined ? { bucket: options.bucket } : {}),
