@@ -1,7 +1,9 @@
-// Child processes the benchmark owns (the agent, the reference proxies): spawned through tsx, optionally
-// pinned with taskset from the first instruction, ready when they print one `READY {json}` line.
+// Child processes the benchmark owns (the agent, the reference proxies): spawned through tsx (or as plain
+// JavaScript when given a build), optionally pinned with taskset from the first instruction, ready when
+// they print one `READY {json}` line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
 import { tasksetBinary } from './proc.ts';
 
 export interface Child<T> {
@@ -20,8 +22,15 @@ export interface ChildOptions {
   timeoutMs?: number;
 }
 
+/** The build of a bench script in dist/ (`npm run build`) when it is there and not older than the source, else the source. */
+export function builtOrSource(script: URL): URL {
+  const built = new URL(`../dist/bench/${script.pathname.split('/').pop()?.replace(/\.ts$/, '.js') ?? ''}`, import.meta.url);
+  return existsSync(built) && statSync(built).mtimeMs >= statSync(script).mtimeMs ? built : script;
+}
+
 export async function startChild<T>(script: URL, arg: unknown, options: ChildOptions = {}): Promise<Child<T>> {
-  const nodeArgs = [...(options.nodeArgs ?? []), '--import', 'tsx', script.pathname, JSON.stringify(arg)];
+  const loader = script.pathname.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const nodeArgs = [...(options.nodeArgs ?? []), ...loader, script.pathname, JSON.stringify(arg)];
   const taskset = options.cpus === undefined ? undefined : tasksetBinary();
   const child = taskset
     ? spawn(taskset, ['-c', options.cpus ?? '', process.execPath, ...nodeArgs], { stdio: ['ignore', 'pipe', 'pipe'] })

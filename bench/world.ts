@@ -9,7 +9,7 @@ import { startSidecarProcess, type SidecarProcess } from '../examples/support/si
 import { waitFor } from '../examples/support/wait.ts';
 import { createTestPki } from '../test/helpers/certs.ts';
 import type { AgentProcessInfo } from './agent-process.ts';
-import { startChild, type Child } from './child.ts';
+import { builtOrSource, startChild, type Child } from './child.ts';
 import { pin } from './proc.ts';
 import type { ReferenceProxyArgs, ReferenceProxyInfo } from './reference-proxy.ts';
 
@@ -100,11 +100,13 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       sidecar({ identity: idA }),
     ]);
     const refArgs = (args: ReferenceProxyArgs) => args;
-    const refIn = await startChild<ReferenceProxyInfo>(new URL('./reference-proxy.ts', import.meta.url),
+    // Plain JavaScript like the sidecars (bin/agentmesh.mjs runs dist/ too), so neither pays for tsx.
+    const refScript = builtOrSource(new URL('./reference-proxy.ts', import.meta.url));
+    const refIn = await startChild<ReferenceProxyInfo>(refScript,
       refArgs({ role: 'in', upstream: agent.info.agentUrl, mcpUpstream: mcpUrl.origin, tls: idB }),
       { nodeArgs, ...on(layout.inProxy) });
     cleanup.push(() => refIn.stop());
-    const refOut = await startChild<ReferenceProxyInfo>(new URL('./reference-proxy.ts', import.meta.url),
+    const refOut = await startChild<ReferenceProxyInfo>(refScript,
       refArgs({ role: 'out', upstream: refIn.info.url, tls: idA }),
       { nodeArgs, ...on(layout.outProxy) });
     cleanup.push(() => refOut.stop());

@@ -1,6 +1,36 @@
 #!/usr/bin/env node
-// The `agentmesh` command: loads the TypeScript sources through tsx and hands over to sidecar/main.ts.
-import { register } from 'tsx/esm/api';
+// The `agentmesh` command: runs the compiled JavaScript in dist/ (`npm run build`) when it is there and
+// newer than every source file; otherwise loads the TypeScript sources through tsx (about 40 MB more RSS:
+// tsx's loader thread and its transpiler), so a stale build never runs in place of edited sources.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-register();
-await import('../sidecar/main.ts');
+const root = fileURLToPath(new URL('..', import.meta.url));
+const built = join(root, 'dist/sidecar/main.js');
+
+/** The newest mtime (ms) of the non-test .ts files under the folders the build compiles. */
+function newestSource(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function buildIsFresh() {
+  if (!existsSync(built)) return false;
+  const sources = ['sdk', 'registry', 'sidecar', 'examples'].map((d) => join(root, d)).filter((d) => existsSync(d));
+  return Math.max(0, ...sources.map(newestSource)) <= statSync(built).mtimeMs;
+}
+
+if (buildIsFresh()) {
+  await import(pathToFileURL(built).href);
+} else {
+  if (existsSync(built)) process.stderr.write('agentmesh: dist/ is older than the sources; running them through tsx (npm run build refreshes it)\n');
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../sidecar/main.ts');
+}

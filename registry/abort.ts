@@ -1,6 +1,6 @@
 // AbortSignal plumbing shared by the registry's files: abort checks that throw the catalog's ABORTED,
 // a race that cleans up work finishing after its caller gave up, and an unref'd interruptible pause.
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 
 export function abortError(signal: AbortSignal, what: string): MeshError {
   return new MeshError('ABORTED', `${what} aborted`, { cause: signal.reason });

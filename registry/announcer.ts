@@ -1,7 +1,7 @@
 // Announces one of this process's records: the first put is awaited, a heartbeat re-puts it every
 // ttl/3 with a fresh heartbeatAt and again as soon as the backend is back from an outage; update()
 // changes it, withdraw() deletes it. Writes are serialised so an older one never lands last.
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { abortable } from './abort.ts';
 import { validateRecord } from './codec.ts';
 import { recordKey, type AgentRecord, type McpRecord, type RegistryRecord } from './record.ts';

@@ -1,6 +1,6 @@
 // Encoding of registry values: JSON validated with the record schema on the way in and out.
 // The only place a stored value becomes a RegistryRecord; it never decides what to do with a bad one.
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { RegistryRecordSchema, recordKey, type RegistryRecord } from './record.ts';
 
 function describeIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {

@@ -4,7 +4,7 @@
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { throwIfAborted } from './abort.ts';
 import { encodeRecord } from './codec.ts';
 import { errorMessage } from './diagnostics.ts';

@@ -1,10 +1,13 @@
 // The registry's public face: the record schema, backends, the watch-fed view and announcements.
 // Other folders import only this file.
+import type * as NatsBackend from './nats-backend.ts';
 export * from './record.ts';
 export type * from './types.ts';
 export { openRegistry, type Registry, type RegistryOptions } from './registry.ts';
 export { announce, type Announcement, type AnnouncedRecord, type AnnouncementPatch, type AnnounceOptions, type DistributiveOmit } from './announcer.ts';
-export { openNatsBackend, type NatsBackendOptions } from './nats-backend.ts';
+export type { NatsBackendOptions } from './nats-backend.ts';
+/** The NATS backend, loading the NATS client on first use: a sidecar on the embedded registry never needs it. */
+export const openNatsBackend: typeof NatsBackend.openNatsBackend = async (options) => (await import('./nats-backend.ts')).openNatsBackend(options);
 export { openEmbeddedBackend, type EmbeddedBackendOptions } from './embedded-backend.ts';
 export { RecordView, type RecordViewOptions } from './view.ts';
 export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';

@@ -4,8 +4,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 
 export interface KeyValueStore {
   get(key: string): Promise<string | undefined>;
@@ -20,6 +20,8 @@ export function safeKey(key: string): string {
 
 export async function openKeyValueStore(options: { nats?: string | string[]; dir?: string; bucket: string; ttlMs: number; name?: string }): Promise<KeyValueStore> {
   if (options.nats) {
+    // The NATS client loads only when it is used: an embedded registry never needs it.
+    const [{ connect }, { Kvm }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/kv')]);
     const nc: NatsConnection = await connect({ servers: options.nats, name: options.name ?? 'agentmesh-kv', maxReconnectAttempts: -1, timeout: 5000 });
     let kv: KV;
     try {

@@ -3,7 +3,7 @@
 // tells its listeners (announcers re-put) and restarts its watches from a fresh snapshot.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { abortable, pause, throwIfAborted } from './abort.ts';
 import { encodeRecord } from './codec.ts';
 import { errorMessage, publish } from './diagnostics.ts';

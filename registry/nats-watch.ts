@@ -2,7 +2,7 @@
 // what was delivered before, so keys that vanished while the server was away arrive as deletes.
 // It owns no connection; nats-backend.ts decides when to restart it.
 import type { KV, KvWatchEntry } from '@nats-io/kv';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { abortError, pause } from './abort.ts';
 import { decodeRecord } from './codec.ts';
 import { errorMessage, publish } from './diagnostics.ts';

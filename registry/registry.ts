@@ -1,12 +1,11 @@
 // The registry facade a sidecar opens: picks the backend (NATS when configured, embedded otherwise),
 // feeds the in-memory view from its watch, and owns this process's announcements. It never logs:
 // invalid records, outages and failed heartbeats go to diagnostics_channel 'agentmesh:registry'.
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { abortError } from './abort.ts';
 import { announce, type AnnouncedRecord, type Announcement } from './announcer.ts';
 import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
-import { openNatsBackend } from './nats-backend.ts';
 import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
 import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
@@ -144,6 +143,8 @@ async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
   const { ttlMs, signal } = options;
   if (signal?.aborted) throw abortError(signal, 'opening the registry');
   if (options.nats !== undefined && options.nats.length > 0) {
+    // The NATS client loads only when it is used: an embedded registry never needs it.
+    const { openNatsBackend } = await import('./nats-backend.ts');
     return openNatsBackend({
       servers: options.nats, ttlMs,
       ...(options.bucket !== undefined ? { bucket: options.bucket } : {}),

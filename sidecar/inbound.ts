@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import type { Binding } from './agent-card.ts';
 import { forwardHeaders, readBody } from './http-util.ts';
 import { verifyClientPeer } from './identity/index.ts';

@@ -1,7 +1,7 @@
 // The agent this sidecar fronts: reads its card from agent.url (retrying while it starts), works out
 // where it serves each binding, and holds the connection pool to it.
-import { Pool } from 'undici';
-import { MeshError } from '../sdk/index.ts';
+import { Pool } from './undici.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
 import type { LocalAgent } from './inbound.ts';
 
@@ -18,19 +18,31 @@ export async function loadLocalAgent(options: { url: string; name?: string; time
   const deadline = AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]);
   let delay = 50;
   let lastError: unknown;
-  while (!deadline.aborted) {
-    try {
-      // Ask for the v1.0 card; a v0.3-only agent ignores the header and serves its v0.3 card.
-      const res = await fetch(cardUrl, { signal: deadline, headers: { accept: 'application/json', 'a2a-version': '1.0' } });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const card = parseAgentCard(await res.json(), cardUrl.href);
-      return build(card, options.name ?? card.name);
-    } catch (err) {
-      if (err instanceof MeshError) throw err;
-      lastError = err;
+  // undici, not the global fetch: that would load Node's own copy of undici (~15 MB RSS) for one request.
+  const cardPool = new Pool(cardUrl.origin, { connections: 1 });
+  try {
+    while (!deadline.aborted) {
+      try {
+        // Ask for the v1.0 card; a v0.3-only agent ignores the header and serves its v0.3 card.
+        const res = await cardPool.request({
+          path: `${cardUrl.pathname}${cardUrl.search}`, method: 'GET', signal: deadline,
+          headers: { accept: 'application/json', 'a2a-version': '1.0' },
+        });
+        if (res.statusCode < 200 || res.statusCode > 299) {
+          await res.body.dump();
+          throw new Error(`HTTP ${res.statusCode}`);
+        }
+        const card = parseAgentCard(await res.body.json(), cardUrl.href);
+        return build(card, options.name ?? card.name);
+      } catch (err) {
+        if (err instanceof MeshError) throw err;
+        lastError = err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      delay = Math.min(delay * 2, 1000);
     }
-    await new Promise((resolve) => setTimeout(resolve, delay).unref());
-    delay = Math.min(delay * 2, 1000);
+  } finally {
+    await cardPool.destroy();
   }
   throw new MeshError('A2A_ERROR', `could not read the agent card at ${cardUrl.href} within ${options.timeoutMs} ms (agent.url): ${describe(lastError)}`, { cause: lastError });
 }

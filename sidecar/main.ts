@@ -1,6 +1,6 @@
 // The process entry for `agentmesh`: the only module that reads process.argv and process.env, installs
 // signal handlers and sets exit codes. Everything else is a function call.
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { parseArgs } from './cli/args.ts';
 import { USAGE, runAgents, runCa, runCall, runSidecar, runTools, runValidate, type CliContext } from './cli/commands.ts';
 

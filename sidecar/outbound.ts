@@ -2,7 +2,7 @@
 // A2A JSON-RPC and REST forwarded over mTLS to a live instance of the target, and registry queries.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { MeshError } from '../sdk/index.ts';
+import { MeshError } from '../sdk/errors.ts';
 import type { AgentQuery, AgentRecord, RegistryView } from '../registry/index.ts';
 import { rewriteCard } from './agent-card.ts';
 import { forwardHeaders, readBody, readEnvelope } from './http-util.ts';

@@ -1,7 +1,7 @@
 // Connection pools to other sidecars' inbound listeners: one undici Pool per (endpoint, SPIFFE ID),
 // keep-alive, mutual TLS with our workload certificate, and the peer pinned to the identity its
 // registry record claims.
-import { Pool } from 'undici';
+import { Pool } from './undici.ts';
 import { clientConnectOptions, type Identity } from './identity/index.ts';
 
 export class PeerPools {

@@ -2,8 +2,9 @@
 // writes the answer into the caller's response as it arrives (SSE included). Never buffers a whole
 // response; maps transport failures to catalog errors. Decides nothing about routing or retries.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { util, type Dispatcher } from 'undici';
-import { MeshError } from '../sdk/index.ts';
+import type { Dispatcher } from 'undici';
+import { util } from './undici.ts';
+import { MeshError } from '../sdk/errors.ts';
 import { CallScope } from './call-scope.ts';
 import { responseHeaders } from './http-util.ts';
 

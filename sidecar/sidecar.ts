@@ -114,7 +114,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     });
     listeners.push(admin);
     const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
-    localMcp = startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint }, log });
+    localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint }, log });
     if (config.agent) {
       agent = await loadLocalAgent({
         url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,

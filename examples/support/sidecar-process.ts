@@ -1,13 +1,15 @@
 // Runs real agentmesh processes for the demo and the tests: a sidecar (the CLI, as users run it) from
 // a config object, waiting for its --ready-file, stopped with the signal the caller chooses.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { waitFor } from './wait.ts';
 
-export const ROOT = new URL('../..', import.meta.url).pathname;
+/** The folder holding package.json, whether this runs from the sources or from their build in dist/. */
+export const ROOT = packageRoot(fileURLToPath(new URL('.', import.meta.url)));
 export const CLI = join(ROOT, 'bin/agentmesh.mjs');
 
 export interface SidecarProcess extends AsyncDisposable {
@@ -76,3 +78,10 @@ export async function runCli(args: string[], options: { env?: Record<string, str
   return { code, stdout, stderr };
 }
 
+
+function packageRoot(dir: string): string {
+  if (existsSync(join(dir, 'package.json'))) return dir;
+  const parent = dirname(dir);
+  if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+  return packageRoot(parent);
+}

@@ -1,6 +1,6 @@
 // Command-line parsing for `agentmesh`: positional words, `--flag value`, `--flag=value` and bare
 // boolean flags. Pure; main.ts owns process.argv.
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 export interface ParsedArgs {
   positionals: string[];

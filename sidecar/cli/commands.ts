@@ -1,7 +1,8 @@
 // The `agentmesh` subcommands. Each takes parsed arguments and an output sink and returns an exit
 // code; none touches process.* (main.ts does).
 import { writeFile, rename } from 'node:fs/promises';
-import { MeshError, connectMesh } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
+import type { Mesh } from '../../sdk/index.ts';
 import { CONFIG_KEYS, readConfigFile, resolveConfig, parseDuration, type SidecarConfig } from '../config.ts';
 import { caInit, caIssue } from '../identity/index.ts';
 import { createLogger } from '../log.ts';
@@ -66,7 +67,7 @@ export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> 
 }
 
 export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<number> {
-  const mesh = connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
+  const mesh = await meshFor(args, ctx);
   const skill = stringFlag(args, 'skill');
   const agents = await mesh.agents(skill ? { skill } : {}, { signal: ctx.signal });
   if (args.flags.get('json') === true) {
@@ -83,7 +84,7 @@ export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<numb
 }
 
 export async function runTools(args: ParsedArgs, ctx: CliContext): Promise<number> {
-  const mesh = connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
+  const mesh = await meshFor(args, ctx);
   const servers = await mesh.mcpServers({ signal: ctx.signal });
   if (args.flags.get('json') === true) {
     ctx.out(JSON.stringify(servers, null, 2));
@@ -100,12 +101,18 @@ export async function runTools(args: ParsedArgs, ctx: CliContext): Promise<numbe
 export async function runCall(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const [, agent, ...words] = args.positionals;
   if (!agent || words.length === 0) throw new MeshError('CONFIG_INVALID', 'usage: agentmesh call AGENT "text"');
-  const mesh = connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
+  const mesh = await meshFor(args, ctx);
   for await (const event of mesh.stream(agent, words.join(' '), { signal: ctx.signal })) {
     const line = formatEvent(event);
     if (line) ctx.out(line);
   }
   return 0;
+}
+
+/** The SDK (A2A and MCP clients) loads only for the commands that call a sidecar, not into `agentmesh sidecar`. */
+async function meshFor(args: ParsedArgs, ctx: CliContext): Promise<Mesh> {
+  const { connectMesh } = await import('../../sdk/index.ts');
+  return connectMesh({ url: stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001' });
 }
 
 export const USAGE = `usage: agentmesh <command>

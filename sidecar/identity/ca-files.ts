@@ -2,7 +2,7 @@
 // certificates in OUT/cert.pem, OUT/key.pem and OUT/bundle.pem. Private keys are written 0600.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import { createCa, issueWorkload } from './ca.ts';
 
 export async function caInit(options: { trustDomain: string; dir: string }): Promise<{ cert: string; key: string }> {

@@ -3,7 +3,7 @@
 import { webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 services through tsyringe, which needs it
 import * as x509 from '@peculiar/x509';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import { parseSpiffeId, parseWorkloadId } from './spiffe.ts';
 
 type CryptoKey = webcrypto.CryptoKey;

@@ -1,7 +1,7 @@
 // SPIFFE IDs: parsing and validation (spiffe://<trust-domain>/<path>), and reading the one URI SAN
 // of a peer certificate as Node's TLS reports it. Pure.
 import type { PeerCertificate } from 'node:tls';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 export interface SpiffeId {
   id: string;

@@ -4,7 +4,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { ServerOptions } from 'node:https';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import { parseSpiffeId, parseWorkloadId, peerSpiffeId, uriSans } from './spiffe.ts';
 
 export interface Identity {

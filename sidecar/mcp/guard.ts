@@ -1,7 +1,7 @@
 // DNS-rebinding protection for the agent-facing MCP routes: the Host must be a loopback name and an
 // Origin, when a browser sends one, must be a loopback origin too.
 import type { IncomingMessage } from 'node:http';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 

@@ -1,16 +1,16 @@
 // The MCP servers this sidecar fronts (config mcp.servers): Streamable HTTP upstreams reached through a
 // connection pool, stdio upstreams launched behind a StdioBridge. Each one's tool list is watched and
 // announced in the registry as an `mcp` record, updated when the server says its tools changed.
+// The MCP SDK is loaded only when there are servers to front.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool } from 'undici';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Pool } from '../undici.ts';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { parseJsonBody } from '../http-util.ts';
 import type { Announcement, AnnouncedRecord } from '../../registry/index.ts';
 import type { McpServerConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { spawnStdio, StdioBridge } from './stdio-bridge.ts';
-import { watchTools, type ToolWatcher } from './tool-watcher.ts';
+import type { StdioBridge } from './stdio-bridge.ts';
+import type { ToolWatcher } from './tool-watcher.ts';
 
 export type LocalMcpServer =
   | { kind: 'http'; name: string; url: URL; dispatcher: Pool }
@@ -27,13 +27,17 @@ export interface McpAnnouncer {
   announce(record: AnnouncedRecord): Promise<Announcement>;
 }
 
-export function startLocalMcpServers(options: {
+export async function startLocalMcpServers(options: {
   servers: readonly McpServerConfig[];
   registry: McpAnnouncer;
   /** The fields of the registry record that do not depend on the server. */
   record: { instance: string; identity: string; endpoint: string };
   log: Logger;
-}): LocalMcpServers {
+}): Promise<LocalMcpServers> {
+  if (options.servers.length === 0) return { get: () => undefined, withdraw: async () => undefined, close: async () => undefined };
+  const [{ spawnStdio, StdioBridge }, { watchTools }, { StreamableHTTPClientTransport }] = await Promise.all([
+    import('./stdio-bridge.ts'), import('./tool-watcher.ts'), import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+  ]);
   const byName = new Map<string, LocalMcpServer>();
   const watchers: ToolWatcher[] = [];
   const announcements = new Map<string, Promise<Announcement>>();

@@ -2,7 +2,7 @@
 // server (an MCP session stays on the instance that created it), `/mcp` for the federated server, and
 // `/registry/mcp`. Loopback Host/Origin only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
 import { forwardHeaders, parseJsonBody, readBody } from '../http-util.ts';
 import type { PeerPools } from '../peers.ts';

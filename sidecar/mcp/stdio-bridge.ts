@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest, isJSONRPCRequest, isJSONRPCNotification, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import type { Logger } from '../log.ts';
 import { sendError } from '../respond.ts';
 

@@ -2,7 +2,7 @@
 // choices balancing, and an opossum circuit breaker per instance (a volume threshold, one half-open
 // probe, a reset time that grows each time it re-opens). The last available instance is never ejected.
 import CircuitBreaker from 'opossum';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 export interface BreakerSettings {
   /** The rolling window (ms) the error percentage is computed over. */

@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
-import { MeshError } from '../../sdk/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import { CallScope } from '../call-scope.ts';
 import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';

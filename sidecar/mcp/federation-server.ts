@@ -1,0 +1,143 @@
+// The federated MCP server behind `/mcp` (loaded by federation.ts on first use): one MCP server holding
+// the tools of every MCP server in the mesh, named `{server}__{tool}`. Listing reads the registry; a call
+// goes to the owner through this sidecar's own `/mcp/{server}` route, with progress and cancellation forwarded.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, isInitializeRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { MeshError } from '../../sdk/errors.ts';
+import type { RegistryView } from '../../registry/index.ts';
+import type { Logger } from '../log.ts';
+import { sendError } from '../respond.ts';
+import type { Federation } from './federation.ts';
+
+/** Federated names are `{server}__{tool}`; server names cannot contain `__`, so the first `__` splits. */
+export const SEPARATOR = '__';
+const PAGE_SIZE = 100;
+/** SEP-986: tool names are 1–128 characters from [A-Za-z0-9_.-]. */
+const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+export function createFederationServer(options: { view: RegistryView; outboundUrl: () => string; log: Logger }): Federation {
+  const { view, log } = options;
+  const sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
+  const upstreams = new Map<string, Promise<Client>>();
+
+  /** Every tool in the mesh, one entry per server name (the first live instance's list), sorted. */
+  function meshTools(): Tool[] {
+    const seen = new Set<string>();
+    const tools: Tool[] = [];
+    for (const record of [...view.mcpServers()].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (seen.has(record.name) || record.name.includes(SEPARATOR)) continue;
+      seen.add(record.name);
+      for (const tool of record.tools) {
+        const name = `${record.name}${SEPARATOR}${tool.name}`;
+        if (!TOOL_NAME.test(name)) {
+          log.warn({ mcp: record.name, tool: tool.name }, 'left out a tool whose federated name is not a valid MCP tool name');
+          continue;
+        }
+        tools.push({ ...tool, name, inputSchema: tool.inputSchema ?? { type: 'object' } } as Tool);
+      }
+    }
+    return tools;
+  }
+
+  let signature = JSON.stringify(meshTools());
+  const unsubscribe = view.onChange(() => {
+    const next = JSON.stringify(meshTools());
+    if (next === signature) return;
+    signature = next;
+    for (const { server } of sessions.values()) void server.sendToolListChanged().catch(() => undefined);
+  });
+
+  function upstream(name: string): Promise<Client> {
+    let client = upstreams.get(name);
+    if (!client) {
+      client = (async () => {
+        const c = new Client({ name: 'agentmesh-federation', version: '0.1.0' });
+        c.onclose = () => upstreams.delete(name);
+        await c.connect(new StreamableHTTPClientTransport(new URL(`${options.outboundUrl()}/mcp/${name}`)));
+        return c;
+      })();
+      upstreams.set(name, client);
+      client.catch(() => upstreams.delete(name));
+    }
+    return client;
+  }
+
+  function resolveTool(full: string): { server: string; tool: string } {
+    const at = full.indexOf(SEPARATOR);
+    if (at <= 0) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': federated tool names are {server}${SEPARATOR}{tool}`);
+    const server = full.slice(0, at);
+    const tool = full.slice(at + SEPARATOR.length);
+    const instances = view.mcpInstances(server);
+    if (instances.length === 0) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': MCP server '${server}' is not in the mesh`);
+    if (!instances.some((r) => r.tools.some((t) => t.name === tool))) {
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': MCP server '${server}' has no tool '${tool}'`);
+    }
+    return { server, tool };
+  }
+
+  function newSession(): { server: Server; transport: StreamableHTTPServerTransport } {
+    const server = new Server({ name: 'agentmesh', version: '0.1.0' }, { capabilities: { tools: { listChanged: true } } });
+    server.setRequestHandler(ListToolsRequestSchema, async (request) => {
+      const tools = meshTools();
+      const start = request.params?.cursor ? Number.parseInt(Buffer.from(request.params.cursor, 'base64url').toString(), 10) : 0;
+      if (!Number.isInteger(start) || start < 0 || start > tools.length) throw new McpError(ErrorCode.InvalidParams, 'invalid cursor');
+      const end = start + PAGE_SIZE;
+      return { tools: tools.slice(start, end), ...(end < tools.length ? { nextCursor: Buffer.from(String(end)).toString('base64url') } : {}) };
+    });
+    server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+      const { server: owner, tool } = resolveTool(request.params.name);
+      const client = await upstream(owner);
+      const progressToken = request.params._meta?.progressToken;
+      try {
+        return await client.callTool({ name: tool, ...(request.params.arguments ? { arguments: request.params.arguments } : {}) }, undefined, {
+          signal: extra.signal,
+          timeout: 10 * 60_000,
+          ...(progressToken === undefined ? {} : {
+            resetTimeoutOnProgress: true,
+            onprogress: (p) => { void extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } }); },
+          }),
+        });
+      } catch (err) {
+        if (!(err instanceof McpError)) upstreams.delete(owner);
+        throw err;
+      }
+    });
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => { sessions.set(id, { server, transport }); },
+    });
+    transport.onclose = () => { if (transport.sessionId) sessions.delete(transport.sessionId); };
+    return { server, transport };
+  }
+
+  return {
+    async handle(req, res, body) {
+      const id = req.headers['mcp-session-id'];
+      if (typeof id === 'string') {
+        const session = sessions.get(id);
+        if (!session) return sendError(res, new MeshError('MCP_SESSION_NOT_FOUND', `no MCP session '${id}' on the federated endpoint`), { style: 'jsonrpc' });
+        return session.transport.handleRequest(req, res, body);
+      }
+      if (req.method !== 'POST' || !isInitializeRequest(body)) {
+        return sendError(res, new MeshError('INVALID_REQUEST', 'expected an initialize request to start an MCP session (no Mcp-Session-Id header)'), { style: 'jsonrpc' });
+      }
+      const session = newSession();
+      await session.server.connect(session.transport);
+      await session.transport.handleRequest(req, res, body);
+    },
+    async close() {
+      unsubscribe();
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.allSettled(all.map((s) => s.server.close()));
+      const clients = [...upstreams.values()];
+      upstreams.clear();
+      await Promise.allSettled(clients.map(async (c) => (await c).close()));
+    },
+  };
+}
