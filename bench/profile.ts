@@ -30,7 +30,7 @@ function where(url: string): string {
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm?.[1]) return nm[1];
   if (url.startsWith('node:')) return url.split('/').slice(0, 2).join('/');
-  return url.replace(/^file:\/\//, '').replace(ROOT, '');
+  return url.replace(/^file:\/\//, '').replace(ROOT, '').replace(/^dist\//, '');
 }
 
 const keyOf = (n: ProfileNode) => {

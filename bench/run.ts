@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { HttpClient, closedLoop } from './load.ts';
+import { HttpClient, closedLoop, fixedRate } from './load.ts';
 import { latencyAtOne, mcpCalls, rateSlices, streams, throughputSlices, type Clients } from './phases.ts';
 import { allowedCpus, foreignLoad, memory, pin, tasksetBinary } from './proc.ts';
 import { profileRun } from './profile.ts';
@@ -50,11 +50,18 @@ function rssOf(world: World): Record<string, number> {
   return out;
 }
 
+/**
+ * Every variant first gets the loads the phases apply (concurrency 32, then the fixed rate), so the
+ * measured slices see warm code and connection pools already at their working size: TLS handshakes
+ * and JIT compilation during the first second of a rate slice are start-up costs, not per-hop ones.
+ */
 async function warmUp(clients: Clients): Promise<void> {
   for (const v of VARIANTS) {
     const { a2a, target } = clients[v];
-    const r = await closedLoop(() => a2a.sendMessage(target.a2aPath), 8, quick ? 1500 : 3000, 0);
+    const r = await closedLoop(() => a2a.sendMessage(target.a2aPath), PLAN.throughput.concurrency, quick ? 1500 : 3000, 0);
     if (r.errors > 0) throw new Error(`warm-up via ${v} failed: ${r.firstError}`);
+    const paced = await fixedRate(() => a2a.sendMessage(target.a2aPath), PLAN.rate.rps, quick ? 1000 : 1500);
+    if (paced.errors > 0) throw new Error(`warm-up via ${v} failed: ${paced.firstError}`);
   }
   await latencyAtOne(clients, 300, 3000);
   await streams(clients, 10, 3000);

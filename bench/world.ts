@@ -31,6 +31,8 @@ export interface World {
   readonly agentPid: number;
   /** Outbound URLs of both sidecars (A, then B), for registry queries. */
   readonly sidecarOutbounds: string[];
+  /** What each sidecar process printed (A, then B): warnings, or --trace-gc lines. */
+  sidecarOutput(): string[];
   readonly nats: NatsServer;
   /** Registry settings the sidecars use (for the registry-scale part). */
   readonly registry: { nats: string; bucket: string; ttlMs: number };
@@ -134,6 +136,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       },
       agentPid: agent.pid,
       sidecarOutbounds: [a.outbound, b.outbound],
+      sidecarOutput: () => [a.output(), b.output()],
       nats,
       registry: { nats: nats.url, bucket: registry.bucket, ttlMs },
       close,

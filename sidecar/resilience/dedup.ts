@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 const WINDOW_MS = 5 * 60_000;
 const MAX_ENTRIES = 10_000;
 /** Recorded answers kept in all; the oldest go first beyond it (a resend comes within seconds). */
-const MAX_BYTES = 8 * 1024 * 1024;
+const MAX_BYTES = 4 * 1024 * 1024;
 const MAX_CAPTURE = 1024 * 1024;
 /** Set by the calling sidecar on a SendMessage: the messageId it already read from the body. */
 export const MESSAGE_ID_HEADER = 'x-agentmesh-message-id';
