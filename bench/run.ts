@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { HttpClient, closedLoop, fixedRate } from './load.ts';
 import { latencyAtOne, mcpCalls, rateSlices, streams, throughputSlices, type Clients } from './phases.ts';
 import { allowedCpus, foreignLoad, memory, pin, tasksetBinary } from './proc.ts';
+import { moduleMemory } from './module-memory.ts';
 import { profileRun } from './profile.ts';
 import { registryScale } from './registry-scale.ts';
 import { boundLines, checks, registryLines, rows, table, writeResults, type Measurements } from './report.ts';
@@ -118,6 +119,7 @@ function describe(layout: Layout): string {
 async function main(): Promise<number> {
   const started = performance.now();
   const log = (line: string) => process.stdout.write(`${line}\n`);
+  if (flags.has('--memory')) return moduleMemory(log);
   if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log });
   const layout = pinning();
   log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}`);
