@@ -1,5 +1,6 @@
 // The process entry for `agentmesh`: the only module that reads process.argv and process.env, installs
 // signal handlers and sets exit codes. Everything else is a function call.
+import { setFlagsFromString } from 'node:v8';
 import { MeshError } from '../sdk/errors.ts';
 import { parseArgs } from './cli/args.ts';
 import { USAGE, runAgents, runCa, runCall, runSidecar, runTools, runValidate, type CliContext } from './cli/commands.ts';
@@ -20,6 +21,7 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   switch (command) {
     case 'sidecar': {
+      leanWasm();
       const { sidecar } = await runSidecar(args, ctx);
       if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
       await sidecar.close();
@@ -37,6 +39,15 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new MeshError('CONFIG_INVALID', `unknown command '${command}'\n\n${USAGE}`);
   }
+}
+
+/**
+ * undici parses HTTP with llhttp compiled to WebAssembly. V8's optimizing tier-up of that module peaks
+ * at ~35 MB and keeps ~8 MB; baseline (Liftoff) code costs ~5 µs more per parsed response. For a
+ * sidecar the memory matters more (BENCHMARKS.md). Set before the first connection compiles it.
+ */
+function leanWasm(): void {
+  setFlagsFromString('--liftoff-only');
 }
 
 main(process.argv.slice(2)).then(
