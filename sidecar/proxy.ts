@@ -98,7 +98,6 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
   readonly #scope: CallScope;
   #resolveHead: (u: Upstream) => void = () => undefined;
   #rejectHead: (err: MeshError) => void = () => undefined;
-  #abort: ((reason: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -121,7 +120,6 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
   }
 
   onConnect(abort: (err?: Error) => void): void {
-    this.#abort = abort;
     this.#scope.attach(abort);
   }
 
