@@ -12,7 +12,7 @@ const STEPS = [
   'node:http', 'node:https', 'node:crypto', 'opossum', 'p-retry',
   'yaml', 'zod', 'pino', 'prom-client',
   '@nats-io/transport-node', '@nats-io/kv',
-  `${ROOT}dist/sidecar/undici.js`,
+  `${ROOT}dist/sidecar/transport/undici.js`,
   `${ROOT}dist/sidecar/sidecar.js`,
   '@modelcontextprotocol/sdk/client/index.js',
   '@modelcontextprotocol/sdk/client/streamableHttp.js',

@@ -1,7 +1,7 @@
 // The one error catalog: stable string codes, the wire codes they map to, and the MeshError class.
 // The sdk's second entry point (`agentmesh/sdk/errors`): registry/ and sidecar/ import it here, not
 // through index.ts, so a sidecar never loads express and the A2A/MCP clients. Imports nothing.
-// Only sidecar/respond.ts turns these into HTTP responses.
+// Only sidecar/http/respond.ts turns these into HTTP responses.
 
 /** Every error agentmesh raises, with the HTTP status and JSON-RPC code it maps to on the wire. */
 export const ERROR_CATALOG = {

@@ -11,7 +11,7 @@ import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, isI
 import { MeshError } from '../../sdk/errors.ts';
 import type { RegistryView } from '../../registry/index.ts';
 import type { Logger } from '../log.ts';
-import { sendError } from '../respond.ts';
+import { sendError } from '../http/respond.ts';
 import type { Federation } from './federation.ts';
 
 /** Federated names are `{server}__{tool}`; server names cannot contain `__`, so the first `__` splits. */

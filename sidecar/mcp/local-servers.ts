@@ -3,9 +3,9 @@
 // announced in the registry as an `mcp` record, updated when the server says its tools changed.
 // The MCP SDK is loaded only when there are servers to front.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool } from '../undici.ts';
+import { Pool } from '../transport/undici.ts';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { parseJsonBody } from '../http-util.ts';
+import { parseJsonBody } from '../http/http-util.ts';
 import type { Announcement, AnnouncedRecord } from '../../registry/index.ts';
 import type { McpServerConfig } from '../config.ts';
 import type { Logger } from '../log.ts';

@@ -4,14 +4,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
-import { forwardHeaders, parseJsonBody, readBody } from '../http-util.ts';
-import type { PeerPools } from '../peers.ts';
+import { forwardHeaders, parseJsonBody, readBody } from '../http/http-util.ts';
+import type { PeerPools } from '../transport/peers.ts';
 import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
 import { checkLoopbackRequest } from './guard.ts';
-import { HOPS_HEADER, nextHop } from '../mesh-headers.ts';
-import type { ListenStreams } from '../listen-streams.ts';
+import { HOPS_HEADER, nextHop } from '../resilience/hop-budget.ts';
+import type { ListenStreams } from '../http/listen-streams.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 /** MCP methods that only read: safe to retry after they were sent. */

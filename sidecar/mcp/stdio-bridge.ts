@@ -11,7 +11,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest, isJSONRPCRequest, isJSONRPCNotification, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { MeshError } from '../../sdk/errors.ts';
 import type { Logger } from '../log.ts';
-import { sendError } from '../respond.ts';
+import { sendError } from '../http/respond.ts';
 
 export interface StdioCommand {
   command: readonly string[];

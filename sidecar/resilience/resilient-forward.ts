@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
 import { MeshError } from '../../sdk/errors.ts';
-import { CallScope } from '../call-scope.ts';
-import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../proxy.ts';
+import { CallScope } from '../transport/call-scope.ts';
+import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../transport/proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';
 import { fullJitter, type RetryBudget } from './retry-budget.ts';
 

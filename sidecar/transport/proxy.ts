@@ -4,9 +4,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { util } from './undici.ts';
-import { MeshError } from '../sdk/errors.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import { CallScope } from './call-scope.ts';
-import { responseHeaders } from './http-util.ts';
+import { responseHeaders } from '../http/http-util.ts';
 
 export interface ForwardRequest {
   dispatcher: Dispatcher;

@@ -2,20 +2,20 @@
 // A2A JSON-RPC and REST forwarded over mTLS to a live instance of the target, and registry queries.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { MeshError } from '../sdk/errors.ts';
-import type { AgentQuery, AgentRecord, RegistryView } from '../registry/index.ts';
-import { rewriteCard } from './agent-card.ts';
+import { MeshError } from '../../sdk/errors.ts';
+import type { AgentQuery, AgentRecord, RegistryView } from '../../registry/index.ts';
+import { rewriteCard } from '../a2a/agent-card.ts';
 import { forwardHeaders, readBody, readEnvelope } from './http-util.ts';
-import { PeerPools } from './peers.ts';
-import { resilientForward } from './resilience/resilient-forward.ts';
-import { MESSAGE_ID_HEADER, sendMessageId } from './resilience/dedup.ts';
-import { requestTaskId, restTaskId, sniffTaskId, type TaskAffinity } from './resilience/task-affinity.ts';
-import type { ResilienceState } from './resilience/state.ts';
+import { PeerPools } from '../transport/peers.ts';
+import { resilientForward } from '../resilience/resilient-forward.ts';
+import { MESSAGE_ID_HEADER, sendMessageId } from '../a2a/dedup.ts';
+import { requestTaskId, restTaskId, sniffTaskId, type TaskAffinity } from '../a2a/task-affinity.ts';
+import type { ResilienceState } from '../resilience/state.ts';
 import { sendError, sendJson, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
-import { nextHop } from './mesh-headers.ts';
-import { restMethod, trackRequest, type Metrics, type RequestLabels } from './metrics.ts';
-import type { outboundMcp } from './mcp/outbound-mcp.ts';
+import { nextHop } from '../resilience/hop-budget.ts';
+import { restMethod, trackRequest, type Metrics, type RequestLabels } from '../metrics.ts';
+import type { outboundMcp } from '../mcp/outbound-mcp.ts';
 
 export interface OutboundDeps {
   resilience: ResilienceState;

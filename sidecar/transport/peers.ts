@@ -2,7 +2,7 @@
 // keep-alive, mutual TLS with our workload certificate, and the peer pinned to the identity its
 // registry record claims.
 import { Pool } from './undici.ts';
-import { clientConnectOptions, type Identity } from './identity/index.ts';
+import { clientConnectOptions, type Identity } from '../identity/index.ts';
 
 export class PeerPools {
   readonly #identity: Identity;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentEndpoints, parseAgentCard, rewriteCard } from './agent-card.ts';
-import { parseRoute } from './routes.ts';
+import { parseRoute } from '../http/routes.ts';
 
 const v1 = {
   name: 'a', extra: { kept: true },

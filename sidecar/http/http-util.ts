@@ -1,7 +1,7 @@
 // Small HTTP helpers for the proxy: bounded body reading, JSON-RPC envelope reading and header hygiene.
 // Nothing here decides routing.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { MeshError } from '../sdk/errors.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 /** Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

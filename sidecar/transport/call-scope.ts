@@ -2,7 +2,7 @@
 // first byte and each idle gap for an SSE stream) or when the caller's response closes first (the caller
 // went away, or shutdown closed its connection). Spans every attempt of a retried call.
 import type { ServerResponse } from 'node:http';
-import { MeshError } from '../sdk/errors.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 /**
  * One timer and one 'close' listener per call, and no AbortController unless a retry needs a signal to

@@ -1,7 +1,7 @@
 // The one place errors become HTTP responses: a JSON-RPC error object on JSON-RPC routes, a JSON error
 // body elsewhere. Status and codes come from the catalog in sdk/errors.ts; local detail never leaks.
 import type { ServerResponse } from 'node:http';
-import { MeshError } from '../sdk/errors.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 export type ErrorStyle = 'jsonrpc' | 'json';
 

@@ -1,10 +1,10 @@
 // The admin listener's routes: liveness, readiness (registry synced and reachable, own agent
 // registered) and JSON state for operators. Read-only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MeshError } from '../sdk/errors.ts';
-import type { RegistryView } from '../registry/index.ts';
+import { MeshError } from '../../sdk/errors.ts';
+import type { RegistryView } from '../../registry/index.ts';
 import { sendError, sendJson } from './respond.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../metrics.ts';
 
 export interface AdminDeps {
   metrics: Metrics;

@@ -1,9 +1,9 @@
 // The agent this sidecar fronts: reads its card from agent.url (retrying while it starts), works out
 // where it serves each binding, and holds the connection pool to it.
-import { Pool } from './undici.ts';
-import { MeshError } from '../sdk/errors.ts';
+import { Pool } from '../transport/undici.ts';
+import { MeshError } from '../../sdk/errors.ts';
 import { agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
-import type { LocalAgent } from './inbound.ts';
+import type { LocalAgent } from '../http/inbound.ts';
 
 export interface LoadedAgent extends LocalAgent {
   card: CardShape;

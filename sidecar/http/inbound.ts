@@ -4,18 +4,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { MeshError } from '../sdk/errors.ts';
-import type { Binding } from './agent-card.ts';
+import { MeshError } from '../../sdk/errors.ts';
+import type { Binding } from '../a2a/agent-card.ts';
 import { forwardHeaders, readBody } from './http-util.ts';
-import { verifyClientPeer } from './identity/index.ts';
-import { forward } from './proxy.ts';
+import { verifyClientPeer } from '../identity/index.ts';
+import { forward } from '../transport/proxy.ts';
 import { sendError, type ErrorContext } from './respond.ts';
 import { parseRoute } from './routes.ts';
-import { arrivingBudget } from './mesh-headers.ts';
-import { dedupKey, MESSAGE_ID_HEADER, MessageDedup, recorder, replay } from './resilience/dedup.ts';
-import { restMethod, trackRequest, type Metrics } from './metrics.ts';
+import { arrivingBudget } from '../resilience/hop-budget.ts';
+import { dedupKey, MESSAGE_ID_HEADER, MessageDedup, recorder, replay } from '../a2a/dedup.ts';
+import { restMethod, trackRequest, type Metrics } from '../metrics.ts';
 import type { ListenStreams } from './listen-streams.ts';
-import { serveStdio, type LocalMcpServer } from './mcp/local-servers.ts';
+import { serveStdio, type LocalMcpServer } from '../mcp/local-servers.ts';
 
 /** The local agent as the inbound side sees it: its registry name and where each binding is served. */
 export interface LocalAgent {

@@ -1,6 +1,6 @@
 // Path parsing shared by the outbound and inbound listeners: `/a2a/{agent}[/rest]`, `/mcp/{server}`,
 // `/registry/agents`. Pure; no I/O.
-import { NAME_PATTERN } from '../registry/index.ts';
+import { NAME_PATTERN } from '../../registry/index.ts';
 
 export type Route =
   | { kind: 'a2a'; name: string; rest: string; search: string; path: string }

@@ -2,7 +2,7 @@
 // and x-agentmesh-deadline (the remaining time budget in ms). Agents pass them on (the SDK does) so a
 // call an agent makes while serving one counts as the next hop of the same chain.
 import type { IncomingHttpHeaders } from 'node:http';
-import { MeshError } from '../sdk/errors.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 export const HOPS_HEADER = 'x-agentmesh-hops';
 export const DEADLINE_HEADER = 'x-agentmesh-deadline';

@@ -1,7 +1,7 @@
 // Agent cards at the sidecar: where the local agent serves each binding, and the card rewritten so
 // every interface points at a sidecar route. Handles v1.0 (supportedInterfaces) and v0.3 (url) cards.
 import { z } from 'zod';
-import { MeshError } from '../sdk/errors.ts';
+import { MeshError } from '../../sdk/errors.ts';
 
 /** The bindings the sidecar proxies; gRPC interfaces are dropped from rewritten cards. */
 export type Binding = 'JSONRPC' | 'HTTP+JSON';
