@@ -8,6 +8,7 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { MeshError, type MeshErrorCode } from './errors.ts';
 import { message } from './messages.ts';
+import { DEADLINE_HEADER, HOPS_HEADER } from './mesh-headers.ts';
 import type { MeshContext } from './serve-agent.ts';
 
 export const DEFAULT_SIDECAR_URL = 'http://127.0.0.1:15001';
@@ -169,8 +170,8 @@ function signalOption(opts: CallOptions): { signal?: AbortSignal } {
 function callOptions(opts: SendOptions): { signal?: AbortSignal; serviceParameters?: Record<string, string> } {
   const context = opts.context;
   if (!context) return signalOption(opts);
-  const params: Record<string, string> = { 'x-agentmesh-hops': String(context.hops) };
-  if (context.deadlineAt !== undefined) params['x-agentmesh-deadline'] = String(Math.max(0, context.deadlineAt - Date.now()));
+  const params: Record<string, string> = { [HOPS_HEADER]: String(context.hops) };
+  if (context.deadlineAt !== undefined) params[DEADLINE_HEADER] = String(Math.max(0, Math.round(context.deadlineAt - Date.now())));
   return { ...signalOption(opts), serviceParameters: params };
 }
 

@@ -6,9 +6,8 @@ import express from 'express';
 import { A2A_PROTOCOL_VERSION, AGENT_CARD_PATH, type AgentCard, type AgentSkill } from '@a2a-js/sdk';
 import { DefaultRequestHandler, InMemoryTaskStore, type AgentExecutor, type RequestContext, type User } from '@a2a-js/sdk/server';
 import { agentCardHandler, jsonRpcHandler, restHandler } from '@a2a-js/sdk/server/express';
+import { CALLER_HEADER, DEADLINE_HEADER, HOPS_HEADER, parseHeaderInt } from './mesh-headers.ts';
 
-/** The header a sidecar's inbound listener sets to the caller's verified SPIFFE ID. */
-export const CALLER_HEADER = 'x-agentmesh-caller';
 
 export interface SkillInput {
   id: string;
@@ -75,7 +74,7 @@ class MeshCaller implements User {
 }
 
 function headerNumber(value: string | string[] | undefined): number | undefined {
-  return typeof value === 'string' && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
+  return parseHeaderInt(value) ?? undefined;
 }
 
 class Anonymous implements User {
@@ -102,9 +101,9 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
   const userBuilder = async (req: express.Request): Promise<User> => {
     const caller = req.headers[CALLER_HEADER];
     if (typeof caller !== 'string' || !caller) return new Anonymous();
-    const budget = headerNumber(req.headers['x-agentmesh-deadline']);
+    const budget = headerNumber(req.headers[DEADLINE_HEADER]);
     return new MeshCaller({
-      caller, hops: headerNumber(req.headers['x-agentmesh-hops']) ?? 0,
+      caller, hops: headerNumber(req.headers[HOPS_HEADER]) ?? 0,
       deadlineAt: budget === undefined ? undefined : Date.now() + budget,
     });
   };

@@ -2,8 +2,10 @@
 // latency per direction, target and method. Served by the admin listener at /metrics.
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { STATUS_HEADER } from '../sdk/mesh-headers.ts';
+import type { Direction, RequestContext } from './request-context.ts';
 
-export type Direction = 'outbound' | 'inbound';
+export type { Direction };
 
 export interface Metrics {
   readonly registry: Registry;
@@ -62,24 +64,14 @@ export function createMetrics(): Metrics {
   };
 }
 
-/** What a request is, for its metric labels; filled in as the handler learns it. */
-export interface RequestLabels {
-  target: string;
-  method: string;
-}
-
-/** Starts timing `res`; the observation is made when the response closes. */
-export function trackRequest(metrics: Metrics, direction: Direction, res: ServerResponse): RequestLabels {
-  const labels: RequestLabels = { target: '-', method: '-' };
-  const started = performance.now();
+/**
+ * Times one request and records it when its response closes, with the labels its context holds by
+ * then. A JSON-RPC error the mesh answered with HTTP 200 counts with the status it maps to.
+ */
+export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse): void {
   res.once('close', () => {
-    metrics.observe(direction, labels.target, labels.method, res.writableFinished ? res.statusCode : 0, (performance.now() - started) / 1000);
+    const meshStatus = Number(res.getHeader(STATUS_HEADER));
+    const code = !res.writableFinished ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
+    metrics.observe(ctx.direction, ctx.target?.name ?? '-', ctx.method, code, ctx.elapsedMs() / 1000);
   });
-  return labels;
-}
-
-/** A bounded label for an A2A REST path: its first segment (`message:send`, `tasks` …). */
-export function restMethod(rest: string): string {
-  const first = rest.split('/')[1] ?? '';
-  return /^(message:send|message:stream|tasks|extendedAgentCard|v1)$/.test(first) ? `REST ${first}` : 'REST other';
 }

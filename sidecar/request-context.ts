@@ -32,7 +32,7 @@ export class RequestContext {
   target: Target | undefined;
   /** A2A v1.0 method name, `MCP {method}`, `REST other`, `agent-card` … ('-' until known). */
   method = '-';
-  errorStyle: ErrorStyle = 'json';
+  style: ErrorStyle = 'json';
   /** The JSON-RPC request id, once read (echoed in error answers). */
   rpcId: string | number | null | undefined;
   taskId: string | undefined;

@@ -30,9 +30,12 @@ describe('bad input at the outbound listener', () => {
     await agent?.close();
   });
 
-  test('an unknown agent on JSON-RPC is a JSON-RPC error naming it', async () => {
+  test('an unknown agent on JSON-RPC is a JSON-RPC error naming it, with HTTP 200 as A2A servers answer', async () => {
     const res = await fetch(`${caller.outbound}/a2a/nobody`, { method: 'POST', headers: json, body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'SendMessage', params: {} }) });
-    assert.equal(res.status, 404);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-agentmesh-status'), '404');
+    assert.equal(res.headers.get('x-agentmesh-error'), 'AGENT_NOT_FOUND');
+    assert.match(res.headers.get('x-agentmesh-request-id') ?? '', /^[0-9a-f-]{36}$/);
     const body = await res.json() as { id: number; error: { code: number; message: string; data: { code: string } } };
     assert.equal(body.id, 7);
     assert.equal(body.error.code, -32050);
@@ -56,32 +59,85 @@ describe('bad input at the outbound listener', () => {
 
   test('malformed JSON is -32700', async () => {
     const res = await fetch(`${caller.outbound}/a2a/echo`, { method: 'POST', headers: json, body: '{"jsonrpc": "2.0", "method": ' });
-    assert.equal(res.status, 400);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-agentmesh-status'), '400');
     const body = await res.json() as { id: null; error: { code: number } };
     assert.equal(body.error.code, -32700);
     assert.equal(body.id, null);
   });
 
-  test('a request that is not JSON-RPC 2.0 is -32600', async () => {
+  test('a request that is not JSON-RPC 2.0 is -32600, echoing its id', async () => {
     const res = await fetch(`${caller.outbound}/a2a/echo`, { method: 'POST', headers: json, body: '{"id": 3, "method": 5}' });
-    assert.equal(res.status, 400);
-    assert.equal((await res.json() as { error: { code: number } }).error.code, -32600);
+    assert.equal(res.status, 200);
+    const body = await res.json() as { id: number; error: { code: number } };
+    assert.equal(body.error.code, -32600);
+    assert.equal(body.id, 3);
+  });
+
+  test('a malformed percent-escape in the path is a 400, not a crash', async () => {
+    for (const path of ['/a2a/%', '/a2a/%E0%A4%A/message:send', '/mcp/%zz']) {
+      const res = await fetch(`${caller.outbound}${path}`, { method: 'POST', headers: json, body: '{}' });
+      assert.ok(res.status === 400 || res.status === 200, `${path}: ${res.status}`);
+      const text = await res.text();
+      assert.match(text, /malformed percent-escape/, path);
+    }
+  });
+
+  test('an over-long or malformed x-agentmesh-hops is refused, not reset', async () => {
+    for (const hops of ['99999999999999999', '-1', '1e3', 'abc']) {
+      const res = await fetch(`${caller.outbound}/a2a/echo`, {
+        method: 'POST', headers: { ...json, 'x-agentmesh-hops': hops },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'h', method: 'SendMessage', params: { message: { messageId: `m-${hops}`, role: 'ROLE_USER', parts: [{ text: 'x' }] } } }),
+      });
+      const body = await res.json() as { id: string; error?: { code: number; message: string } };
+      assert.equal(body.error?.code, -32600, `hops ${hops}`);
+      assert.match(body.error?.message ?? '', /x-agentmesh-hops/);
+      assert.equal(body.id, 'h');
+    }
+  });
+
+  test('a standard A2A client surfaces a mesh error as the typed JSON-RPC error, not an HTTP failure', async () => {
+    const client = await new ClientFactory().createFromUrl(`${caller.outbound}/a2a/echo/`);
+    await assert.rejects(
+      client.sendMessage({ tenant: '', message: message('user', 'loop'), configuration: undefined, metadata: undefined }, { serviceParameters: { 'x-agentmesh-hops': '8' } }),
+      (err: unknown) => (err as { envelopeCode?: number }).envelopeCode === -32057 && (err as { data?: { code?: string } }).data?.code === 'HOP_LIMIT_EXCEEDED' && /hop limit/.test((err as Error).message),
+    );
   });
 
   test('a body over the limit is refused with 413 before it is parsed', async () => {
     const big = `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"pad":"${'x'.repeat(100 * 1024)}"}}`;
     const res = await fetch(`${caller.outbound}/a2a/echo`, { method: 'POST', headers: json, body: big });
-    assert.equal(res.status, 413);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-agentmesh-status'), '413');
     const body = await res.json() as { error: { message: string; data: { code: string; limit: number } } };
     assert.equal(body.error.data.code, 'BODY_TOO_LARGE');
     assert.equal(body.error.data.limit, 64 * 1024);
     // Not parsed: the same oversized body that is also malformed still gets 413, not -32700.
     const malformed = await fetch(`${caller.outbound}/a2a/echo`, { method: 'POST', headers: json, body: `{${'x'.repeat(100 * 1024)}` });
-    assert.equal(malformed.status, 413);
+    assert.equal(malformed.headers.get('x-agentmesh-error'), 'BODY_TOO_LARGE');
     // And the sidecar still serves the next call.
     const client = await new ClientFactory().createFromUrl(`${caller.outbound}/a2a/echo/`);
     const reply = await client.sendMessage({ tenant: '', message: message('user', 'still here'), configuration: undefined, metadata: undefined });
     assert.match(JSON.stringify(reply), /echo: still here/);
+  });
+
+  test('an error another sidecar answers itself reaches the agent as a JSON-RPC error with HTTP 200, under the same request id', async () => {
+    const gone = await serveAgent({ name: 'gone', executor: echoExecutor() });
+    await mesh.sidecar('gone', { agent: { url: gone.url } });
+    await waitForAgent(caller, 'gone');
+    await gone.close(); // its sidecar still announces it, but nothing answers behind it
+    const res = await fetch(`${caller.outbound}/a2a/gone`, {
+      method: 'POST', headers: { ...json, 'x-agentmesh-request-id': 'req-gone-1' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'g1', method: 'SendMessage', params: { message: { messageId: 'm-gone', role: 'ROLE_USER', parts: [{ text: 'x' }] } } }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-agentmesh-status'), '502');
+    const body = await res.json() as { id: string; error: { code: number; message: string; data: { code: string; requestId: string } } };
+    assert.equal(body.id, 'g1');
+    assert.equal(body.error.code, -32051);
+    assert.equal(body.error.data.code, 'UPSTREAM_UNAVAILABLE');
+    assert.equal(body.error.data.requestId, 'req-gone-1', 'the receiving sidecar continued the caller\'s request id');
+    assert.match(body.error.message, /local agent 'gone'/);
   });
 
   test('an unknown route is a 404', async () => {

@@ -2,16 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dedupKey, MessageDedup } from './dedup.ts';
 
-const send = (messageId: string, method = 'SendMessage') =>
-  Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { message: { messageId, role: 'ROLE_USER', parts: [] } } }));
-
-test('the key comes from the header the calling sidecar set, else from the body', () => {
-  assert.equal(dedupKey('spiffe://t/a', 'echo', 'm-1', undefined), 'spiffe://t/a echo m-1');
-  assert.equal(dedupKey('spiffe://t/a', 'echo', '', send('m-2')), undefined, "'' says: not a SendMessage");
-  assert.equal(dedupKey('spiffe://t/a', 'echo', undefined, send('m-3')), 'spiffe://t/a echo m-3');
-  assert.equal(dedupKey('spiffe://t/a', 'echo', undefined, send('m-4', 'message/send')), 'spiffe://t/a echo m-4');
-  assert.equal(dedupKey('spiffe://t/a', 'echo', undefined, send('m-5', 'GetTask')), undefined);
-  assert.equal(dedupKey('spiffe://t/a', 'echo', undefined, Buffer.from('{not json')), undefined);
+test('the key is caller, agent and message id', () => {
+  assert.equal(dedupKey('spiffe://t/a', 'echo', 'm-1'), 'spiffe://t/a echo m-1');
+  assert.notEqual(dedupKey('spiffe://t/a', 'echo', 'm-1'), dedupKey('spiffe://t/b', 'echo', 'm-1'));
 });
 
 test('recorded answers are dropped oldest first once they pass the byte limit', async () => {

@@ -2,14 +2,13 @@
 // caller within the window gets the first outcome (waiting for it if still running) instead of
 // starting a second task. This is what makes resending a SendMessage after a lost connection safe.
 import type { ServerResponse } from 'node:http';
+import { DEDUPLICATED_HEADER } from '../../sdk/mesh-headers.ts';
 
 const WINDOW_MS = 5 * 60_000;
 const MAX_ENTRIES = 10_000;
 /** Recorded answers kept in all; the oldest go first beyond it (a resend comes within seconds). */
 const MAX_BYTES = 4 * 1024 * 1024;
 const MAX_CAPTURE = 1024 * 1024;
-/** Set by the calling sidecar on a SendMessage: the messageId it already read from the body. */
-export const MESSAGE_ID_HEADER = 'x-agentmesh-message-id';
 
 export interface Outcome {
   status: number;
@@ -23,30 +22,9 @@ interface Entry {
   bytes: number;
 }
 
-const SEND_METHODS = new Set(['SendMessage', 'message/send']);
-
-/**
- * The dedup key of a JSON-RPC request: caller, agent and message id of a (blocking) SendMessage. The
- * calling sidecar names the id in x-agentmesh-message-id (it parsed the body already); without that
- * header the body is read here.
- */
-export function dedupKey(caller: string, agent: string, named: string | string[] | undefined, body: Buffer | undefined): string | undefined {
-  if (typeof named === 'string') return named === '' ? undefined : `${caller} ${agent} ${named}`;
-  if (!body || body.length === 0) return undefined;
-  let value: { method?: unknown; params?: { message?: { messageId?: unknown } } };
-  try {
-    value = JSON.parse(body.toString('utf8')) as typeof value;
-  } catch {
-    return undefined;
-  }
-  const id = sendMessageId(value.method, value.params);
-  return id === undefined ? undefined : `${caller} ${agent} ${id}`;
-}
-
-/** The messageId of a blocking SendMessage (v1.0 or v0.3), else undefined. */
-export function sendMessageId(method: unknown, params: unknown): string | undefined {
-  const id = (params as { message?: { messageId?: unknown } } | undefined)?.message?.messageId;
-  return typeof method === 'string' && SEND_METHODS.has(method) && typeof id === 'string' && id !== '' ? id : undefined;
+/** The dedup key of a deduplicated A2A request (SendMessage): caller, agent and message id. */
+export function dedupKey(caller: string, agent: string, messageId: string): string {
+  return `${caller} ${agent} ${messageId}`;
 }
 
 export class MessageDedup {
@@ -101,7 +79,7 @@ export class MessageDedup {
 
 /** Writes a recorded outcome as the answer to a duplicate. */
 export function replay(res: ServerResponse, outcome: Outcome): void {
-  res.writeHead(outcome.status, { ...outcome.headers, 'content-length': outcome.body.length, 'x-agentmesh-deduplicated': 'true' });
+  res.writeHead(outcome.status, { ...outcome.headers, 'content-length': outcome.body.length, [DEDUPLICATED_HEADER]: 'true' });
   res.end(outcome.body);
 }
 

@@ -3,7 +3,7 @@
 import { Pool } from '../transport/undici.ts';
 import { MeshError } from '../../sdk/errors.ts';
 import { agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
-import type { LocalAgent } from '../http/inbound.ts';
+import type { LocalAgent } from './inbound-a2a.ts';
 
 export interface LoadedAgent extends LocalAgent {
   card: CardShape;

@@ -54,16 +54,3 @@ export function sniffTaskId(chunk: Buffer): string | undefined {
   const m = TASK_ID.exec(chunk.subarray(0, 64 * 1024).toString('utf8'));
   return m?.[1] ?? m?.[2] ?? undefined;
 }
-
-/** The task a JSON-RPC request is about: `params.id` for task methods, else a message's taskId. */
-export function requestTaskId(method: string, params: unknown): string | undefined {
-  const p = (params ?? {}) as { id?: unknown; taskId?: unknown; message?: { taskId?: unknown } };
-  const id = /^(GetTask|CancelTask|SubscribeToTask|tasks\/get|tasks\/cancel|tasks\/resubscribe)$/.test(method) ? p.id : p.taskId ?? p.message?.taskId;
-  return typeof id === 'string' && id !== '' ? id : undefined;
-}
-
-/** The task a REST path is about: `/tasks/{id}`, `/tasks/{id}:cancel`, `/tasks/{id}/pushNotificationConfigs…`. */
-export function restTaskId(rest: string): string | undefined {
-  const m = /\/tasks\/([^/:]+)/.exec(rest);
-  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
-}

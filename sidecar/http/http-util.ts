@@ -2,6 +2,7 @@
 // Nothing here decides routing.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
+import { MESH_HEADERS } from '../../sdk/mesh-headers.ts';
 
 /** Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -49,16 +50,20 @@ export function parseJsonBody(body: Buffer | undefined): unknown {
   }
 }
 
-/** Parses a JSON-RPC request body just far enough to know its id and method. */
-export function readEnvelope(body: Buffer): RpcEnvelope {
+/**
+ * Parses a JSON-RPC request body just far enough to know its id and method. The id goes into `into`
+ * as soon as it is read, so an error about the rest of the envelope can still echo it.
+ */
+export function readEnvelope(body: Buffer, into?: { rpcId?: string | number | null | undefined }): RpcEnvelope {
   const value = parseJsonBody(body);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request object');
   }
   const { jsonrpc, method, id, params } = value as Record<string, unknown>;
   const rpcId = typeof id === 'string' || typeof id === 'number' ? id : null;
+  if (into) into.rpcId = rpcId;
   if (jsonrpc !== '2.0' || typeof method !== 'string') {
-    throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request with "jsonrpc": "2.0" and a string "method"', { details: { id: rpcId } });
+    throw new MeshError('INVALID_REQUEST', 'expected a JSON-RPC 2.0 request with "jsonrpc": "2.0" and a string "method"');
   }
   return { id: rpcId, method, params };
 }
@@ -69,8 +74,11 @@ const HOP_BY_HOP = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length',
 ]);
 
-/** Headers never carried from a caller to another hop (no token passthrough, no forged identity). */
-const NEVER_FORWARD = new Set(['authorization', 'cookie', 'x-agentmesh-caller', 'x-agentmesh-message-id']);
+/**
+ * Headers never carried from a caller to another hop: credentials (no token passthrough) and every
+ * mesh-owned header (the sidecar sets those itself, so a copy from outside is never trusted).
+ */
+const NEVER_FORWARD = new Set(['authorization', 'cookie', ...MESH_HEADERS]);
 
 /** Copies request headers for the next hop, dropping hop-by-hop, credentials and mesh-owned headers. */
 export function forwardHeaders(headers: IncomingHttpHeaders, extra: Record<string, string> = {}): Record<string, string | string[]> {

@@ -1,81 +1,45 @@
-// The agent-facing listener's routes (loopback, plain HTTP): agent cards rewritten to this sidecar,
-// A2A JSON-RPC and REST forwarded over mTLS to a live instance of the target, and registry queries.
+// The agent-facing listener's router (loopback, plain HTTP): creates the request context and hands
+// A2A routes to a2a/, MCP routes to mcp/, and answers registry queries. Errors are answered here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
 import { MeshError } from '../../sdk/errors.ts';
 import type { AgentQuery, AgentRecord, RegistryView } from '../../registry/index.ts';
-import { rewriteCard } from '../a2a/agent-card.ts';
-import { forwardHeaders, readBody, readEnvelope } from './http-util.ts';
-import { PeerPools } from '../transport/peers.ts';
-import { resilientForward } from '../resilience/resilient-forward.ts';
-import { MESSAGE_ID_HEADER, sendMessageId } from '../a2a/dedup.ts';
-import { requestTaskId, restTaskId, sniffTaskId, type TaskAffinity } from '../a2a/task-affinity.ts';
-import type { ResilienceState } from '../resilience/state.ts';
-import { sendError, sendJson, type ErrorContext } from './respond.ts';
-import { parseRoute } from './routes.ts';
-import { nextHop } from '../resilience/hop-budget.ts';
-import { restMethod, trackRequest, type Metrics, type RequestLabels } from '../metrics.ts';
+import { outboundA2a, type OutboundA2aDeps } from '../a2a/outbound-a2a.ts';
+import type { Logger } from '../log.ts';
 import type { outboundMcp } from '../mcp/outbound-mcp.ts';
+import { trackRequest, type Metrics } from '../metrics.ts';
+import { RequestContext } from '../request-context.ts';
+import { sendError, sendJson } from './respond.ts';
+import { parseRoute } from './routes.ts';
 
-export interface OutboundDeps {
-  resilience: ResilienceState;
-  affinity: TaskAffinity;
+export interface OutboundDeps extends OutboundA2aDeps {
   metrics: Metrics;
-  /** limits.maxHops and the per-target deadline. */
-  hops: { maxHops: number; timeout: (target: string) => number };
   view: RegistryView;
   mcp: ReturnType<typeof outboundMcp>;
-  peers: PeerPools;
-  maxBody: number;
   log: Logger;
 }
 
-const CARD_PATH = '/.well-known/agent-card.json';
-/** Methods that read and never change state: safe to retry after they were sent. */
-const IDEMPOTENT = new Set([
-  'GetTask', 'ListTasks', 'GetTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs', 'GetExtendedAgentCard',
-  'tasks/get', 'tasks/pushNotificationConfig/get', 'tasks/pushNotificationConfig/list',
-]);
-/** JSON-RPC methods named in metrics (v1.0 and v0.3); anything else is counted as 'other'. */
-const A2A_METHODS = new Set([
-  'SendMessage', 'SendStreamingMessage', 'GetTask', 'ListTasks', 'CancelTask', 'SubscribeToTask',
-  'CreateTaskPushNotificationConfig', 'GetTaskPushNotificationConfig', 'ListTaskPushNotificationConfigs',
-  'DeleteTaskPushNotificationConfig', 'GetExtendedAgentCard', 'message/send', 'message/stream', 'tasks/get',
-  'tasks/cancel', 'tasks/resubscribe',
-]);
-
 export function outboundHandler(deps: OutboundDeps) {
-  /** The live instances of an agent, or AGENT_NOT_FOUND naming it. */
-  function requireAgent(agent: string): [AgentRecord, ...AgentRecord[]] {
-    const instances = deps.view.agentInstances(agent);
-    if (instances.length === 0) {
-      throw new MeshError('AGENT_NOT_FOUND', `agent '${agent}' not found in the mesh`, { details: { agent } });
-    }
-    return instances as [AgentRecord, ...AgentRecord[]];
-  }
-
+  const a2a = outboundA2a(deps);
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const route = parseRoute(req.url ?? '/');
-    const ctx: ErrorContext = { style: (route.kind === 'a2a' && route.rest === '') || route.kind === 'mcp' ? 'jsonrpc' : 'json' };
-    const labels = trackRequest(deps.metrics, 'outbound', res);
+    const ctx = new RequestContext('outbound', req, deps.log);
+    trackRequest(deps.metrics, ctx, res);
     try {
+      const route = parseRoute(req.url ?? '/');
       switch (route.kind) {
         case 'a2a':
-          labels.method = route.rest === '' ? 'JSON-RPC' : restMethod(route.rest);
-          if (req.method === 'GET' && route.rest === CARD_PATH) {
-            labels.method = 'agent-card';
-            return serveCard(req, res, route.name);
-          }
-          return await forwardA2a(req, res, route.name, route.rest, route.search, ctx, labels);
+          return await a2a.handle(req, res, route, ctx);
         case 'registry-agents':
+          ctx.method = 'registry';
           if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/agents`);
           return sendJson(res, 200, { agents: queryAgents(route.params) });
         case 'mcp':
-          labels.method = `MCP ${req.method ?? ''}`;
-          labels.target = route.name ?? '(federated)';
+          ctx.style = 'jsonrpc';
+          ctx.method = `MCP ${req.method ?? ''}`;
           if (route.name === undefined) return await deps.mcp.federated(req, res);
-          return await deps.mcp.server(req, res, route.name, route.search);
+          ctx.target = { kind: 'mcp', name: route.name };
+          return await deps.mcp.server(req, res, route.name, route.search, ctx);
         case 'registry-mcp':
+          ctx.method = 'registry';
           if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/mcp`);
           return sendJson(res, 200, { servers: deps.mcp.list() });
         case 'unknown':
@@ -87,59 +51,6 @@ export function outboundHandler(deps: OutboundDeps) {
       sendError(res, err, ctx);
     }
   };
-
-  function serveCard(req: IncomingMessage, res: ServerResponse, agent: string): void {
-    const [record] = requireAgent(agent);
-    sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
-  }
-
-  async function forwardA2a(req: IncomingMessage, res: ServerResponse, agent: string, rest: string, search: string, ctx: ErrorContext, labels: RequestLabels): Promise<void> {
-    let body: Buffer | undefined;
-    let idempotent = req.method === 'GET';
-    let resendOnLoss = false;
-    let taskId = restTaskId(rest);
-    let messageId: string | undefined;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      body = await readBody(req, deps.maxBody);
-      if (rest === '') {
-        if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
-        const envelope = readEnvelope(body);
-        ctx.rpcId = envelope.id;
-        labels.method = A2A_METHODS.has(envelope.method) ? envelope.method : 'other';
-        idempotent = IDEMPOTENT.has(envelope.method);
-        resendOnLoss = envelope.method === 'SendMessage' || envelope.method === 'message/send';
-        taskId = requestTaskId(envelope.method, envelope.params);
-        // The receiving sidecar deduplicates SendMessage by this id ('' = not a SendMessage) without re-reading the body.
-        messageId = sendMessageId(envelope.method, envelope.params) ?? '';
-      }
-    }
-    requireAgent(agent);
-    labels.target = agent;
-    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
-    await resilientForward({
-      candidates: () => deps.view.agentInstances(agent),
-      preferred: taskId === undefined ? undefined : await deps.affinity.ownerOf(agent, taskId),
-      idempotent,
-      resendOnLoss,
-      retry: deps.resilience.retry(agent),
-      balancer: deps.resilience.balancer(`agent/${agent}`, agent),
-      budget: deps.resilience.budget(`agent/${agent}`, agent),
-      dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
-      request: {
-        method: req.method ?? 'GET',
-        path: `/a2a/${agent}${rest}${search}`,
-        headers: forwardHeaders(req.headers, messageId === undefined ? hop.headers : { ...hop.headers, [MESSAGE_ID_HEADER]: messageId }),
-        ...(body ? { body } : {}),
-        timeoutMs: hop.timeoutMs,
-      },
-      target: `agent '${agent}'`,
-      onRetry: (reason) => deps.resilience.onRetry(agent, reason),
-      tap: (record, chunk) => {
-        const learned = sniffTaskId(chunk);
-        if (learned) deps.affinity.remember(agent, learned, record.instance);
-      },
-    }, res);
-  }
 
   function queryAgents(params: URLSearchParams) {
     const query: AgentQuery = {};
@@ -173,10 +84,4 @@ function groupByName(records: AgentRecord[]) {
       startedAt: r.startedAt, heartbeatAt: r.heartbeatAt,
     })),
   }));
-}
-
-/** `http://<host the caller used>/a2a/<agent>`: the route the rewritten card points at. */
-function routeUrl(req: IncomingMessage, agent: string): string {
-  const host = req.headers.host ?? `${req.socket.localAddress}:${req.socket.localPort}`;
-  return `http://${host}/a2a/${agent}`;
 }

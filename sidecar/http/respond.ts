@@ -1,14 +1,22 @@
-// The one place errors become HTTP responses: a JSON-RPC error object on JSON-RPC routes, a JSON error
-// body elsewhere. Status and codes come from the catalog in sdk/errors.ts; local detail never leaks.
+// The one place errors become HTTP responses: a JSON-RPC error object on JSON-RPC routes (HTTP 200 on
+// the agent-facing A2A JSON-RPC route, as A2A servers answer), a google.rpc.Status body elsewhere. Status
+// and codes come from the catalog in sdk/errors.ts; unexpected errors are logged once, with their cause.
 import type { ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
+import { ERROR_HEADER, REQUEST_ID_HEADER, STATUS_HEADER } from '../../sdk/mesh-headers.ts';
+import type { Logger } from '../log.ts';
+import type { ErrorStyle } from '../request-context.ts';
 
-export type ErrorStyle = 'jsonrpc' | 'json';
+export type { ErrorStyle };
 
+/** What an error answer needs to know about the request (a RequestContext satisfies it). */
 export interface ErrorContext {
   style: ErrorStyle;
   /** The JSON-RPC request id, when one was read. */
-  rpcId?: string | number | null;
+  rpcId?: string | number | null | undefined;
+  requestId?: string;
+  /** Where an unexpected (INTERNAL) error is logged with its cause. */
+  log?: Logger;
 }
 
 /** Anything thrown in a handler, as a MeshError (unknown errors become INTERNAL). */
@@ -18,8 +26,8 @@ export function toMeshError(err: unknown): MeshError {
 }
 
 export function errorBody(error: MeshError, ctx: ErrorContext): Record<string, unknown> {
-  const data = { code: error.code, ...error.details };
-  if (ctx.style === 'jsonrpc') {
+  const data = { code: error.code, ...error.details, ...(ctx.requestId ? { requestId: ctx.requestId } : {}) };
+  if (ctx.style !== 'json') {
     return { jsonrpc: '2.0', id: ctx.rpcId ?? null, error: { code: error.rpcCode, message: error.message, data } };
   }
   // google.rpc.Status (AIP-193), the shape A2A's HTTP+JSON binding uses; the reason is our catalog code.
@@ -28,33 +36,43 @@ export function errorBody(error: MeshError, ctx: ErrorContext): Record<string, u
       code: error.httpStatus,
       status: STATUS_NAMES[error.httpStatus] ?? 'UNKNOWN',
       message: error.message,
-      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: error.code, domain: 'agentmesh', metadata: stringify(error.details) }],
+      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: error.code, domain: 'agentmesh', metadata: stringify(data) }],
     },
   };
 }
 
 const STATUS_NAMES: Record<number, string> = {
   400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 405: 'UNIMPLEMENTED', 413: 'RESOURCE_EXHAUSTED',
-  499: 'CANCELLED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED', 508: 'ABORTED',
+  429: 'RESOURCE_EXHAUSTED', 499: 'CANCELLED', 500: 'INTERNAL', 502: 'UNAVAILABLE', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED', 508: 'ABORTED',
 };
 
 /** ErrorInfo metadata is a string map. */
-function stringify(details: Record<string, unknown> | undefined): Record<string, string> {
+function stringify(details: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(details ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(details)) if (k !== 'code') out[k] = typeof v === 'string' ? v : JSON.stringify(v);
   return out;
+}
+
+/** The HTTP status an error is answered with on a route of this style. */
+export function errorStatus(error: MeshError, style: ErrorStyle): number {
+  if (style === 'a2a-jsonrpc') return 200;
+  return error.httpStatus === 499 ? 400 : error.httpStatus;
 }
 
 /** Writes the error unless headers are already out; then the stream is cut instead (the caller sees it end). */
 export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext): void {
   const error = toMeshError(err);
+  if (error.code === 'INTERNAL') ctx.log?.error({ err: error.cause ?? error, requestId: ctx.requestId }, 'internal error answered as INTERNAL');
   if (res.headersSent) {
     res.destroy(error);
     return;
   }
   const body = JSON.stringify(errorBody(error, ctx));
-  const status = error.httpStatus === 499 ? 400 : error.httpStatus;
-  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
+    [ERROR_HEADER]: error.code, [STATUS_HEADER]: error.httpStatus,
+  };
+  if (ctx.requestId) headers[REQUEST_ID_HEADER] = ctx.requestId;
   if (res.req && !res.req.complete) {
     // Answered before the body was read (e.g. 413): read and discard the rest so the caller can finish
     // sending and read this answer. Only a body far beyond any limit gets the connection closed instead.
@@ -62,7 +80,7 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
     if (Number.isFinite(declared) && declared > 64 * 1024 * 1024) headers.connection = 'close';
     res.req.resume();
   }
-  res.writeHead(status, headers);
+  res.writeHead(errorStatus(error, ctx.style), headers);
   res.end(body);
 }
 

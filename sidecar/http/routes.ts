@@ -1,5 +1,6 @@
 // Path parsing shared by the outbound and inbound listeners: `/a2a/{agent}[/rest]`, `/mcp/{server}`,
-// `/registry/agents`. Pure; no I/O.
+// `/registry/agents`. Pure; no I/O. A malformed percent-escape is INVALID_REQUEST (400), never a crash.
+import { MeshError } from '../../sdk/errors.ts';
 import { NAME_PATTERN } from '../../registry/index.ts';
 
 export type Route =
@@ -15,7 +16,7 @@ export function parseRoute(rawUrl: string): Route {
   const search = q === -1 ? '' : rawUrl.slice(q);
   if (path.startsWith('/a2a/')) {
     const slash = path.indexOf('/', 5);
-    const name = decodeURIComponent(slash === -1 ? path.slice(5) : path.slice(5, slash));
+    const name = decodeSegment(slash === -1 ? path.slice(5) : path.slice(5, slash));
     if (NAME_PATTERN.test(name)) {
       // `/a2a/{agent}/` is the same route as `/a2a/{agent}`: clients resolve the card relative to the
       // base URL, which only keeps the agent segment when it ends in a slash.
@@ -26,10 +27,21 @@ export function parseRoute(rawUrl: string): Route {
   }
   if (path === '/mcp' || path === '/mcp/') return { kind: 'mcp', name: undefined, search, path };
   if (path.startsWith('/mcp/')) {
-    const name = decodeURIComponent(path.slice(5).replace(/\/$/, ''));
+    const name = decodeSegment(path.slice(5).replace(/\/$/, ''));
     return NAME_PATTERN.test(name) ? { kind: 'mcp', name, search, path } : { kind: 'unknown', path };
   }
   if (path === '/registry/mcp') return { kind: 'registry-mcp', path };
   if (path === '/registry/agents') return { kind: 'registry-agents', params: new URLSearchParams(search), path };
   return { kind: 'unknown', path };
 }
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch (err) {
+    throw new MeshError('INVALID_REQUEST', `malformed percent-escape in the request path segment '${segment.slice(0, 80)}'`, { cause: err });
+  }
+}
+
+export type A2aRoute = Extract<Route, { kind: 'a2a' }>;
+export type McpRoute = Extract<Route, { kind: 'mcp' }>;

@@ -10,22 +10,40 @@ import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
 import { checkLoopbackRequest } from './guard.ts';
-import { HOPS_HEADER, nextHop } from '../resilience/hop-budget.ts';
+import { nextHop } from '../resilience/hop-budget.ts';
+import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
+import type { RequestContext } from '../request-context.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 /** MCP methods that only read: safe to retry after they were sent. */
 const READ_ONLY_METHODS = new Set(['ping', 'tools/list', 'resources/list', 'resources/templates/list', 'resources/read', 'prompts/list', 'prompts/get', 'completion/complete']);
+/** MCP methods named in logs and metrics; anything else is 'other' (a caller cannot grow the label set). */
+const KNOWN_METHODS = new Set([...READ_ONLY_METHODS, 'initialize', 'tools/call', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel',
+  'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
+
+interface McpMessage { method?: unknown; id?: unknown; params?: { name?: unknown } }
+
+/** Reads a POSTed MCP message (once) into the request context: method, tool, JSON-RPC id. */
+export function readMcpRequest(body: Buffer | undefined, httpMethod: string, ctx: RequestContext): McpMessage | undefined {
+  ctx.method = `MCP ${httpMethod}`;
+  if (!body) return undefined;
+  let message: McpMessage;
+  try {
+    message = (parseJsonBody(body) ?? {}) as McpMessage;
+  } catch {
+    return undefined; // the MCP server answers a malformed body itself
+  }
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return undefined;
+  if (typeof message.id === 'string' || typeof message.id === 'number') ctx.rpcId = message.id;
+  if (typeof message.method === 'string') ctx.method = KNOWN_METHODS.has(message.method) ? message.method : 'other';
+  if (message.method === 'tools/call' && typeof message.params?.name === 'string') ctx.tool = message.params.name.slice(0, 128);
+  return message;
+}
 
 /** Whether a POSTed MCP message may be retried: a read-only method, or a tool annotated read-only or idempotent. */
-function isIdempotentMcp(body: Buffer | undefined, record: McpRecord): boolean {
-  let message: { method?: unknown; params?: { name?: unknown } };
-  try {
-    message = (parseJsonBody(body) ?? {}) as typeof message;
-  } catch {
-    return false;
-  }
-  if (typeof message.method !== 'string') return false;
+function isIdempotentMcp(message: McpMessage | undefined, record: McpRecord): boolean {
+  if (typeof message?.method !== 'string') return false;
   if (READ_ONLY_METHODS.has(message.method)) return true;
   if (message.method !== 'tools/call') return false;
   const tool = record.tools.find((t) => t.name === message.params?.name);
@@ -63,18 +81,21 @@ export function outboundMcp(deps: OutboundMcpDeps) {
 
   return {
     /** POST | GET | DELETE /mcp/{server}: a transparent pass-through to the owning sidecar. */
-    async server(req: IncomingMessage, res: ServerResponse, name: string, search: string): Promise<void> {
+    async server(req: IncomingMessage, res: ServerResponse, name: string, search: string, ctx: RequestContext): Promise<void> {
       checkLoopbackRequest(req);
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+      const message = readMcpRequest(body, req.method ?? 'GET', ctx);
       const owner = pick(name, sessionId);
       if (req.method === 'GET') deps.listenStreams.track(res);
       const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(name), target: `MCP server '${name}'` });
+      ctx.hops = hop.hops;
+      ctx.timeoutMs = hop.timeoutMs;
       await resilientForward({
         candidates: () => deps.view.mcpInstances(name),
         // An MCP session lives on the instance that created it: such calls never move.
         ...(sessionId ? { preferred: owner.instance, pinned: true } : {}),
-        idempotent: isIdempotentMcp(body, owner),
+        idempotent: isIdempotentMcp(message, owner),
         retry: deps.resilience.retry(name),
         balancer: deps.resilience.balancer(`mcp/${name}`, name),
         budget: deps.resilience.budget(`mcp/${name}`, name),
@@ -82,13 +103,18 @@ export function outboundMcp(deps: OutboundMcpDeps) {
         request: {
           method: req.method ?? 'GET',
           path: `/mcp/${name}${search}`,
-          headers: forwardHeaders(req.headers, req.method === 'GET' ? { [HOPS_HEADER]: String(hop.hops) } : hop.headers),
+          headers: forwardHeaders(req.headers, req.method === 'GET'
+            ? { [HOPS_HEADER]: String(hop.hops), [REQUEST_ID_HEADER]: ctx.requestId }
+            : { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }),
           ...(body ? { body } : {}),
           // The GET stream only listens: it has no deadline of its own.
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
         },
         target: `MCP server '${name}'`,
-        onRetry: (reason) => deps.resilience.onRetry(`mcp/${name}`, reason),
+        onRetry: (reason) => {
+          ctx.retries++;
+          deps.resilience.onRetry(`mcp/${name}`, reason);
+        },
         onResponse: (record, status, headers) => {
           const created = headers['mcp-session-id'];
           if (typeof created === 'string' && status < 300 && !sessions.has(created)) {

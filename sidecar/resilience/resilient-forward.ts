@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
 import { MeshError } from '../../sdk/errors.ts';
+import { RETRIED_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from '../transport/call-scope.ts';
 import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../transport/proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';
@@ -40,6 +41,8 @@ export interface ResilientCall<R extends Instance> {
   target: string;
   onRetry: (reason: string) => void;
   onResponse?: (record: R, status: number, headers: ResponseHeaders) => void;
+  /** See RelayOptions.meshErrorsAsOk: set on the agent-facing A2A JSON-RPC route. */
+  meshErrorsAsOk?: boolean;
   /** Sees the first chunk of the answering instance's body (e.g. to learn a task id). */
   tap?: (record: R, firstChunk: Buffer) => void;
 }
@@ -47,8 +50,6 @@ export interface ResilientCall<R extends Instance> {
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 /** Failures where the request provably never reached the peer. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'PEER_IDENTITY_MISMATCH']);
-/** Set on responses from a hop that already retried, so earlier hops do not retry the call again. */
-export const RETRIED_HEADER = 'x-agentmesh-retried';
 
 export async function resilientForward<R extends Instance>(call: ResilientCall<R>, res: ServerResponse): Promise<R> {
   const scope = new CallScope(res, call.request.timeoutMs, call.target);
@@ -106,7 +107,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     const extraHeaders = retries > 0 ? { [RETRIED_HEADER]: String(retries) } : undefined;
     if (err instanceof StatusFailure && !scope.ended) {
       // Out of retries: the caller gets the peer's own answer.
-      await (err.response as Upstream).relay(res, extraHeaders ? { extraHeaders } : {});
+      await (err.response as Upstream).relay(res, { ...(extraHeaders ? { extraHeaders } : {}), ...(call.meshErrorsAsOk ? { meshErrorsAsOk: true } : {}) });
       return [...tried].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
     }
     scope.finish();
@@ -116,6 +117,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
   call.onResponse?.(record, upstream.statusCode, upstream.headers);
   const tap = call.tap;
   await upstream.relay(res, {
+    ...(call.meshErrorsAsOk ? { meshErrorsAsOk: true } : {}),
     ...(retries > 0 ? { extraHeaders: { [RETRIED_HEADER]: String(retries) } } : {}),
     ...(tap ? { tap: (chunk: Buffer) => tap(record, chunk) } : {}),
   });

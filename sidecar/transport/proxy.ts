@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { util } from './undici.ts';
 import { MeshError } from '../../sdk/errors.ts';
+import { ERROR_HEADER, STATUS_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from './call-scope.ts';
 import { responseHeaders } from '../http/http-util.ts';
 
@@ -34,6 +35,11 @@ export type ResponseHeaders = Record<string, string | string[] | undefined>;
 /** How an answer is written back: extra headers, and a look at its first chunk (e.g. for a task id). */
 export interface RelayOptions {
   extraHeaders?: Record<string, string>;
+  /**
+   * The agent-facing A2A JSON-RPC route: an error another sidecar answered itself (it carries
+   * x-agentmesh-error) goes to the agent with HTTP 200, its status kept in x-agentmesh-status.
+   */
+  meshErrorsAsOk?: boolean;
   tap?: (firstChunk: Buffer) => void;
   observe?: ForwardRequest['observe'];
 }
@@ -164,7 +170,12 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     return new Promise<void>((done) => {
       this.#sink = { res, options, done };
       const headers = responseHeaders(this.headers);
-      res.writeHead(this.statusCode, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
+      let status = this.statusCode;
+      if (options.meshErrorsAsOk && this.headers[ERROR_HEADER] !== undefined) {
+        headers[STATUS_HEADER] = String(status);
+        status = 200;
+      }
+      res.writeHead(status, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
       // A stream (no content-length: SSE, chunked) gets its head at once; a sized answer goes out with its body.
       if (this.headers['content-length'] === undefined) res.flushHeaders();
       res.on('drain', this.#onDrain);

@@ -1,0 +1,75 @@
+// A2A on the mesh-facing listener: a call from another sidecar (caller already verified) to the local
+// agent. Reads the method once (the table says what it is), deduplicates SendMessage by caller and
+// messageId, and forwards with the verified caller, request id, hops and remaining deadline.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshError } from '../../sdk/errors.ts';
+import { CALLER_HEADER, DEADLINE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
+import { forwardHeaders, readBody } from '../http/http-util.ts';
+import type { A2aRoute } from '../http/routes.ts';
+import type { RequestContext } from '../request-context.ts';
+import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
+import { forward } from '../transport/proxy.ts';
+import type { Binding } from './agent-card.ts';
+import { dedupKey, recorder, replay, type MessageDedup } from './dedup.ts';
+import { readRestRequest, readRpcRequest } from './envelope.ts';
+import type { A2aMethod } from './methods.ts';
+import type { Dispatcher } from 'undici';
+
+/** The local agent as the inbound side sees it: its registry name and where each binding is served. */
+export interface LocalAgent {
+  name: string;
+  endpoints: Partial<Record<Binding, URL>>;
+  dispatcher: Dispatcher;
+}
+
+export interface InboundA2aDeps {
+  dedup: MessageDedup;
+  /** The local agent once its card has been read; undefined before that or when there is none. */
+  localAgent: () => LocalAgent | undefined;
+  maxBody: number;
+}
+
+export function inboundA2a(deps: InboundA2aDeps) {
+  async function handle(req: IncomingMessage, res: ServerResponse, route: A2aRoute, ctx: RequestContext, caller: string): Promise<void> {
+    ctx.target = { kind: 'agent', name: route.name };
+    const binding: Binding = route.rest === '' ? 'JSONRPC' : 'HTTP+JSON';
+    ctx.style = binding === 'JSONRPC' ? 'jsonrpc' : 'json';
+    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req, deps.maxBody);
+    let method: A2aMethod | undefined;
+    if (binding === 'JSONRPC') {
+      if (req.method !== 'POST' || !body) throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${route.name}`);
+      method = readRpcRequest(body, ctx);
+    } else {
+      method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
+    }
+    ctx.hops = arrivingHops(req.headers);
+    const budget = arrivingBudget(req.headers);
+    ctx.timeoutMs = budget;
+    const agent = deps.localAgent();
+    if (!agent || agent.name !== route.name) {
+      throw new MeshError('AGENT_NOT_FOUND', `agent '${route.name}' is not served by this sidecar`, { details: { agent: route.name } });
+    }
+    const target = agent.endpoints[binding];
+    if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
+    const key = binding === 'JSONRPC' && method?.deduplicated && ctx.messageId ? dedupKey(caller, agent.name, ctx.messageId) : undefined;
+    const earlier = key ? deps.dedup.previous(key) : undefined;
+    const first = earlier ? await earlier : undefined;
+    if (first) return replay(res, first);
+    const record = key ? recorder(deps.dedup.begin(key)) : undefined;
+    const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: target.host };
+    if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
+    await forward({
+      dispatcher: agent.dispatcher,
+      origin: target.origin,
+      method: req.method ?? 'GET',
+      path: `${target.pathname.replace(/\/$/, '')}${route.rest}${route.search}` || '/',
+      headers: forwardHeaders(req.headers, headers),
+      ...(body ? { body } : {}),
+      target: `local agent '${agent.name}'`,
+      ...(budget === undefined ? {} : { timeoutMs: budget }),
+      ...(record ? { onResponse: (status: number, h: Record<string, string | string[] | undefined>) => record.head(status, h), observe: record } : {}),
+    }, res);
+  }
+
+  return { handle };
+}

@@ -1,0 +1,103 @@
+// A2A on the agent-facing listener: the target agent's card rewritten to point at this sidecar, and
+// JSON-RPC and REST calls forwarded over mTLS to a live instance (task affinity first), with the
+// method's facts from the method table. Errors on the JSON-RPC route are JSON-RPC errors with HTTP 200.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshError } from '../../sdk/errors.ts';
+import { REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
+import type { AgentRecord, RegistryView } from '../../registry/index.ts';
+import { forwardHeaders, readBody } from '../http/http-util.ts';
+import { sendJson } from '../http/respond.ts';
+import type { A2aRoute } from '../http/routes.ts';
+import type { RequestContext } from '../request-context.ts';
+import { nextHop } from '../resilience/hop-budget.ts';
+import { resilientForward } from '../resilience/resilient-forward.ts';
+import type { ResilienceState } from '../resilience/state.ts';
+import type { PeerPools } from '../transport/peers.ts';
+import { rewriteCard } from './agent-card.ts';
+import { readRestRequest, readRpcRequest } from './envelope.ts';
+import type { A2aMethod } from './methods.ts';
+import { sniffTaskId, type TaskAffinity } from './task-affinity.ts';
+
+export interface OutboundA2aDeps {
+  resilience: ResilienceState;
+  affinity: TaskAffinity;
+  /** limits.maxHops and the per-target deadline. */
+  hops: { maxHops: number; timeout: (target: string) => number };
+  view: RegistryView;
+  peers: PeerPools;
+  maxBody: number;
+}
+
+export const CARD_PATH = '/.well-known/agent-card.json';
+
+export function outboundA2a(deps: OutboundA2aDeps) {
+  /** The live instances of an agent, or AGENT_NOT_FOUND naming it. */
+  function requireAgent(agent: string): [AgentRecord, ...AgentRecord[]] {
+    const instances = deps.view.agentInstances(agent);
+    if (instances.length === 0) {
+      throw new MeshError('AGENT_NOT_FOUND', `agent '${agent}' not found in the mesh`, { details: { agent } });
+    }
+    return instances as [AgentRecord, ...AgentRecord[]];
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, route: A2aRoute, ctx: RequestContext): Promise<void> {
+    const agent = route.name;
+    ctx.target = { kind: 'agent', name: agent };
+    ctx.style = route.rest === '' ? 'a2a-jsonrpc' : 'json';
+    if (req.method === 'GET' && route.rest === CARD_PATH) {
+      ctx.method = 'agent-card';
+      const [record] = requireAgent(agent);
+      return sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
+    }
+    let body: Buffer | undefined;
+    let method: A2aMethod | undefined;
+    if (route.rest === '') {
+      if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
+      body = await readBody(req, deps.maxBody);
+      method = readRpcRequest(body, ctx);
+    } else {
+      method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
+      if (req.method !== 'GET' && req.method !== 'HEAD') body = await readBody(req, deps.maxBody);
+    }
+    requireAgent(agent);
+    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
+    ctx.hops = hop.hops;
+    ctx.timeoutMs = hop.timeoutMs;
+    await resilientForward({
+      candidates: () => deps.view.agentInstances(agent),
+      preferred: await deps.affinity.ownerOf(agent, ctx.taskId),
+      idempotent: method?.readOnly ?? (req.method === 'GET' || req.method === 'HEAD'),
+      // The receiving sidecar deduplicates these by messageId, so a resend after a lost connection is safe.
+      resendOnLoss: method?.deduplicated === true && ctx.messageId !== undefined,
+      retry: deps.resilience.retry(agent),
+      balancer: deps.resilience.balancer(`agent/${agent}`, agent),
+      budget: deps.resilience.budget(`agent/${agent}`, agent),
+      dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
+      request: {
+        method: req.method ?? 'GET',
+        path: `/a2a/${agent}${route.rest}${route.search}`,
+        headers: forwardHeaders(req.headers, { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }),
+        ...(body ? { body } : {}),
+        timeoutMs: hop.timeoutMs,
+      },
+      target: `agent '${agent}'`,
+      meshErrorsAsOk: ctx.style === 'a2a-jsonrpc',
+      onRetry: (reason) => {
+        ctx.retries++;
+        deps.resilience.onRetry(agent, reason);
+      },
+      tap: (record, chunk) => {
+        const learned = sniffTaskId(chunk);
+        if (learned) deps.affinity.remember(agent, learned, record.instance);
+      },
+    }, res);
+  }
+
+  return { handle };
+}
+
+/** `http://<host the caller used>/a2a/<agent>`: the route the rewritten card points at. */
+function routeUrl(req: IncomingMessage, agent: string): string {
+  const host = req.headers.host ?? `${req.socket.localAddress}:${req.socket.localPort}`;
+  return `http://${host}/a2a/${agent}`;
+}

@@ -1,0 +1,49 @@
+// MCP on the mesh-facing listener: Streamable HTTP from another sidecar (caller already verified) to a
+// local MCP server, unchanged — session and protocol headers pass through; stdio servers go to their bridge.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshError } from '../../sdk/errors.ts';
+import { CALLER_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
+import { forwardHeaders, readBody } from '../http/http-util.ts';
+import type { ListenStreams } from '../http/listen-streams.ts';
+import type { McpRoute } from '../http/routes.ts';
+import type { RequestContext } from '../request-context.ts';
+import { arrivingBudget } from '../resilience/hop-budget.ts';
+import { forward } from '../transport/proxy.ts';
+import { serveStdio, type LocalMcpServer } from './local-servers.ts';
+
+export interface InboundMcpDeps {
+  /** The MCP servers this sidecar fronts. */
+  mcp: (name: string) => LocalMcpServer | undefined;
+  listenStreams: ListenStreams;
+  maxBody: number;
+}
+
+export function inboundMcp(deps: InboundMcpDeps) {
+  async function handle(req: IncomingMessage, res: ServerResponse, route: McpRoute & { name: string }, ctx: RequestContext, caller: string): Promise<void> {
+    const name = route.name;
+    ctx.target = { kind: 'mcp', name };
+    ctx.style = 'jsonrpc';
+    ctx.method = `MCP ${req.method ?? ''}`;
+    const server = deps.mcp(name);
+    if (!server) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${name}' is not served by this sidecar`, { details: { server: name } });
+    const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+    const budget = arrivingBudget(req.headers);
+    if (req.method === 'GET') deps.listenStreams.track(res);
+    if (server.kind === 'stdio') {
+      req.headers[CALLER_HEADER] = caller;
+      return serveStdio(server, req, res, body);
+    }
+    await forward({
+      dispatcher: server.dispatcher,
+      origin: server.url.origin,
+      method: req.method ?? 'GET',
+      path: `${server.url.pathname}${route.search}`,
+      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host }),
+      ...(body ? { body } : {}),
+      target: `local MCP server '${name}'`,
+      ...(budget === undefined ? {} : { timeoutMs: budget }),
+    }, res);
+  }
+
+  return { handle };
+}
