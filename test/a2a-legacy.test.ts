@@ -26,12 +26,15 @@ describe('A2A v0.3 through the mesh', () => {
     mesh = await createTestMesh({ backend: 'embedded' });
     const old = await serveAgent({ name: 'old', executor: echoExecutor(), protocolVersions: ['0.3'] });
     const oldStream = await serveAgent({ name: 'oldstream', executor: streamingExecutor({ chunks: 2 }), protocolVersions: ['0.3'] });
-    agents.push(old, oldStream);
+    const both = await serveAgent({ name: 'both', executor: echoExecutor(), protocolVersions: ['1.0', '0.3'] });
+    agents.push(old, oldStream, both);
+    await mesh.sidecar('both', { agent: { url: both.url } });
     await mesh.sidecar('old', { agent: { url: old.url } });
     await mesh.sidecar('oldstream', { agent: { url: oldStream.url } });
     caller = await mesh.sidecar('caller');
     await waitForAgent(caller, 'old');
     await waitForAgent(caller, 'oldstream');
+    await waitForAgent(caller, 'both');
   });
   after(async () => {
     await mesh?.close();
@@ -43,6 +46,25 @@ describe('A2A v0.3 through the mesh', () => {
     assert.equal(card.protocolVersion, '0.3');
     assert.equal(card.url, `${caller.outbound}/a2a/old`);
     for (const i of card.additionalInterfaces) assert.equal(i.url, `${caller.outbound}/a2a/old`);
+  });
+
+  test('an agent that speaks both versions gets its card in the shape the caller\'s A2A-Version asks for', async () => {
+    const route = `${caller.outbound}/a2a/both`;
+    const direct = async (version?: string) => (await fetch(`${agents[2]?.url}/.well-known/agent-card.json`, { headers: version ? { 'a2a-version': version } : {} })).json() as Promise<Record<string, unknown>>;
+    const viaMesh = async (version?: string) => (await fetch(`${route}/.well-known/agent-card.json`, { headers: version ? { 'a2a-version': version } : {} })).json() as Promise<Record<string, unknown>>;
+    for (const version of [undefined, '0.3']) {
+      const [mine, theirs] = [await viaMesh(version), await direct(version)];
+      assert.equal(mine.protocolVersion, '0.3', `A2A-Version ${version ?? '(none)'}`);
+      assert.equal(mine.url, route);
+      assert.deepEqual(Object.keys(mine).sort(), Object.keys(theirs).sort(), 'the same shape the agent serves directly');
+    }
+    const v1 = await viaMesh('1.0');
+    assert.equal(v1.url, undefined);
+    const interfaces = v1.supportedInterfaces as { url: string }[];
+    assert.ok(interfaces.length > 0 && interfaces.every((i) => i.url === route));
+    // And a v0.3 client works against it through the mesh.
+    const client = await legacyFactory('JSONRPC').createFromUrl(`${route}/`);
+    assert.match(JSON.stringify(await client.sendMessage({ tenant: '', message: message('user', 'both ways'), configuration: undefined, metadata: undefined })), /echo: both ways/);
   });
 
   for (const binding of ['JSONRPC', 'HTTP+JSON'] as const) {

@@ -3,6 +3,9 @@
 import { z } from 'zod';
 import { MeshError } from '../../sdk/errors.ts';
 
+/** Where every A2A agent serves its card, under its base URL (and under /a2a/{agent} at a sidecar). */
+export const CARD_PATH = '/.well-known/agent-card.json';
+
 /** The bindings the sidecar proxies; gRPC interfaces are dropped from rewritten cards. */
 export type Binding = 'JSONRPC' | 'HTTP+JSON';
 

@@ -9,7 +9,7 @@ import type { A2aRoute } from '../http/routes.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
 import { forward } from '../transport/proxy.ts';
-import type { Binding } from './agent-card.ts';
+import { CARD_PATH, type Binding } from './agent-card.ts';
 import { dedupKey, recorder, replay, type MessageDedup } from './dedup.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
 import type { A2aMethod } from './methods.ts';
@@ -18,6 +18,8 @@ import type { Dispatcher } from 'undici';
 /** The local agent as the inbound side sees it: its registry name and where each binding is served. */
 export interface LocalAgent {
   name: string;
+  /** Where the agent serves its card (asked again per A2A-Version for callers that want another shape). */
+  cardUrl: URL;
   endpoints: Partial<Record<Binding, URL>>;
   dispatcher: Dispatcher;
 }
@@ -49,6 +51,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     if (!agent || agent.name !== route.name) {
       throw new MeshError('AGENT_NOT_FOUND', `agent '${route.name}' is not served by this sidecar`, { details: { agent: route.name } });
     }
+    if (req.method === 'GET' && route.rest === CARD_PATH) return serveCard(req, res, agent, ctx, caller);
     const target = agent.endpoints[binding];
     if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
     const key = binding === 'JSONRPC' && method?.deduplicated && ctx.messageId ? dedupKey(caller, agent.name, ctx.messageId) : undefined;
@@ -68,6 +71,24 @@ export function inboundA2a(deps: InboundA2aDeps) {
       target: `local agent '${agent.name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
       ...(record ? { onResponse: (status: number, h: Record<string, string | string[] | undefined>) => record.head(status, h), observe: record } : {}),
+    }, res);
+  }
+
+  /** The agent's own card, in the shape the caller's A2A-Version asks for (the agent decides). */
+  async function serveCard(req: IncomingMessage, res: ServerResponse, agent: LocalAgent, ctx: RequestContext, caller: string): Promise<void> {
+    ctx.method = 'agent-card';
+    if (agent.cardUrl.origin !== new URL(agent.endpoints.JSONRPC ?? agent.endpoints['HTTP+JSON'] ?? agent.cardUrl).origin) {
+      throw new MeshError('A2A_ERROR', `agent '${agent.name}' serves its card from another origin than its interfaces (${agent.cardUrl.origin})`);
+    }
+    const version = req.headers['a2a-version'];
+    await forward({
+      dispatcher: agent.dispatcher,
+      origin: agent.cardUrl.origin,
+      method: 'GET',
+      path: `${agent.cardUrl.pathname}${agent.cardUrl.search}`,
+      headers: { accept: 'application/json', host: agent.cardUrl.host, [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, ...(typeof version === 'string' ? { 'a2a-version': version } : {}) },
+      target: `local agent '${agent.name}'`,
+      timeoutMs: ctx.timeoutMs ?? 10_000,
     }, res);
   }
 

@@ -2,7 +2,7 @@
 // where it serves each binding, and holds the connection pool to it.
 import { Pool } from '../transport/undici.ts';
 import { MeshError } from '../../sdk/errors.ts';
-import { agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
+import { CARD_PATH, agentEndpoints, parseAgentCard, type Binding, type CardShape } from './agent-card.ts';
 import type { LocalAgent } from './inbound-a2a.ts';
 
 export interface LoadedAgent extends LocalAgent {
@@ -10,7 +10,6 @@ export interface LoadedAgent extends LocalAgent {
   close(): Promise<void>;
 }
 
-const CARD_PATH = '/.well-known/agent-card.json';
 
 /** Fetches the card, retrying with backoff until `timeoutMs`; fails naming the URL and the last error. */
 export async function loadLocalAgent(options: { url: string; name?: string; timeoutMs: number; signal: AbortSignal }): Promise<LoadedAgent> {
@@ -33,7 +32,7 @@ export async function loadLocalAgent(options: { url: string; name?: string; time
           throw new Error(`HTTP ${res.statusCode}`);
         }
         const card = parseAgentCard(await res.body.json(), cardUrl.href);
-        return build(card, options.name ?? card.name);
+        return build(card, options.name ?? card.name, cardUrl);
       } catch (err) {
         if (err instanceof MeshError) throw err;
         lastError = err;
@@ -47,7 +46,7 @@ export async function loadLocalAgent(options: { url: string; name?: string; time
   throw new MeshError('A2A_ERROR', `could not read the agent card at ${cardUrl.href} within ${options.timeoutMs} ms (agent.url): ${describe(lastError)}`, { cause: lastError });
 }
 
-function build(card: CardShape, name: string): LoadedAgent {
+function build(card: CardShape, name: string, cardUrl: URL): LoadedAgent {
   const endpoints: Partial<Record<Binding, URL>> = {};
   const origins = new Set<string>();
   for (const [binding, url] of Object.entries(agentEndpoints(card)) as [Binding, string][]) {
@@ -60,7 +59,7 @@ function build(card: CardShape, name: string): LoadedAgent {
   }
   const [origin] = origins;
   const dispatcher = new Pool(origin as string, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
-  return { name, card, endpoints, dispatcher, close: () => dispatcher.close() };
+  return { name, card, cardUrl, endpoints, dispatcher, close: () => dispatcher.close() };
 }
 
 function describe(err: unknown): string {

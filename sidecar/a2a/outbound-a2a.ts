@@ -13,7 +13,7 @@ import { nextHop } from '../resilience/hop-budget.ts';
 import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { PeerPools } from '../transport/peers.ts';
-import { rewriteCard } from './agent-card.ts';
+import { CARD_PATH, parseAgentCard, rewriteCard } from './agent-card.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
 import type { A2aMethod } from './methods.ts';
 import { sniffTaskId, type TaskAffinity } from './task-affinity.ts';
@@ -27,8 +27,6 @@ export interface OutboundA2aDeps {
   peers: PeerPools;
   maxBody: number;
 }
-
-export const CARD_PATH = '/.well-known/agent-card.json';
 
 export function outboundA2a(deps: OutboundA2aDeps) {
   /** The live instances of an agent, or AGENT_NOT_FOUND naming it. */
@@ -44,11 +42,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     const agent = route.name;
     ctx.target = { kind: 'agent', name: agent };
     ctx.style = route.rest === '' ? 'a2a-jsonrpc' : 'json';
-    if (req.method === 'GET' && route.rest === CARD_PATH) {
-      ctx.method = 'agent-card';
-      const [record] = requireAgent(agent);
-      return sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
-    }
+    if (req.method === 'GET' && route.rest === CARD_PATH) return serveCard(req, res, agent, ctx);
     let body: Buffer | undefined;
     let method: A2aMethod | undefined;
     if (route.rest === '') {
@@ -93,7 +87,64 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     }, res);
   }
 
+  /**
+   * The card from the registry, rewritten to this route; but when the caller asks for v0.3 (an
+   * A2A-Version of 0.x, or none: the spec's default) and the agent also speaks v0.3, the agent itself is
+   * asked for that shape, as a caller talking to it directly would get.
+   */
+  async function serveCard(req: IncomingMessage, res: ServerResponse, agent: string, ctx: RequestContext): Promise<void> {
+    ctx.method = 'agent-card';
+    const [record] = requireAgent(agent);
+    const header = req.headers['a2a-version'];
+    const wanted = typeof header === 'string' && header.trim() !== '' ? header.trim() : '0.3';
+    if (!wanted.startsWith('0.') || !offersBothVersions(record.card)) {
+      return sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
+    }
+    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: Math.min(deps.hops.timeout(agent), CARD_TIMEOUT_MS), target: `agent '${agent}'` });
+    const answer = await deps.peers.get(record.endpoint, record.identity).request({
+      origin: record.endpoint, method: 'GET', path: `/a2a/${agent}${CARD_PATH}`,
+      headers: { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId, 'a2a-version': wanted, accept: 'application/json' },
+      signal: AbortSignal.timeout(hop.timeoutMs),
+    }).catch((err: unknown) => { throw new MeshError('UPSTREAM_UNAVAILABLE', `agent '${agent}': cannot read its v${wanted} card (${(err as Error).message})`, { cause: err }); });
+    const text = await readCapped(answer.body, MAX_CARD_BYTES);
+    if (answer.statusCode !== 200 || text === undefined) {
+      throw new MeshError('UPSTREAM_UNAVAILABLE', `agent '${agent}' did not serve its v${wanted} card (HTTP ${answer.statusCode})`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new MeshError('A2A_ERROR', `agent '${agent}' served a v${wanted} card that is not JSON`, { cause: err });
+    }
+    const card = parseAgentCard(value, `agent '${agent}'`);
+    sendJson(res, 200, rewriteCard(card, routeUrl(req, agent)));
+  }
+
   return { handle };
+}
+
+const CARD_TIMEOUT_MS = 10_000;
+const MAX_CARD_BYTES = 1024 * 1024;
+
+/** A v1.0 card that also lists a v0.3 interface: its agent can serve either shape. */
+function offersBothVersions(card: Record<string, unknown>): boolean {
+  const interfaces = (card as { supportedInterfaces?: { protocolVersion?: unknown }[] }).supportedInterfaces;
+  return Array.isArray(interfaces) && interfaces.some((i) => typeof i.protocolVersion === 'string' && i.protocolVersion.startsWith('0.'));
+}
+
+/** A response body as text, or undefined when it is longer than `limit` bytes (the rest is dropped). */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, limit: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 /** `http://<host the caller used>/a2a/<agent>`: the route the rewritten card points at. */
