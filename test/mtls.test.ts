@@ -138,7 +138,8 @@ describe('mTLS between sidecars', () => {
       writeFileSync(join(dir, 'agents.spoofed.forged1.json'), JSON.stringify(forged));
       await waitForAgent(caller, 'spoofed');
       const res = await fetch(`${caller.outbound}/a2a/spoofed`, { method: 'POST', body: SEND, headers: { 'content-type': 'application/json', 'a2a-version': '1.0' } });
-      assert.equal(res.status, 502);
+      assert.equal(res.status, 200, 'a JSON-RPC error, with HTTP 200 as A2A servers answer');
+      assert.equal(res.headers.get('x-agentmesh-status'), '502');
       const body = await res.json() as { error: { message: string; data: { code: string } } };
       assert.equal(body.error.data.code, 'PEER_IDENTITY_MISMATCH');
       assert.match(body.error.message, new RegExp(`expected spiffe://${mesh.trustDomain}/agent/who`));

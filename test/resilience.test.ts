@@ -116,7 +116,7 @@ describe('deadlines, hop limit and metrics', () => {
     const started = Date.now();
     while (Date.now() - started < seconds * 1000) {
       const res = await getTask(`t${requests++}`);
-      assert.equal(res.status, 502, 'the caller sees the failure');
+      assert.equal(res.headers.get('x-agentmesh-status'), '502', 'the caller sees the failure');
       await res.body?.cancel();
       await delay(1000 / rate);
     }

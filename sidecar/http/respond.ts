@@ -68,11 +68,11 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
     return;
   }
   const body = JSON.stringify(errorBody(error, ctx));
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
-    [ERROR_HEADER]: error.code, [STATUS_HEADER]: error.httpStatus,
-  };
-  if (ctx.requestId) headers[REQUEST_ID_HEADER] = ctx.requestId;
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  // Set (not only written) so that whoever observes the response, e.g. metrics, can read them back.
+  res.setHeader(ERROR_HEADER, error.code);
+  res.setHeader(STATUS_HEADER, String(error.httpStatus));
+  if (ctx.requestId) res.setHeader(REQUEST_ID_HEADER, ctx.requestId);
   if (res.req && !res.req.complete) {
     // Answered before the body was read (e.g. 413): read and discard the rest so the caller can finish
     // sending and read this answer. Only a body far beyond any limit gets the connection closed instead.

@@ -172,7 +172,8 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
       const headers = responseHeaders(this.headers);
       let status = this.statusCode;
       if (options.meshErrorsAsOk && this.headers[ERROR_HEADER] !== undefined) {
-        headers[STATUS_HEADER] = String(status);
+        delete headers[STATUS_HEADER];
+        res.setHeader(STATUS_HEADER, String(status)); // set, so metrics read the status it maps to
         status = 200;
       }
       res.writeHead(status, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
