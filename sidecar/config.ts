@@ -125,6 +125,8 @@ export const SidecarConfigSchema = z.strictObject({
   instance: Name.optional(),
   limits: z.strictObject({
     maxBody: Size.default(4 * 1024 * 1024),
+    /** JSON request bodies nested deeper than this are refused while they arrive, before parsing. */
+    maxJsonDepth: z.coerce.number().int().min(2).max(1000).default(64),
     /** Calls that have crossed this many sidecar hops are refused (stops A → B → A loops). */
     maxHops: z.coerce.number().int().min(1).max(255).default(8),
   }).prefault({}),
@@ -172,7 +174,7 @@ export const CONFIG_KEYS = [
   'agent.name', 'agent.url', 'agent.startupTimeout', 'registry.nats', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
-  'limits.maxBody', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
+  'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
 ] as const;
 
 /** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */

@@ -80,7 +80,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     (err) => log.warn({ err }, 'task affinity store error'),
   );
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
-  const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody });
+  const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth });
   let localMcp: LocalMcpServers | undefined;
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
@@ -88,7 +88,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   try {
     const outbound = await listen({
       ...config.listen.outbound, onError,
-      handler: outboundHandler({ resilience, affinity, metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, log }),
+      handler: outboundHandler({ resilience, affinity, metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log }),
     });
     listeners.push(outbound);
     selfUrl = `http://${loopbackHost(config.listen.outbound.host)}:${outbound.port}`;
@@ -96,7 +96,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
         dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
-        maxBody: config.limits.maxBody, log,
+        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log,
       }),
     });
     listeners.push(inbound);

@@ -29,6 +29,8 @@ export interface InboundA2aDeps {
   /** The local agent once its card has been read; undefined before that or when there is none. */
   localAgent: () => LocalAgent | undefined;
   maxBody: number;
+  /** limits.maxJsonDepth */
+  maxJsonDepth: number;
 }
 
 export function inboundA2a(deps: InboundA2aDeps) {
@@ -36,7 +38,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     ctx.target = { kind: 'agent', name: route.name };
     const binding: Binding = route.rest === '' ? 'JSONRPC' : 'HTTP+JSON';
     ctx.style = binding === 'JSONRPC' ? 'jsonrpc' : 'json';
-    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req, deps.maxBody);
+    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req, deps.maxBody, deps.maxJsonDepth);
     let method: A2aMethod | undefined;
     if (binding === 'JSONRPC') {
       if (req.method !== 'POST' || !body) throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${route.name}`);

@@ -26,6 +26,8 @@ export interface OutboundA2aDeps {
   view: RegistryView;
   peers: PeerPools;
   maxBody: number;
+  /** limits.maxJsonDepth */
+  maxJsonDepth: number;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -47,11 +49,11 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     let method: A2aMethod | undefined;
     if (route.rest === '') {
       if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
-      body = await readBody(req, deps.maxBody);
+      body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
       method = readRpcRequest(body, ctx);
     } else {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
-      if (req.method !== 'GET' && req.method !== 'HEAD') body = await readBody(req, deps.maxBody);
+      if (req.method !== 'GET' && req.method !== 'HEAD') body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
     }
     requireAgent(agent);
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });

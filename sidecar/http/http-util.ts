@@ -3,20 +3,30 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import { MESH_HEADERS } from '../../sdk/mesh-headers.ts';
+import { JsonDepthGuard } from './json-depth.ts';
 
-/** Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing.
+ * With `maxDepth`, JSON nested deeper than that is refused (INVALID_REQUEST) as soon as it arrives.
+ */
+export function readBody(req: IncomingMessage, limit: number, maxDepth?: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
   // Events rather than `for await`: the async iterator costs a promise and a stream wrapper per request.
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const depth = maxDepth === undefined ? undefined : new JsonDepthGuard(maxDepth);
     const fail = (err: Error): void => { cleanup(); reject(err); };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) fail(tooLarge(limit));
-      else chunks.push(chunk);
+      if (size > limit) return fail(tooLarge(limit));
+      try {
+        depth?.feed(chunk);
+      } catch (err) {
+        return fail(err as Error);
+      }
+      chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();

@@ -16,6 +16,8 @@ export interface InboundMcpDeps {
   mcp: (name: string) => LocalMcpServer | undefined;
   listenStreams: ListenStreams;
   maxBody: number;
+  /** limits.maxJsonDepth */
+  maxJsonDepth: number;
 }
 
 export function inboundMcp(deps: InboundMcpDeps) {
@@ -26,7 +28,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     ctx.method = `MCP ${req.method ?? ''}`;
     const server = deps.mcp(name);
     if (!server) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${name}' is not served by this sidecar`, { details: { server: name } });
-    const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+    const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
     const budget = arrivingBudget(req.headers);
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {

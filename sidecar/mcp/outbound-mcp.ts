@@ -58,6 +58,8 @@ export interface OutboundMcpDeps {
   peers: PeerPools;
   federation: Federation;
   maxBody: number;
+  /** limits.maxJsonDepth */
+  maxJsonDepth: number;
   listenStreams: ListenStreams;
 }
 
@@ -84,7 +86,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
     async server(req: IncomingMessage, res: ServerResponse, name: string, search: string, ctx: RequestContext): Promise<void> {
       checkLoopbackRequest(req);
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
-      const body = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+      const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
       const owner = pick(name, sessionId);
       if (req.method === 'GET') deps.listenStreams.track(res);
@@ -129,7 +131,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
     /** POST | GET | DELETE /mcp: the federated server. */
     async federated(req: IncomingMessage, res: ServerResponse): Promise<void> {
       checkLoopbackRequest(req);
-      const raw = req.method === 'POST' ? await readBody(req, deps.maxBody) : undefined;
+      const raw = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       if (req.method === 'GET') deps.listenStreams.track(res);
       await deps.federation.handle(req, res, parseJsonBody(raw));
     },
