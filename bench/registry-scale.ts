@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { openRegistry, type AnnouncedRecord, type Registry } from '../registry/index.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { waitFor } from '../test/support/wait.ts';
 import type { HttpClient } from './load.ts';
 import { latencyAtOne, throughputSlices, type Clients } from './phases.ts';
 import { cpuSeconds, memory } from './proc.ts';

@@ -4,10 +4,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startNatsServer, type NatsServer } from '../examples/support/nats-server.ts';
-import { startSidecarProcess, type SidecarProcess } from '../examples/support/sidecar-process.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import { createTestPki } from '../test/helpers/certs.ts';
+import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
+import { startSidecarProcess, type SidecarProcess } from '../test/support/sidecar-process.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { createTestPki } from '../test/support/certs.ts';
 import type { AgentProcessInfo } from './agent-process.ts';
 import { builtOrSource, startChild, type Child } from './child.ts';
 import { pin } from './proc.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMeshError } from '../sdk/index.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { announce } from './announcer.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { RegistryRecord } from './record.ts';

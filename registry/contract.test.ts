@@ -10,8 +10,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { isMeshError } from '../sdk/index.ts';
 import { openRegistry, REGISTRY_CHANNEL, type Registry, type RegistryEvent, type RegistryOptions } from './index.ts';
-import { startNatsServer, type NatsServer } from '../examples/support/nats-server.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { agentRecord, mcpRecord, startChild, storedAgentRecord, unique, until } from './test-support/helpers.ts';
 
 const TTL_MS = 1500;

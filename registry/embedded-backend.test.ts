@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '../examples/support/wait.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { RegistryChange } from './types.ts';
 import { cleanup, storedAgentRecord } from './test-support/helpers.ts';

@@ -9,8 +9,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { isMeshError } from '../sdk/index.ts';
 import { openRegistry, type Registry, type RegistryOptions } from './index.ts';
-import { startNatsServer, type NatsServer } from '../examples/support/nats-server.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { agentRecord, cleanup, storedAgentRecord, unique, until } from './test-support/helpers.ts';
 
 /** A nats-server and registries for one test; registries close before the server stops. */

@@ -1,7 +1,7 @@
 // Unit tests for the in-memory view and its outage clock: queries, change events, staleness, outages.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { waitFor } from '../examples/support/wait.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { OutageClock } from './outage-clock.ts';
 import { recordKey, type AgentRecord, type RegistryRecord } from './record.ts';
 import { RecordView } from './view.ts';

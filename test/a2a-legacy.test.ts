@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory } from '@a2a-js/sdk/client';
 import { message, serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor, streamingExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 function legacyFactory(binding: 'JSONRPC' | 'HTTP+JSON'): ClientFactory {
   const legacyCompat = { enabled: true };

@@ -7,8 +7,8 @@ import { ClientFactory, ClientFactoryOptions, type Client } from '@a2a-js/sdk/cl
 import { Role, TaskState, type Message, type StreamResponse } from '@a2a-js/sdk';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor, largeReplyExecutor, streamingExecutor, slowExecutor, createGate } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 function userMessage(text: string, taskId = ''): Message {
   return {

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { streamingExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { ROOT, runCli, type SidecarProcess } from '../examples/support/sidecar-process.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { ROOT, runCli, type SidecarProcess } from './support/sidecar-process.ts';
+import { waitFor } from './support/wait.ts';
 
 describe('agentmesh agents | tools | call', () => {
   let mesh: TestMesh;

@@ -2,7 +2,7 @@
 // shows every hop with the caller identity the callee saw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCli } from '../examples/support/sidecar-process.ts';
+import { runCli } from './support/sidecar-process.ts';
 
 for (const backend of ['embedded', 'nats'] as const) {
   test(`agentmesh demo with the ${backend} registry`, async () => {

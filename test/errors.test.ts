@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { ClientFactory } from '@a2a-js/sdk/client';
 import { connectMesh, isMeshError, message, serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { runCli, type SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { runCli, type SidecarProcess } from './support/sidecar-process.ts';
 
 const json = { 'content-type': 'application/json', 'a2a-version': '1.0' };
 

@@ -8,9 +8,9 @@ import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestCon
 import { TaskState } from '@a2a-js/sdk';
 import { message, newTask, serveAgent, statusUpdate, textOf, type AgentServer } from '../sdk/index.ts';
 import { createGate } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { waitFor } from './support/wait.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 /** Counts executions per messageId; "stream" messages open a task that waits on the gate. */
 function countingExecutor(seen: Map<string, number>, streaming: { open: number }, gate: ReturnType<typeof createGate>, onText: (text: string) => void): AgentExecutor {

@@ -6,8 +6,8 @@ import { ClientFactory } from '@a2a-js/sdk/client';
 import type { StreamResponse } from '@a2a-js/sdk';
 import { message, serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor, streamingExecutor, createGate } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, waitForAgentGone, type TestMesh } from './helpers/mesh.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, waitForAgentGone, type TestMesh } from './support/mesh.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 for (const backend of ['nats', 'embedded'] as const) {
   describe(`sidecar lifecycle (${backend} registry)`, () => {

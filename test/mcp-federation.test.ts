@@ -9,9 +9,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { connectMesh } from '../sdk/index.ts';
 import { serveTestMcp, type TestMcpServer } from './fixtures/mcp-http-server.ts';
-import { createTestMesh, type TestMesh } from './helpers/mesh.ts';
-import { ROOT, type SidecarProcess } from '../examples/support/sidecar-process.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { createTestMesh, type TestMesh } from './support/mesh.ts';
+import { ROOT, type SidecarProcess } from './support/sidecar-process.ts';
+import { waitFor } from './support/wait.ts';
 
 const STDIO = { name: 'text', command: [process.execPath, '--import', 'tsx', join(ROOT, 'test/fixtures/mcp-stdio-server.ts')], cwd: ROOT };
 

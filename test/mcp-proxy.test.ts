@@ -7,10 +7,10 @@ import { request as httpRequest } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import { startEverything, type Everything } from './helpers/everything.ts';
-import { createTestMesh, type TestMesh } from './helpers/mesh.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { startEverything, type Everything } from './support/everything.ts';
+import { createTestMesh, type TestMesh } from './support/mesh.ts';
+import { waitFor } from './support/wait.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 async function connectClient(url: string): Promise<Client> {
   const client = new Client({ name: 'mesh-test', version: '1.0.0' }, { capabilities: { sampling: {}, elicitation: {} } });

@@ -11,9 +11,9 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { createCa, issueWorkload, signWorkload } from '../sidecar/identity/index.ts';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { callerExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import type { IdentityFiles } from './helpers/certs.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import type { IdentityFiles } from './support/certs.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 const SEND = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'SendMessage',

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connectMesh, serveAgent } from '../sdk/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent } from './helpers/mesh.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { createTestMesh, waitForAgent } from './support/mesh.ts';
+import { waitFor } from './support/wait.ts';
 
 test('calls keep working while nats-server is down, and registration resumes after it returns', async (t) => {
   const mesh = await createTestMesh({ backend: 'nats', ttl: '3s' });

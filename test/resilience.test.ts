@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { echoExecutor, relayExecutor, sleepyExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { waitFor } from './support/wait.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 describe('deadlines, hop limit and metrics', () => {
   let mesh: TestMesh;

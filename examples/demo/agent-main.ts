@@ -3,7 +3,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { serveAgent } from '../../sdk/index.ts';
-import { waitFor } from '../support/wait.ts';
+import { waitFor } from './processes.ts';
 import { SKILLS, planner, researcher, writer, type Role } from './agents.ts';
 
 const { values } = parseArgs({ options: { role: { type: 'string' }, 'ready-file': { type: 'string' }, 'mesh-file': { type: 'string' } } });

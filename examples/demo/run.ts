@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectMesh, textOf } from '../../sdk/index.ts';
 import { caInit, caIssue } from '../../sidecar/index.ts';
-import { natsServerBinary, startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { ROOT, startSidecarProcess, type SidecarProcess } from '../support/sidecar-process.ts';
-import { waitFor } from '../support/wait.ts';
+import { ROOT, natsServerBinary, startDemoNats, startDemoSidecar, waitFor, type DemoProcess, type DemoSidecar } from './processes.ts';
 import type { Hop, Role } from './agents.ts';
 
 export interface DemoContext {
@@ -24,8 +22,8 @@ const TOPIC = 'how a service mesh helps AI agents';
 export async function runDemo(ctx: DemoContext): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'agentmesh-demo-'));
   const children: ChildProcess[] = [];
-  const sidecars: SidecarProcess[] = [];
-  let nats: NatsServer | undefined;
+  const sidecars: DemoSidecar[] = [];
+  let nats: DemoProcess | undefined;
   try {
     const { registry, description, server } = await chooseRegistry(ctx.env, dir);
     nats = server;
@@ -47,11 +45,11 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
       const { url } = await waitFor(`the ${role} agent to listen`, () => readJson<{ url: string }>(agentReady), 20_000);
       // The researcher's sidecar also launches the demo's stdio MCP server and serves it to the mesh.
       const mcp = role === 'researcher' ? { servers: [{ name: 'stats', command: [process.execPath, '--import', 'tsx', join(ROOT, 'examples/demo/stats-server.ts')], cwd: ROOT }] } : undefined;
-      const sidecar = await startSidecarProcess({ agent: { url }, registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`), ...(mcp ? { mcp } : {}) }, { readyFile: sidecarReady });
+      const sidecar = await startDemoSidecar({ agent: { url }, registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`), ...(mcp ? { mcp } : {}) }, sidecarReady);
       sidecars.push(sidecar);
       ctx.out(`  sidecar   ${role.padEnd(10)} spiffe://${TRUST_DOMAIN}/agent/${role.padEnd(10)} inbound ${sidecar.inbound}  (agent at ${url})`);
     }
-    const consoleSidecar = await startSidecarProcess({ registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/user/console`) });
+    const consoleSidecar = await startDemoSidecar({ registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/user/console`) }, join(dir, 'console-sidecar.json'));
     sidecars.push(consoleSidecar);
     ctx.out(`  sidecar   ${'console'.padEnd(10)} spiffe://${TRUST_DOMAIN}/user/console    outbound ${consoleSidecar.outbound}  (you)`);
     const mesh = connectMesh({ url: consoleSidecar.outbound });
@@ -70,9 +68,9 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
     for (const s of sidecars) if (s.output().trim()) ctx.out(s.output().trim());
     return 1;
   } finally {
-    await Promise.allSettled(sidecars.map((s) => s.stop('SIGTERM')));
+    await Promise.allSettled(sidecars.map((s) => s.stop()));
     await Promise.allSettled(children.map((c) => stopChild(c)));
-    await nats?.[Symbol.asyncDispose]();
+    await nats?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -98,14 +96,14 @@ function report(ctx: DemoContext, result: unknown, totalMs: number): number {
   return 0;
 }
 
-async function chooseRegistry(env: DemoContext['env'], dir: string): Promise<{ registry: Record<string, unknown>; description: string; server?: NatsServer }> {
+async function chooseRegistry(env: DemoContext['env'], dir: string): Promise<{ registry: Record<string, unknown>; description: string; server?: DemoProcess }> {
   const forced = env.AGENTMESH_DEMO_REGISTRY;
   if (forced !== undefined && forced !== 'nats' && forced !== 'embedded') throw new Error(`AGENTMESH_DEMO_REGISTRY must be 'nats' or 'embedded', not '${forced}'`);
   if (forced !== 'embedded' && env.NATS_URL) {
     return { registry: { nats: env.NATS_URL, bucket: `demo${process.pid}`, ttl: '6s' }, description: `NATS JetStream KV at ${env.NATS_URL}` };
   }
   if (forced === 'nats' || (forced === undefined && natsServerBinary())) {
-    const server = await startNatsServer();
+    const server = await startDemoNats(dir);
     return { registry: { nats: server.url, ttl: '6s' }, description: `NATS JetStream KV (a nats-server started for the demo at ${server.url})`, server };
   }
   return { registry: { dir: join(dir, 'registry'), ttl: '6s' }, description: `embedded (files in ${join(dir, 'registry')}; no server)` };

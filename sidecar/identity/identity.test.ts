@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caInit, caIssue, createCa, issueWorkload, loadIdentity, parseSpiffeId } from './index.ts';
-import { runCli } from '../../examples/support/sidecar-process.ts';
+import { runCli } from '../../test/support/sidecar-process.ts';
 
 test('a workload certificate has exactly one URI SAN, CA=false, client and server auth, 24 h', async () => {
   const ca = await createCa({ trustDomain: 'mesh.test' });

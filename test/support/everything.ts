@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
-import { waitFor } from '../../examples/support/wait.ts';
+import { waitFor } from './wait.ts';
 
 export interface Everything extends AsyncDisposable {
   readonly url: string;

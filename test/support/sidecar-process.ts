@@ -1,4 +1,4 @@
-// Runs real agentmesh processes for the demo and the tests: a sidecar (the CLI, as users run it) from
+// Runs real agentmesh processes for the tests and benchmarks: a sidecar (the CLI, as users run it) from
 // a config object, waiting for its --ready-file, stopped with the signal the caller chooses.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

@@ -3,10 +3,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSidecarProcess, type SidecarProcess } from '../../examples/support/sidecar-process.ts';
-import { startNatsServer, type NatsServer } from '../../examples/support/nats-server.ts';
+import { startSidecarProcess, type SidecarProcess } from './sidecar-process.ts';
+import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { createTestPki, type TestPki } from './certs.ts';
-import { waitFor } from '../../examples/support/wait.ts';
+import { waitFor } from './wait.ts';
 
 export interface TestMesh extends AsyncDisposable {
   readonly pki: TestPki;

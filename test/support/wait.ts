@@ -1,4 +1,4 @@
-// Waiting without sleeps, for the demo and the tests: poll a condition with a deadline.
+// Waiting without sleeps, for the tests and benchmarks: poll a condition with a deadline.
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */

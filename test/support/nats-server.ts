@@ -1,4 +1,4 @@
-// A real nats-server (JetStream on) for the demo or one test file: random port on 127.0.0.1, its own
+// A real nats-server (JetStream on) for one test file or benchmark: random port on 127.0.0.1, its own
 // store dir, stop() and restart() on the same port and store so tests can take the registry away.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
