@@ -17,6 +17,8 @@ export class CallScope {
   #abortCurrent: ((reason: MeshError) => void) | undefined;
   #controller: AbortController | undefined;
   #finished = false;
+  /** Set by restart(): the current idle gap ends here (ms since the epoch); 0 for a plain deadline. */
+  #idleUntil = 0;
 
   constructor(res: ServerResponse, ms: number | undefined, target: string) {
     this.#res = res;
@@ -25,7 +27,7 @@ export class CallScope {
     res.once('close', this.#onClose);
     if (res.destroyed) this.#end(gone());
     else if (ms !== undefined) {
-      this.#timer = setTimeout(() => this.#end(this.#timeout()), ms);
+      this.#timer = setTimeout(this.#onTimer, ms);
       this.#timer.unref();
     }
   }
@@ -48,9 +50,12 @@ export class CallScope {
     if (this.#reason) abort(this.#reason);
   }
 
-  /** Begins a new idle gap (every chunk of an SSE stream). */
+  /**
+   * Begins a new idle gap (every chunk of an SSE stream). Only moves a number: the timer, when it fires,
+   * re-arms itself for what is left of the gap (cheaper per chunk than refresh(), and fake clocks see it).
+   */
   restart(): void {
-    this.#timer?.refresh();
+    if (this.#ms !== undefined) this.#idleUntil = Date.now() + this.#ms;
   }
 
   /** The call is over: stops the timer and stops watching the caller. Idempotent. */
@@ -61,6 +66,13 @@ export class CallScope {
     this.#res.off('close', this.#onClose);
     this.#abortCurrent = undefined;
   }
+
+  readonly #onTimer = (): void => {
+    const left = this.#idleUntil - Date.now();
+    if (left <= 0) return this.#end(this.#timeout());
+    this.#timer = setTimeout(this.#onTimer, left);
+    this.#timer.unref();
+  };
 
   readonly #onClose = (): void => {
     if (!this.#finished) this.#end(gone());
