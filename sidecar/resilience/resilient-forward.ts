@@ -3,7 +3,8 @@
 // connection that failed before the request was sent (any method), or 502/503/504/429 for idempotent
 // methods — within the target's retry budget, with full-jitter backoff, under one deadline.
 import type { ServerResponse } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
+// The module object, not a named binding: node:test's mock.timers can then stand in for the waits.
+import timers from 'node:timers/promises';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
 import { MeshError } from '../../sdk/errors.ts';
@@ -82,7 +83,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     if (!safe || (!isFree && !call.budget.tryWithdraw())) return false;
     if (error instanceof StatusFailure) await (error.response as Upstream).discard();
     const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : isFree ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
-    if (wait > 0) await sleep(wait, undefined, { signal: scope.signal }).catch(() => undefined);
+    if (wait > 0) await timers.setTimeout(wait, undefined, { signal: scope.signal }).catch(() => undefined);
     if (resend) stickTo = last;
     retries++;
     call.onRetry(retryReason(error));
