@@ -1,10 +1,10 @@
 // Pins the shape of the code: imports flow sdk ← registry ← sidecar, other folders enter a folder only
-// through its index.ts, shipped code never loads test or example code (but for the lazily loaded demo),
+// through its entries, shipped code never loads test or example code (but for the lazily loaded demo),
 // and the package's public surface (package.json "exports", the sdk's exported names) changes only on purpose.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize, relative } from 'node:path';
+import { dirname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -13,8 +13,16 @@ const LAYERS = ['sdk', 'registry', 'sidecar'] as const;
 type Layer = typeof LAYERS[number];
 /** What each layer may import from the others (sdk ← registry ← sidecar). */
 const MAY_IMPORT: Record<Layer, readonly Layer[]> = { sdk: [], registry: ['sdk'], sidecar: ['sdk', 'registry'] };
-/** The entries other folders may import: each folder's index.ts, and the error catalog as the sdk's second entry. */
-const ENTRIES = new Set(['sdk/index.ts', 'sdk/errors.ts', 'registry/index.ts', 'sidecar/index.ts']);
+/** The package's entry points (pinned below); other folders may import these files and no others. */
+const EXPORTS = {
+  './sdk': './sdk/index.ts',
+  './sdk/errors': './sdk/errors.ts',
+  './sdk/headers': './sdk/mesh-headers.ts',
+  './registry': './registry/index.ts',
+  './sidecar': './sidecar/index.ts',
+};
+/** Each folder's index.ts, and the sdk's import-free second and third entries (error catalog, header names). */
+const ENTRIES = new Set(Object.values(EXPORTS).map((p) => p.slice(2)));
 /** The one place shipped code loads example code: `agentmesh demo`, imported lazily by the CLI entry. */
 const ALLOWED_EXAMPLE_IMPORTS = new Set(['sidecar/main.ts -> examples/demo/run.ts']);
 
@@ -70,7 +78,7 @@ test('imports flow one way: sdk ← registry ← sidecar', () => {
   assert.deepEqual(bad.map(show), [], 'sdk imports neither registry nor sidecar; registry never imports sidecar');
 });
 
-test('other folders enter sdk, registry and sidecar only through their index.ts (or sdk/errors.ts)', () => {
+test('other folders enter sdk, registry and sidecar only through their entries (index.ts, sdk/errors.ts, sdk/mesh-headers.ts)', () => {
   const bad = edges.filter((e) => LAYERS.includes(top(e.to) as Layer) && top(e.from) !== top(e.to) && !isTestSupport(e.from) && !ENTRIES.has(e.to));
   assert.deepEqual(bad.map(show), []);
 });
@@ -89,24 +97,20 @@ test('shipped code never imports test or bench code, nor examples but for the la
 
 test('the package exports exactly these entry points', () => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, string>; bin: Record<string, string> };
-  assert.deepEqual(pkg.exports, {
-    './sdk': './sdk/index.ts',
-    './sdk/errors': './sdk/errors.ts',
-    './registry': './registry/index.ts',
-    './sidecar': './sidecar/index.ts',
-  });
+  assert.deepEqual(pkg.exports, EXPORTS);
   assert.deepEqual(pkg.bin, { agentmesh: 'bin/agentmesh.mjs' });
-  for (const entry of Object.values(pkg.exports)) assert.ok(ENTRIES.has(relative('.', entry)), `${entry} is an entry the import rules know`);
 });
 
 test('the sdk exports exactly these names', async () => {
   const sdk = await import('../sdk/index.ts') as Record<string, unknown>;
   assert.deepEqual(Object.keys(sdk).sort(), [
-    'CALLER_HEADER', 'DEFAULT_SIDECAR_URL', 'ERROR_CATALOG', 'MeshError', 'artifactUpdate', 'callerOf', 'connectMesh',
-    'dataPart', 'isMeshError', 'meshContextOf', 'message', 'newTask', 'serveAgent', 'statusUpdate', 'textOf', 'textPart',
+    'CALLER_HEADER', 'CHAIN_HEADER', 'DEADLINE_HEADER', 'DEDUPLICATED_HEADER', 'DEFAULT_SIDECAR_URL', 'ERROR_CATALOG',
+    'ERROR_HEADER', 'HOPS_HEADER', 'MESH_HEADERS', 'MeshError', 'REQUEST_ID_HEADER', 'RETRIED_HEADER', 'STATUS_HEADER',
+    'USER_HEADER', 'artifactUpdate', 'callerOf', 'connectMesh', 'dataPart', 'isMeshError', 'meshContextOf', 'message',
+    'newTask', 'parseHeaderInt', 'parseRequestId', 'serveAgent', 'statusUpdate', 'textOf', 'textPart',
   ], 'the values sdk/index.ts exports (update README and this list together)');
   assert.deepEqual(sdkTypeNames(), [
-    'AgentQuery', 'AgentServer', 'CallOptions', 'ConnectOptions', 'Mesh', 'MeshAgent', 'MeshContext', 'MeshErrorCode',
+    'AgentQuery', 'AgentServer', 'CallOptions', 'ConnectOptions', 'HeaderValue', 'Mesh', 'MeshAgent', 'MeshContext', 'MeshErrorCode',
     'MeshErrorOptions', 'MeshMcpServer', 'SendOptions', 'ServeAgentOptions', 'SkillInput',
   ], 'the types sdk/index.ts exports');
 });

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { setImmediate as turn } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { Balancer } from './balancer.ts';
-import { RETRIED_HEADER, resilientForward, type Instance, type ResilientCall } from './resilient-forward.ts';
+import { RETRIED_HEADER } from '../../sdk/mesh-headers.ts';
+import { resilientForward, type Instance, type ResilientCall } from './resilient-forward.ts';
 import { RetryBudget } from './retry-budget.ts';
 
 type Behaviour = (req: IncomingMessage, res: ServerResponse, hit: number) => void;

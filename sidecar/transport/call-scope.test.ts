@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { once } from 'node:events';
-import { isMeshError, type MeshError } from '../sdk/errors.ts';
+import { isMeshError, type MeshError } from '../../sdk/errors.ts';
 import { CallScope } from './call-scope.ts';
 
 /** A response with no connection behind it: the scope only listens for its 'close'. */
