@@ -9,7 +9,7 @@ import { waitFor } from '../test/support/wait.ts';
 import { announce } from './announcer.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { RegistryRecord } from './record.ts';
-import { agentRecord, cleanup, mcpRecord } from './test-support/helpers.ts';
+import { agentRecord, cleanup, mcpRecord } from '../test/support/registry-records.ts';
 
 async function setup(t: TestContext, ttlMs: number) {
   const defer = cleanup(t);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { isMeshError } from '../sdk/index.ts';
 import { decodeRecord, encodeRecord, validateRecord } from './codec.ts';
 import type { RegistryRecord } from './record.ts';
-import { storedAgentRecord } from './test-support/helpers.ts';
+import { storedAgentRecord } from '../test/support/registry-records.ts';
 
 const invalid = (pattern: RegExp) => (err: unknown): boolean => isMeshError(err, 'REGISTRY_RECORD_INVALID') && pattern.test(err.message);
 

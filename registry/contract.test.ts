@@ -12,7 +12,7 @@ import { isMeshError } from '../sdk/index.ts';
 import { openRegistry, REGISTRY_CHANNEL, type Registry, type RegistryEvent, type RegistryOptions } from './index.ts';
 import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { agentRecord, mcpRecord, startChild, storedAgentRecord, unique, until } from './test-support/helpers.ts';
+import { agentRecord, mcpRecord, startChild, storedAgentRecord, unique, until } from '../test/support/registry-records.ts';
 
 const TTL_MS = 1500;
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { waitFor } from '../test/support/wait.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { RegistryChange } from './types.ts';
-import { cleanup, storedAgentRecord } from './test-support/helpers.ts';
+import { cleanup, storedAgentRecord } from '../test/support/registry-records.ts';
 
 const TTL_MS = 500;
 

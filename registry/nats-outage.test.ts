@@ -11,7 +11,7 @@ import { isMeshError } from '../sdk/index.ts';
 import { openRegistry, type Registry, type RegistryOptions } from './index.ts';
 import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { agentRecord, cleanup, storedAgentRecord, unique, until } from './test-support/helpers.ts';
+import { agentRecord, cleanup, storedAgentRecord, unique, until } from '../test/support/registry-records.ts';
 
 /** A nats-server and registries for one test; registries close before the server stops. */
 async function setup(t: TestContext): Promise<{ nats: NatsServer; open: (options: RegistryOptions) => Promise<Registry> }> {

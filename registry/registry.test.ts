@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMeshError } from '../sdk/index.ts';
 import { openRegistry } from './index.ts';
-import { agentRecord, cleanup } from './test-support/helpers.ts';
+import { agentRecord, cleanup } from '../test/support/registry-records.ts';
 
 /** A fresh directory, removed after everything the test registers later with `defer`. */
 function tempDir(t: TestContext): { dir: string; defer: (fn: () => unknown) => void } {

@@ -5,7 +5,7 @@ import { waitFor } from '../test/support/wait.ts';
 import { OutageClock } from './outage-clock.ts';
 import { recordKey, type AgentRecord, type RegistryRecord } from './record.ts';
 import { RecordView } from './view.ts';
-import { until } from './test-support/helpers.ts';
+import { until } from '../test/support/registry-records.ts';
 
 function agent(name: string, instance: string, options: { skills?: { id: string; tags?: string[] }[]; labels?: Record<string, string>; heartbeatAt?: number } = {}): AgentRecord {
   const at = new Date(options.heartbeatAt ?? Date.now()).toISOString();

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { AgentRecord, AnnouncedRecord, RegistryView } from '../index.ts';
+import type { AgentRecord, AnnouncedRecord, RegistryView } from '../../registry/index.ts';
 import type { ChildOptions } from './registry-child.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -1,8 +1,8 @@
 // A separate process for the registry tests: opens a registry, announces one agent record, optionally
 // waits until it sees another agent, then idles until killed. Test-only; not part of the package API.
-// Usage: node --import tsx registry/test-support/registry-child.ts '<json ChildOptions>'
+// Usage: node --import tsx test/support/registry-child.ts '<json ChildOptions>'
 // Prints "announced" and then "saw <name>" on stdout; SIGTERM closes the registry (withdraws) and exits 0.
-import { openRegistry, type RegistryOptions } from '../index.ts';
+import { openRegistry, type RegistryOptions } from '../../registry/index.ts';
 
 export interface ChildOptions {
   registry: Pick<RegistryOptions, 'nats' | 'bucket' | 'dir' | 'ttlMs'>;
