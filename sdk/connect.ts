@@ -6,7 +6,7 @@ import type { Message, SendMessageResponse, StreamResponse, Task } from '@a2a-js
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { MeshError, type MeshErrorCode } from './errors.ts';
+import { ERROR_CATALOG, MeshError, type MeshErrorCode } from './errors.ts';
 import { message } from './messages.ts';
 import { DEADLINE_HEADER, HOPS_HEADER } from './mesh-headers.ts';
 import type { MeshContext } from './serve-agent.ts';
@@ -127,7 +127,11 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
     a2a,
     async send(name, input, opts = {}) {
       const client = await a2a(name, opts);
-      return client.sendMessage({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, callOptions(opts));
+      try {
+        return await client.sendMessage({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, callOptions(opts));
+      } catch (err) {
+        throw meshErrorOf(err);
+      }
     },
     async mcp(server, opts = {}) {
       const client = new McpClient({ name: 'agentmesh-sdk', version: '0.1.0' }, opts.client);
@@ -152,7 +156,11 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
     },
     async *stream(name, input, opts = {}) {
       const client = await a2a(name, opts);
-      yield* client.sendMessageStream({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, callOptions(opts));
+      try {
+        yield* client.sendMessageStream({ tenant: '', message: toMessage(input, opts), configuration: undefined, metadata: undefined }, callOptions(opts));
+      } catch (err) {
+        throw meshErrorOf(err);
+      }
     },
   };
 }
@@ -173,6 +181,19 @@ function callOptions(opts: SendOptions): { signal?: AbortSignal; serviceParamete
   const params: Record<string, string> = { [HOPS_HEADER]: String(context.hops) };
   if (context.deadlineAt !== undefined) params[DEADLINE_HEADER] = String(Math.max(0, Math.round(context.deadlineAt - Date.now())));
   return { ...signalOption(opts), serviceParameters: params };
+}
+
+/**
+ * A JSON-RPC error the mesh answered itself (its `data.code` is a catalog code with the matching
+ * JSON-RPC code) as a MeshError; anything else, e.g. an A2A error from the remote agent, unchanged.
+ */
+function meshErrorOf(err: unknown): unknown {
+  const wire = err as { envelopeCode?: unknown; data?: { code?: unknown }; message?: unknown };
+  const code = wire?.data?.code;
+  if (typeof code !== 'string' || !Object.hasOwn(ERROR_CATALOG, code)) return err;
+  const entry = ERROR_CATALOG[code as MeshErrorCode];
+  if (wire.envelopeCode !== entry.rpc) return err;
+  return new MeshError(code as MeshErrorCode, String(wire.message ?? code), { cause: err, details: { ...wire.data } });
 }
 
 const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'SHUTTING_DOWN', 'INVALID_REQUEST']);

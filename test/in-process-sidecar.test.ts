@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectMesh, serveAgent, textOf } from '../sdk/index.ts';
+import { connectMesh, isMeshError, serveAgent, textOf } from '../sdk/index.ts';
 import { callerExecutor } from './fixtures/agents.ts';
 import { createTestPki } from './support/certs.ts';
 import { startTestSidecar } from './support/in-process-sidecar.ts';
@@ -38,5 +38,5 @@ test('in-process sidecars route a call over mTLS and withdraw the agent on close
   await who.close(); // idempotent
   await waitFor('agent who withdrawn', async () => (await mesh.agents({ name: 'who' })).length === 0);
   // (A cached client surfaces the sidecar's JSON-RPC error as the a2a-js transport error, not a MeshError.)
-  await assert.rejects(mesh.send('who', 'still there?'), /agent 'who' not found/);
+  await assert.rejects(mesh.send('who', 'still there?'), (err: unknown) => isMeshError(err, 'AGENT_NOT_FOUND') && /agent 'who' not found/.test(err.message));
 });
