@@ -1,5 +1,6 @@
 // The registry's public face: the record schema, backends, the watch-fed view and announcements.
 // Other folders import only this file.
+import type * as NatsAdmin from './nats-admin.ts';
 import type * as NatsBackend from './nats-backend.ts';
 export * from './record.ts';
 export type * from './types.ts';
@@ -8,8 +9,12 @@ export { announce, type Announcement, type AnnouncedRecord, type AnnouncementPat
 export type { NatsBackendOptions } from './nats-backend.ts';
 /** The NATS backend, loading the NATS client on first use: a sidecar on the embedded registry never needs it. */
 export const openNatsBackend: typeof NatsBackend.openNatsBackend = async (options) => (await import('./nats-backend.ts')).openNatsBackend(options);
+export type { BucketStatus } from './nats-admin.ts';
+/** Creates the mesh's KV buckets (the admin's step); loads the NATS client on first use. */
+export const initNatsBuckets: typeof NatsAdmin.initNatsBuckets = async (options) => (await import('./nats-admin.ts')).initNatsBuckets(options);
 export { openEmbeddedBackend, type EmbeddedBackendOptions } from './embedded-backend.ts';
 export { RecordView, type RecordViewOptions } from './view.ts';
 export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';
 export { REGISTRY_CHANNEL, type RegistryEvent } from './diagnostics.ts';
+export { natsAccessWarning, natsServers, type NatsAccess, type NatsTlsFiles } from './nats-access.ts';
 export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-store.ts';

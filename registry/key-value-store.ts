@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
+import type { NatsAccess } from './nats-access.ts';
 
 export interface KeyValueStore {
   get(key: string): Promise<string | undefined>;
@@ -18,14 +19,16 @@ export function safeKey(key: string): string {
   return /^[-_=.a-zA-Z0-9/]{1,200}$/.test(key) && !key.startsWith('.') && !key.endsWith('.') ? key : `~${Buffer.from(key).toString('base64url')}`;
 }
 
-export async function openKeyValueStore(options: { nats?: string | string[]; dir?: string; bucket: string; ttlMs: number; name?: string }): Promise<KeyValueStore> {
+export async function openKeyValueStore(options: { nats?: string | string[]; access?: NatsAccess; dir?: string; bucket: string; ttlMs: number; name?: string }): Promise<KeyValueStore> {
   if (options.nats) {
     // The NATS client loads only when it is used: an embedded registry never needs it.
-    const [{ connect }, { Kvm }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/kv')]);
-    const nc: NatsConnection = await connect({ servers: options.nats, name: options.name ?? 'agentmesh-kv', maxReconnectAttempts: -1, timeout: 5000 });
+    const [{ connect }, { openBucket }, { natsAccessOptions }] = await Promise.all([
+      import('@nats-io/transport-node'), import('./nats-bucket.ts'), import('./nats-connect.ts')]);
+    const access = await natsAccessOptions(options.nats, options.access);
+    const nc: NatsConnection = await connect({ ...access, name: options.name ?? 'agentmesh-kv', maxReconnectAttempts: -1, timeout: 5000 });
     let kv: KV;
     try {
-      kv = await new Kvm(nc).create(options.bucket, { history: 1, ttl: options.ttlMs });
+      kv = await openBucket(nc, options.bucket, options.ttlMs);
     } catch (err) {
       await nc.close();
       throw err;

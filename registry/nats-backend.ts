@@ -2,11 +2,14 @@
 // forever. After each reconnect it makes sure the bucket exists (a server may come back empty), then
 // tells its listeners (announcers re-put) and restarts its watches from a fresh snapshot.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
 import { abortable, pause, throwIfAborted } from './abort.ts';
 import { encodeRecord } from './codec.ts';
 import { errorMessage, publish } from './diagnostics.ts';
+import type { NatsAccess } from './nats-access.ts';
+import { openBucket } from './nats-bucket.ts';
+import { natsAccessOptions } from './nats-connect.ts';
 import { NatsWatch } from './nats-watch.ts';
 import { recordKey, type RegistryRecord } from './record.ts';
 import type { RegistryBackend, RegistryChange, WatchOptions } from './types.ts';
@@ -23,6 +26,8 @@ export interface NatsBackendOptions {
   signal?: AbortSignal;
   /** Bound on the first connection attempt and on loading the first snapshot; reconnects go on forever. Default 5 s. */
   timeoutMs?: number;
+  /** mTLS and/or credentials; without them the connection is anonymous (the laptop mode). */
+  access?: NatsAccess;
 }
 
 const BUCKET_PATTERN = /^[-\w]+$/;
@@ -34,11 +39,12 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
   const where = [options.servers].flat().join(', ');
   if (!BUCKET_PATTERN.test(bucket)) throw new MeshError('CONFIG_INVALID', `registry.bucket: '${bucket}' is not a valid KV bucket name (letters, digits, '-' and '_')`);
   throwIfAborted(signal, 'opening the NATS registry');
+  const access = await natsAccessOptions(options.servers, options.access);
 
   let nc: NatsConnection;
   try {
     nc = await abortable(connect({
-      servers: options.servers, name: options.name ?? 'agentmesh', timeout: timeoutMs,
+      ...access, name: options.name ?? 'agentmesh', timeout: timeoutMs,
       maxReconnectAttempts: -1, reconnectTimeWait: 1000, pingInterval: 5000,
     }), signal, 'connecting to NATS', (late) => { void late.close(); });
   } catch (err) {
@@ -50,7 +56,7 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
     await abortable(backend.ensureBucket(), signal, 'opening the NATS registry bucket');
   } catch (err) {
     await backend.close();
-    if (signal?.aborted) throw err;
+    if (signal?.aborted || err instanceof MeshError) throw err;
     throw new MeshError('REGISTRY_UNAVAILABLE', `cannot open KV bucket '${bucket}' on ${where} (is JetStream enabled?): ${errorMessage(err)}`, { cause: err });
   }
   backend.start();
@@ -81,7 +87,7 @@ class NatsBackend implements RegistryBackend {
 
   /** Creates the bucket (max age = TTL), or binds to it when it exists (its settings then stay). */
   async ensureBucket(): Promise<KV> {
-    this.#kv = await new Kvm(this.#nc).create(this.#bucket, { history: 1, ttl: this.#ttlMs });
+    this.#kv = await openBucket(this.#nc, this.#bucket, this.#ttlMs);
     return this.#kv;
   }
 

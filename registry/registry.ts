@@ -6,6 +6,7 @@ import { abortError } from './abort.ts';
 import { announce, type AnnouncedRecord, type Announcement } from './announcer.ts';
 import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
+import type { NatsAccess } from './nats-access.ts';
 import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
 import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
@@ -13,6 +14,8 @@ import { RecordView } from './view.ts';
 export interface RegistryOptions {
   /** NATS server URL(s); the embedded backend is used when absent. */
   nats?: string | string[];
+  /** NATS: mTLS and/or credentials (anonymous without). */
+  natsAccess?: NatsAccess;
   /** NATS KV bucket; default 'agentmesh'. */
   bucket?: string;
   /** Records whose heartbeat is older than this are gone; heartbeats go out every ttl/3. */
@@ -149,6 +152,7 @@ async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
       servers: options.nats, ttlMs,
       ...(options.bucket !== undefined ? { bucket: options.bucket } : {}),
       ...(options.name !== undefined ? { name: options.name } : {}),
+      ...(options.natsAccess !== undefined ? { access: options.natsAccess } : {}),
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       ...(signal ? { signal } : {}),
     });

@@ -50,6 +50,9 @@ const ListenAddress = z.string().transform((v, ctx) => {
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 });
 
+/** true/false, also as the strings a flag or variable gives. */
+const Bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')], { error: 'expected true or false' });
+
 const Name = z.string().regex(NAME_PATTERN, 'expected 1-64 characters from [A-Za-z0-9_-]');
 /** MCP server names also may not contain `__`: federated tool names are `{server}__{tool}`, split at the first `__`. */
 const McpName = Name.refine((n) => !n.includes('__'), 'MCP server names may not contain "__" (it separates server and tool in federated tool names)');
@@ -102,12 +105,21 @@ export const SidecarConfigSchema = z.strictObject({
       (list) => new Set(list.map((s) => s.name)).size === list.length, 'MCP server names must be unique'),
   }).prefault({}),
   registry: z.strictObject({
-    nats: z.string().min(1).optional(),
+    /** One URL, several separated by commas, or a list (a NATS cluster). */
+    nats: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** mTLS to NATS with identity.cert/key, identity.bundle as the CA (the server: a DNS/IP SAN for its host, or spiffe://TD/nats). */
+    tls: Bool.default(false),
+    /** A NATS .creds file, or a YAML/JSON file with { user, password } or { token }. */
+    credentials: z.string().min(1).optional(),
     bucket: Name.default('agentmesh'),
     ttl: Duration.default(15_000).refine((ms) => ms >= 1000, 'expected at least 1s'),
     /** Embedded registry only: the directory the processes on this host share. */
     dir: z.string().min(1).optional(),
-  }).prefault({}),
+  }).prefault({}).superRefine((r, ctx) => {
+    for (const key of ['tls', 'credentials'] as const) {
+      if (r[key] && r.nats === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'needs registry.nats (the embedded registry has no server to authenticate to)' });
+    }
+  }),
   identity: z.strictObject({
     trustDomain: z.string().regex(/^[a-z0-9._-]+$/, 'expected a trust domain like mesh.local'),
     cert: z.string().min(1),
@@ -171,7 +183,7 @@ export type SidecarConfig = Readonly<z.output<typeof SidecarConfigSchema>>;
 
 /** Every leaf key a flag (`--registry.ttl 5s`) or variable (`AGENTMESH_REGISTRY_TTL=5s`) may set. */
 export const CONFIG_KEYS = [
-  'agent.name', 'agent.url', 'agent.startupTimeout', 'registry.nats', 'registry.bucket', 'registry.ttl', 'registry.dir',
+  'agent.name', 'agent.url', 'agent.startupTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',

@@ -32,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
     case 'agents': return runAgents(args, ctx);
     case 'tools': return runTools(args, ctx);
     case 'call': return runCall(args, ctx);
+    case 'nats': return (await import('./cli/nats.ts')).runNats(args, ctx);
     case 'demo': {
       const { runDemo } = await import('../examples/demo/run.ts');
       return runDemo({ out: ctx.out, env: ctx.env, signal: stop.signal });

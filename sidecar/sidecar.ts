@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { openKeyValueStore, openRegistry, type Announcement, type Registry } from '../registry/index.ts';
+import { natsAccessWarning, openKeyValueStore, openRegistry, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './http/admin.ts';
 import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
 import { loadIdentity, serverTlsOptions } from './identity/index.ts';
@@ -21,6 +21,7 @@ import { AFFINITY_TTL_MS, TaskAffinity } from './a2a/task-affinity.ts';
 import { createFederation } from './mcp/federation.ts';
 import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
 import { outboundMcp } from './mcp/outbound-mcp.ts';
+import { natsAccess } from './nats/access.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -49,11 +50,14 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const instance = config.instance ?? randomUUID().replaceAll('-', '').slice(0, 16);
   const shutdown = new AbortController();
   const identity = await loadIdentity({ ...config.identity });
+  const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config) } : undefined;
+  const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
+  if (natsWarning) log.warn({ registry: 'nats' }, natsWarning);
   const registry: Registry = await openRegistry({
     ttlMs: config.registry.ttl,
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
-    ...(config.registry.nats ? { nats: config.registry.nats } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+    ...(nats ?? { dir: config.registry.dir ?? defaultRegistryDir() }),
     onInvalid: (key, err) => log.warn({ key, err }, 'skipped an invalid registry record'),
   });
   const peers = new PeerPools(identity);
@@ -75,7 +79,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const affinity = new TaskAffinity(
     await openKeyValueStore({
       bucket: `${config.registry.bucket}-tasks`, ttlMs: AFFINITY_TTL_MS, name: `agentmesh-sidecar-${instance}-tasks`,
-      ...(config.registry.nats ? { nats: config.registry.nats } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+      ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
     }).catch((err: unknown) => { log.warn({ err }, 'task affinity will not survive a restart: cannot open its store'); return undefined; }),
     (err) => log.warn({ err }, 'task affinity store error'),
   );

@@ -5,11 +5,18 @@ import { MeshError } from '../../sdk/errors.ts';
 export interface ParsedArgs {
   positionals: string[];
   flags: Map<string, string | true>;
+  /** Every value of each flag given more than once or once (`--agent a --agent b`), in order. */
+  lists: Map<string, string[]>;
 }
 
 export function parseArgs(argv: readonly string[], booleans: ReadonlySet<string>): ParsedArgs {
   const positionals: string[] = [];
   const flags = new Map<string, string | true>();
+  const lists = new Map<string, string[]>();
+  const set = (name: string, value: string): void => {
+    flags.set(name, value);
+    lists.set(name, [...lists.get(name) ?? [], value]);
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     if (arg === '--') {
@@ -22,16 +29,16 @@ export function parseArgs(argv: readonly string[], booleans: ReadonlySet<string>
     }
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
-    if (eq !== -1) flags.set(name, arg.slice(eq + 1));
+    if (eq !== -1) set(name, arg.slice(eq + 1));
     else if (booleans.has(name)) flags.set(name, true);
     else {
       const value = argv[i + 1];
       if (value === undefined || value.startsWith('--')) throw new MeshError('CONFIG_INVALID', `--${name} needs a value`);
-      flags.set(name, value);
+      set(name, value);
       i++;
     }
   }
-  return { positionals, flags };
+  return { positionals, flags, lists };
 }
 
 /** A string flag's value, or a clear error naming the flag when it is required and missing. */

@@ -1,7 +1,8 @@
 // A real nats-server (JetStream on) for one test file or benchmark: random port on 127.0.0.1, its own
 // store dir, stop() and restart() on the same port and store so tests can take the registry away.
+// An optional config file (e.g. from `agentmesh nats config`) adds TLS, users and its own JetStream store.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from './wait.ts';
@@ -23,17 +24,28 @@ export function natsServerBinary(): string | undefined {
   return existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : undefined;
 }
 
-export async function startNatsServer(): Promise<NatsServer> {
+export interface NatsServerOptions {
+  /** nats-server config text with a `jetstream { store_dir }` (nats-server refuses -sd next to it); the address stays ours. */
+  config?: string;
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const binary = natsServerBinary();
   if (!binary) throw new Error('nats-server not found (apt-get install nats-server)');
   const dir = mkdtempSync(join(tmpdir(), 'agentmesh-nats-'));
   const store = join(dir, 'store');
+  let configArgs = ['-js', '-sd', store];
+  if (options.config !== undefined) {
+    const file = join(dir, 'nats-server.conf');
+    writeFileSync(file, options.config, { mode: 0o600 });
+    configArgs = ['-c', file];
+  }
   let child: ChildProcess | undefined;
   let port = -1;
 
   const launch = async (): Promise<void> => {
     const portsDir = mkdtempSync(join(dir, 'ports-'));
-    const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store, '--ports_file_dir', portsDir], { stdio: 'ignore' });
+    const proc = spawn(binary, [...configArgs, '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir], { stdio: 'ignore' });
     child = proc;
     let exited = false;
     proc.once('exit', () => { exited = true; });

@@ -1,0 +1,45 @@
+// The mesh admin's NATS step (`agentmesh nats init`): creates the KV buckets that sidecars, which may
+// not create streams under `agentmesh nats config`, then bind to. Loaded only with the NATS client.
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { MeshError } from '../sdk/errors.ts';
+import { errorMessage } from './diagnostics.ts';
+import type { NatsAccess } from './nats-access.ts';
+import { natsAccessOptions } from './nats-connect.ts';
+
+export interface BucketStatus {
+  bucket: string;
+  /** The bucket's max age in ms (0: none), as the server reports it. */
+  ttlMs: number;
+  values: number;
+}
+
+/** Creates each bucket (history 1, max age = ttlMs) unless it exists; returns what the server holds. */
+export async function initNatsBuckets(options: {
+  servers: string | string[]; access?: NatsAccess; buckets: readonly { name: string; ttlMs: number }[]; timeoutMs?: number;
+}): Promise<BucketStatus[]> {
+  const access = await natsAccessOptions(options.servers, options.access);
+  const where = (access.servers ?? []).toString();
+  let nc;
+  try {
+    nc = await connect({ ...access, name: 'agentmesh-admin', timeout: options.timeoutMs ?? 5000, maxReconnectAttempts: 0 });
+  } catch (err) {
+    throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${where} (registry.nats): ${errorMessage(err)}`, { cause: err });
+  }
+  try {
+    const kvm = new Kvm(nc);
+    const result: BucketStatus[] = [];
+    for (const { name, ttlMs } of options.buckets) {
+      try {
+        const kv = await kvm.create(name, { history: 1, ttl: ttlMs });
+        const status = await kv.status();
+        result.push({ bucket: name, ttlMs: status.ttl, values: status.values });
+      } catch (err) {
+        throw new MeshError('REGISTRY_UNAVAILABLE', `cannot create KV bucket '${name}' on ${where}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    return result;
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}

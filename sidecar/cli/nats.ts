@@ -1,0 +1,58 @@
+// `agentmesh nats config` (print a nats-server config with per-identity permissions) and `agentmesh
+// nats init` (the admin creates the KV buckets). No process.* here; main.ts owns the process.
+import { resolve } from 'node:path';
+import { MeshError } from '../../sdk/errors.ts';
+import { initNatsBuckets } from '../../registry/index.ts';
+import { natsAccess } from '../nats/access.ts';
+import { natsServerConfig, parseGrant, renderNatsConfig } from '../nats/server-config.ts';
+import { AFFINITY_TTL_MS } from '../a2a/task-affinity.ts';
+import { stringFlag, type ParsedArgs } from './args.ts';
+import { configFromArgs, type CliContext } from './commands.ts';
+
+export async function runNats(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const action = args.positionals[1];
+  if (action === 'config') return natsConfig(args, ctx);
+  if (action === 'init') return natsInit(args, ctx);
+  throw new MeshError('CONFIG_INVALID', `unknown command 'nats ${action ?? ''}': use 'nats config' or 'nats init'`);
+}
+
+function natsConfig(args: ParsedArgs, ctx: CliContext): number {
+  const trustDomain = stringFlag(args, 'trust-domain', true);
+  const bucket = stringFlag(args, 'bucket') ?? 'agentmesh';
+  const admin = stringFlag(args, 'admin');
+  const listen = stringFlag(args, 'listen');
+  const storeDir = stringFlag(args, 'store-dir');
+  // Paths are made absolute: nats-server resolves relative ones from its own working directory.
+  const file = (name: string) => resolve(stringFlag(args, name, true));
+  const config = natsServerConfig({
+    trustDomain, bucket,
+    agents: (args.lists.get('agent') ?? []).map(parseGrant),
+    serverCert: file('server-cert'), serverKey: file('server-key'), bundle: file('bundle'),
+    ...(admin ? { admin } : {}), ...(listen ? { listen } : {}), ...(storeDir ? { storeDir: resolve(storeDir) } : {}),
+  });
+  if (args.flags.get('json') === true) {
+    ctx.out(JSON.stringify(config, null, 2));
+    return 0;
+  }
+  ctx.out(renderNatsConfig(config, [
+    `nats-server config for the agentmesh mesh ${trustDomain} (bucket '${bucket}'), printed by agentmesh nats config.`,
+    'Clients are named by the SPIFFE ID in their TLS certificate (verify_and_map); each agent identity may write',
+    `only its own registry keys; only ${config.authorization.users.at(-1)?.user ?? 'the admin'} may create, purge or delete streams.`,
+    'Run: nats-server -c THIS_FILE, then create the buckets once: agentmesh nats init --config ADMIN_CONFIG',
+  ]).trimEnd());
+  return 0;
+}
+
+async function natsInit(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const config = await configFromArgs(args, ctx.env, ['json']);
+  const servers = config.registry.nats;
+  if (servers === undefined) throw new MeshError('CONFIG_INVALID', 'registry.nats: nats init needs the NATS URL (--registry.nats or the config file)');
+  const { bucket, ttl } = config.registry;
+  const created = await initNatsBuckets({
+    servers, access: natsAccess(config),
+    buckets: [{ name: bucket, ttlMs: ttl }, { name: `${bucket}-tasks`, ttlMs: AFFINITY_TTL_MS }],
+  });
+  if (args.flags.get('json') === true) ctx.out(JSON.stringify(created, null, 2));
+  else for (const b of created) ctx.out(`KV bucket '${b.bucket}' ready (max age ${b.ttlMs / 1000}s, ${b.values} values)`);
+  return 0;
+}
