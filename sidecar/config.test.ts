@@ -87,3 +87,19 @@ test('resilience policies: named, chosen per target, unknown names refused', asy
     /resilience\.targets\.x\.retry: no retry policy named 'sometimes'/,
   );
 });
+
+test('registry.tls and registry.credentials: env/flag strings, and both need registry.nats', () => {
+  const c = resolveConfig({
+    file: { identity },
+    env: { AGENTMESH_REGISTRY_NATS: 'nats://a:4222,nats://b:4222', AGENTMESH_REGISTRY_TLS: 'true' },
+    flags: { 'registry.credentials': '/etc/agentmesh/nats.creds' },
+  });
+  assert.equal(c.registry.tls, true);
+  assert.equal(c.registry.credentials, '/etc/agentmesh/nats.creds');
+  assert.equal(resolveConfig({ file: { identity } }).registry.tls, false);
+  assert.deepEqual(resolveConfig({ file: { identity, registry: { nats: ['nats://a:4222', 'nats://b:4222'] } } }).registry.nats, ['nats://a:4222', 'nats://b:4222']);
+  assert.throws(() => resolveConfig({ file: { identity, registry: { tls: 'yes', nats: 'nats://a:4222' } } }),
+    (err: Error) => /registry\.tls: expected true or false/.test(err.message));
+  assert.throws(() => resolveConfig({ file: { identity, registry: { tls: true, credentials: 'x.creds' } } }),
+    (err: Error) => /registry\.tls: needs registry\.nats/.test(err.message) && /registry\.credentials: needs registry\.nats/.test(err.message));
+});

@@ -3,7 +3,7 @@
 // and the JetStream API calls a KV reader needs; nobody but the admin may create, purge or delete.
 import { MeshError } from '../../sdk/errors.ts';
 import { NAME_PATTERN } from '../../registry/index.ts';
-import { parseWorkloadId } from '../identity/index.ts';
+import { parseSpiffeId, parseWorkloadId } from '../identity/index.ts';
 
 export interface MeshIdentityGrant {
   /** The agent name: the identity is spiffe://TD/agent/NAME and may write agents.NAME.* */
@@ -64,8 +64,9 @@ export function identityPublishAllow(bucket: string, grant: MeshIdentityGrant): 
 
 export function natsServerConfig(options: NatsServerConfigOptions): NatsServerConfig {
   const { trustDomain, bucket } = options;
+  flagged('--trust-domain', () => parseSpiffeId(`spiffe://${trustDomain}`));
   if (!/^[-\w]+$/.test(bucket)) throw new MeshError('CONFIG_INVALID', `--bucket: '${bucket}' is not a valid KV bucket name (letters, digits, '-' and '_')`);
-  const admin = parseWorkloadId(options.admin ?? `spiffe://${trustDomain}/admin`, trustDomain).id;
+  const admin = flagged('--admin', () => parseWorkloadId(options.admin ?? `spiffe://${trustDomain}/admin`, trustDomain).id);
   if (options.agents.length === 0) throw new MeshError('CONFIG_INVALID', '--agent: name at least one agent identity (--agent NAME[=mcp1,mcp2])');
   const seen = new Set<string>();
   const users: NatsUser[] = options.agents.map((grant) => {
@@ -86,6 +87,15 @@ export function natsServerConfig(options: NatsServerConfigOptions): NatsServerCo
     tls: { cert_file: options.serverCert, key_file: options.serverKey, ca_file: options.bundle, verify_and_map: true, timeout: 5 },
     authorization: { users: [...users, { user: admin }] },
   };
+}
+
+/** Runs `parse`, turning an error into CONFIG_INVALID naming `flag`. */
+function flagged<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new MeshError('CONFIG_INVALID', `${flag}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 /** nats-server reads JSON as its config format; a comment header says what the file is. */
