@@ -121,8 +121,8 @@ export const USAGE = `usage: agentmesh <command>
   validate --config FILE                                          check a config
   ca init --trust-domain TD --dir DIR                             create a mesh CA
   ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h]
-  nats config --trust-domain TD --agent NAME[=mcp1,mcp2] ... --server-cert F --server-key F --bundle F
-        [--bucket agentmesh] [--admin spiffe://TD/admin] [--listen 0.0.0.0:4222] [--store-dir DIR] [--json]
+  nats config --trust-domain TD --agent NAME[=mcp1,mcp2] ... [--grant ID=agent:NAME,mcp:SERVER ...]
+        --server-cert F --server-key F --bundle F [--bucket agentmesh] [--admin spiffe://TD/admin] [--listen 0.0.0.0:4222] [--store-dir DIR] [--json]
                                                                   print a nats-server config with per-identity permissions
   nats init --config FILE                                         create the KV buckets (as the NATS admin)
   agents [--skill S] [--json] [--url URL]                         list agents in the registry

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { MeshError } from '../../sdk/errors.ts';
 import { initNatsBuckets } from '../../registry/index.ts';
 import { natsAccess } from '../nats/access.ts';
-import { natsServerConfig, parseGrant, renderNatsConfig } from '../nats/server-config.ts';
+import { natsServerConfig, parseAgentFlag, parseGrantFlag, renderNatsConfig } from '../nats/server-config.ts';
 import { AFFINITY_TTL_MS } from '../a2a/task-affinity.ts';
 import { stringFlag, type ParsedArgs } from './args.ts';
 import { configFromArgs, type CliContext } from './commands.ts';
@@ -26,7 +26,10 @@ function natsConfig(args: ParsedArgs, ctx: CliContext): number {
   const file = (name: string) => resolve(stringFlag(args, name, true));
   const config = natsServerConfig({
     trustDomain, bucket,
-    agents: (args.lists.get('agent') ?? []).map(parseGrant),
+    grants: [
+      ...(args.lists.get('agent') ?? []).map((value) => parseAgentFlag(value, trustDomain)),
+      ...(args.lists.get('grant') ?? []).map(parseGrantFlag),
+    ],
     serverCert: file('server-cert'), serverKey: file('server-key'), bundle: file('bundle'),
     ...(admin ? { admin } : {}), ...(listen ? { listen } : {}), ...(storeDir ? { storeDir: resolve(storeDir) } : {}),
   });

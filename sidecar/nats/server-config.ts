@@ -6,8 +6,10 @@ import { NAME_PATTERN } from '../../registry/index.ts';
 import { parseSpiffeId, parseWorkloadId } from '../identity/index.ts';
 
 export interface MeshIdentityGrant {
-  /** The agent name: the identity is spiffe://TD/agent/NAME and may write agents.NAME.* */
-  agent: string;
+  /** The client's SPIFFE ID; `--agent NAME` means spiffe://TD/agent/NAME. */
+  id: string;
+  /** Agent names it may announce: it may write agents.NAME.* */
+  agents: readonly string[];
   /** MCP server names it fronts: it may write mcp.SERVER.* */
   mcp: readonly string[];
 }
@@ -15,7 +17,8 @@ export interface MeshIdentityGrant {
 export interface NatsServerConfigOptions {
   trustDomain: string;
   bucket: string;
-  agents: readonly MeshIdentityGrant[];
+  /** One per identity; several for one ID are merged. */
+  grants: readonly MeshIdentityGrant[];
   /** The SPIFFE ID with every permission (creates the buckets); default spiffe://TD/admin. */
   admin?: string;
   /** The server's certificate and key (a DNS/IP SAN for its host name, or spiffe://TD/nats), and the mesh bundle. */
@@ -48,7 +51,7 @@ const DENIED = ['$JS.API.STREAM.CREATE.>', '$JS.API.STREAM.UPDATE.>', '$JS.API.S
 export function identityPublishAllow(bucket: string, grant: MeshIdentityGrant): string[] {
   const streams = [`KV_${bucket}`, `KV_${bucket}-tasks`];
   return [
-    `$KV.${bucket}.agents.${grant.agent}.>`,
+    ...grant.agents.map((agent) => `$KV.${bucket}.agents.${agent}.>`),
     ...grant.mcp.map((server) => `$KV.${bucket}.mcp.${server}.>`),
     `$KV.${bucket}-tasks.>`,
     '$JS.API.INFO',
@@ -67,20 +70,26 @@ export function natsServerConfig(options: NatsServerConfigOptions): NatsServerCo
   flagged('--trust-domain', () => parseSpiffeId(`spiffe://${trustDomain}`));
   if (!/^[-\w]+$/.test(bucket)) throw new MeshError('CONFIG_INVALID', `--bucket: '${bucket}' is not a valid KV bucket name (letters, digits, '-' and '_')`);
   const admin = flagged('--admin', () => parseWorkloadId(options.admin ?? `spiffe://${trustDomain}/admin`, trustDomain).id);
-  if (options.agents.length === 0) throw new MeshError('CONFIG_INVALID', '--agent: name at least one agent identity (--agent NAME[=mcp1,mcp2])');
-  const seen = new Set<string>();
-  const users: NatsUser[] = options.agents.map((grant) => {
-    for (const name of [grant.agent, ...grant.mcp]) {
-      if (!NAME_PATTERN.test(name) || name.includes('__')) throw new MeshError('CONFIG_INVALID', `--agent: '${name}' is not a valid agent or MCP server name (1-64 characters from [A-Za-z0-9_-], no '__')`);
+  if (options.grants.length === 0) throw new MeshError('CONFIG_INVALID', '--agent: name at least one identity (--agent NAME[=mcp1,mcp2] or --grant ID=agent:NAME,mcp:SERVER)');
+  const merged = new Map<string, { agents: Set<string>; mcp: Set<string> }>();
+  for (const grant of options.grants) {
+    const id = flagged('--grant', () => parseWorkloadId(grant.id, trustDomain).id);
+    if (id === admin) throw new MeshError('CONFIG_INVALID', `--grant: ${id} is the admin (--admin), which may do everything already`);
+    for (const name of [...grant.agents, ...grant.mcp]) {
+      if (!NAME_PATTERN.test(name) || name.includes('__')) throw new MeshError('CONFIG_INVALID', `--agent/--grant: '${name}' is not a valid agent or MCP server name (1-64 characters from [A-Za-z0-9_-], no '__')`);
     }
-    const user = parseWorkloadId(`spiffe://${trustDomain}/agent/${grant.agent}`, trustDomain).id;
-    if (seen.has(user) || user === admin) throw new MeshError('CONFIG_INVALID', `--agent: '${grant.agent}' is named twice`);
-    seen.add(user);
-    return {
-      user,
-      permissions: { publish: { allow: identityPublishAllow(bucket, grant), deny: DENIED }, subscribe: { allow: ['_INBOX.>'] } },
-    };
-  });
+    const entry = merged.get(id) ?? { agents: new Set<string>(), mcp: new Set<string>() };
+    for (const name of grant.agents) entry.agents.add(name);
+    for (const name of grant.mcp) entry.mcp.add(name);
+    merged.set(id, entry);
+  }
+  const users: NatsUser[] = [...merged].map(([id, names]) => ({
+    user: id,
+    permissions: {
+      publish: { allow: identityPublishAllow(bucket, { id, agents: [...names.agents], mcp: [...names.mcp] }), deny: DENIED },
+      subscribe: { allow: ['_INBOX.>'] },
+    },
+  }));
   return {
     listen: options.listen ?? '0.0.0.0:4222',
     jetstream: { store_dir: options.storeDir ?? './nats-data' },
@@ -103,10 +112,28 @@ export function renderNatsConfig(config: NatsServerConfig, header: readonly stri
   return `${header.map((line) => `# ${line}`).join('\n')}\n${JSON.stringify(config, null, 2)}\n`;
 }
 
-/** `NAME` or `NAME=mcp1,mcp2` (the form of --agent). */
-export function parseGrant(value: string): MeshIdentityGrant {
+/** `--agent NAME` or `NAME=mcp1,mcp2`: spiffe://TD/agent/NAME may announce agent NAME and those MCP servers. */
+export function parseAgentFlag(value: string, trustDomain: string): MeshIdentityGrant {
   const eq = value.indexOf('=');
   const agent = eq === -1 ? value : value.slice(0, eq);
-  const mcp = eq === -1 ? [] : value.slice(eq + 1).split(',').map((s) => s.trim()).filter((s) => s !== '');
-  return { agent, mcp };
+  return { id: `spiffe://${trustDomain}/agent/${agent}`, agents: [agent], mcp: eq === -1 ? [] : list(value.slice(eq + 1)) };
+}
+
+/** `--grant ID=agent:NAME,mcp:SERVER,…`: names the mesh authority granted to ID (identity.grants), beyond its own. */
+export function parseGrantFlag(value: string): MeshIdentityGrant {
+  const eq = value.indexOf('=');
+  if (eq === -1) throw new MeshError('CONFIG_INVALID', `--grant: expected ID=agent:NAME,mcp:SERVER, got '${value}'`);
+  const agents: string[] = [];
+  const mcp: string[] = [];
+  for (const item of list(value.slice(eq + 1))) {
+    const [kind, name] = item.split(':', 2);
+    if (kind === 'agent' && name) agents.push(name);
+    else if (kind === 'mcp' && name) mcp.push(name);
+    else throw new MeshError('CONFIG_INVALID', `--grant: expected agent:NAME or mcp:SERVER, got '${item}'`);
+  }
+  return { id: value.slice(0, eq), agents, mcp };
+}
+
+function list(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
