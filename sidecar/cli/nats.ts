@@ -1,5 +1,6 @@
 // `agentmesh nats config` (print a nats-server config with per-identity permissions) and `agentmesh
 // nats init` (the admin creates the KV buckets). No process.* here; main.ts owns the process.
+import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { MeshError } from '../../sdk/errors.ts';
 import { initNatsBuckets } from '../../registry/index.ts';
@@ -23,7 +24,15 @@ function natsConfig(args: ParsedArgs, ctx: CliContext): number {
   const listen = stringFlag(args, 'listen');
   const storeDir = stringFlag(args, 'store-dir');
   // Paths are made absolute: nats-server resolves relative ones from its own working directory.
-  const file = (name: string) => resolve(stringFlag(args, name, true));
+  const file = (name: string): string => {
+    const path = resolve(stringFlag(args, name, true));
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (err) {
+      throw new MeshError('CONFIG_INVALID', `--${name}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+    return path;
+  };
   const config = natsServerConfig({
     trustDomain, bucket,
     grants: [
