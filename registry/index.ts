@@ -16,5 +16,5 @@ export { openEmbeddedBackend, type EmbeddedBackendOptions } from './embedded-bac
 export { RecordView, type RecordViewOptions } from './view.ts';
 export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';
 export { REGISTRY_CHANNEL, type RegistryEvent } from './diagnostics.ts';
-export { natsAccessWarning, natsServers, type NatsAccess, type NatsTlsFiles } from './nats-access.ts';
+export { natsAccessWarning, natsServers, type NatsAccess, type NatsTls } from './nats-access.ts';
 export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-store.ts';

@@ -13,6 +13,6 @@ test('anonymous NATS gets a warning naming the keys that fix it; TLS or credenti
   const warning = natsAccessWarning('nats://127.0.0.1:4222');
   assert.match(warning ?? '', /nats:\/\/127\.0\.0\.1:4222 .*without TLS client certificates or credentials \(registry\.tls, registry\.credentials\)/);
   assert.equal(natsAccessWarning('nats://h:4222', { credentials: '/x.creds' }), undefined);
-  assert.equal(natsAccessWarning('nats://h:4222', { tls: { certFile: 'c', keyFile: 'k', caFile: 'b' } }), undefined);
+  assert.equal(natsAccessWarning('nats://h:4222', { tls: { current: () => ({ certPem: 'c', keyPem: 'k', bundlePem: 'b' }) } }), undefined);
   assert.equal(natsAccessWarning('nats://u:p@h:4222'), undefined);
 });

@@ -1,11 +1,13 @@
 // How a sidecar proves itself to NATS (mTLS with the workload certificate, a credentials file, or
 // nothing), and the warning for "nothing". Pure and free of the NATS client, so it loads eagerly.
 
-/** mTLS to NATS: the workload certificate and key, and the bundle that must have signed the server's certificate. */
-export interface NatsTlsFiles {
-  certFile: string;
-  keyFile: string;
-  caFile: string;
+/** mTLS to NATS with the workload certificate. */
+export interface NatsTls {
+  /**
+   * The client certificate, its key and the CA bundle (PEM). Called at every (re)connect, so a renewed
+   * or reloaded certificate is presented on the next connection.
+   */
+  current: () => { certPem: string; keyPem: string; bundlePem: string };
   /**
    * Accepted as the server's identity when its certificate does not match the host name:
    * a certificate whose one URI SAN is this SPIFFE ID (e.g. spiffe://TD/nats).
@@ -14,7 +16,7 @@ export interface NatsTlsFiles {
 }
 
 export interface NatsAccess {
-  tls?: NatsTlsFiles;
+  tls?: NatsTls;
   /** A NATS .creds file (user JWT + nkey seed), or a YAML/JSON file { user, password } or { token }. */
   credentials?: string;
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { credsAuthenticator, tokenAuthenticator, usernamePasswordAuthenticator, type Authenticator, type ConnectionOptions } from '@nats-io/transport-node';
 import { MeshError } from '../sdk/errors.ts';
-import { natsServers, type NatsAccess, type NatsTlsFiles } from './nats-access.ts';
+import { natsServers, type NatsAccess, type NatsTls } from './nats-access.ts';
 
 const CredentialsSchema = z.union([
   z.strictObject({ user: z.string().min(1), password: z.string().min(1) }),
@@ -52,12 +52,17 @@ export async function readCredentials(path: string): Promise<Authenticator> {
   return 'token' in creds ? tokenAuthenticator(creds.token) : usernamePasswordAuthenticator(creds.user, creds.password);
 }
 
-/** The client side of mTLS to NATS: our workload certificate, the bundle as CA, and the server check. */
-function tlsOptions(files: NatsTlsFiles): NonNullable<ConnectionOptions['tls']> {
-  const { serverId } = files;
-  // Passed through to tls.connect by the Node transport (its TlsOptions type lists only the file fields).
+/**
+ * The client side of mTLS to NATS: our workload certificate, the bundle as CA, and the server check.
+ * The Node transport copies these fields into tls.connect options at every (re)connect (its TlsOptions
+ * type lists only cert/key/ca, but it passes everything through), so getters hand it the current PEMs.
+ */
+function tlsOptions(tls: NatsTls): NonNullable<ConnectionOptions['tls']> {
+  const { serverId } = tls;
   const options = {
-    certFile: files.certFile, keyFile: files.keyFile, caFile: files.caFile,
+    get cert(): string { return tls.current().certPem; },
+    get key(): string { return tls.current().keyPem; },
+    get ca(): string { return tls.current().bundlePem; },
     checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
       const byName = checkServerIdentity(host, cert);
       if (!byName || serverId === undefined) return byName;

@@ -50,7 +50,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const instance = config.instance ?? randomUUID().replaceAll('-', '').slice(0, 16);
   const shutdown = new AbortController();
   const identity = await loadIdentity({ ...config.identity });
-  const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config) } : undefined;
+  const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identity) } : undefined;
   const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
   if (natsWarning) log.warn({ registry: 'nats' }, natsWarning);
   const registry: Registry = await openRegistry({

@@ -3,7 +3,7 @@
 // the bucket (NATS permission errors), and two sidecars with mTLS to NATS still register and call.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -24,6 +24,10 @@ const SEND = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'SendMessage',
   params: { message: { messageId: 'm1', role: 'ROLE_USER', parts: [{ text: 'who am I?' }] } },
 });
+
+function pemOf(files: IdentityFiles) {
+  return { certPem: readFileSync(files.cert, 'utf8'), keyPem: readFileSync(files.key, 'utf8'), bundlePem: readFileSync(files.bundle, 'utf8') };
+}
 
 /** Asserts that `action` fails with a NATS permission violation on a subject matching `subject`. */
 async function assertDenied(what: string, action: () => Promise<unknown>, subject: RegExp): Promise<void> {
@@ -47,7 +51,7 @@ describe('NATS with doors (agentmesh nats config on nats-server 2.9)', () => {
   const registry = (extra: Record<string, unknown> = {}) => ({ nats: nats.url, tls: true, bucket, ttl: '3s', ...extra });
   /** A NATS client with `files`' certificate, connected as the sidecar connects. */
   const clientAs = async (files: IdentityFiles): Promise<NatsConnection> => {
-    const access = await natsAccessOptions(nats.url, { tls: { certFile: files.cert, keyFile: files.key, caFile: files.bundle, serverId: `spiffe://${TD}/nats` } });
+    const access = await natsAccessOptions(nats.url, { tls: { current: () => pemOf(files), serverId: `spiffe://${TD}/nats` } });
     const nc = await connect({ ...access, timeout: 5000, maxReconnectAttempts: 0 });
     clients.push(nc);
     return nc;
@@ -97,7 +101,8 @@ describe('NATS with doors (agentmesh nats config on nats-server 2.9)', () => {
     const anonymous = await natsAccessOptions(nats.url, {});
     await assert.rejects(connect({ ...anonymous, timeout: 3000, maxReconnectAttempts: 0 }));
     // Trusting the server is not enough: the server asks for a client certificate it can map.
-    await assert.rejects(connect({ ...anonymous, tls: { caFile: ids.server.bundle }, timeout: 3000, maxReconnectAttempts: 0 }));
+    const trustOnly = { caFile: ids.server.bundle, checkServerIdentity: () => undefined };
+    await assert.rejects(connect({ ...anonymous, tls: trustOnly, timeout: 3000, maxReconnectAttempts: 0 }));
     // A certificate from the mesh CA whose SPIFFE ID the config does not name is refused too.
     const stranger = await pki.issue(`spiffe://${TD}/agent/stranger`);
     await assert.rejects(clientAs(stranger), (err: Error) => /Authorization Violation/i.test(err.message));
@@ -142,6 +147,23 @@ describe('NATS with doors (agentmesh nats config on nats-server 2.9)', () => {
     const run = await runSidecarOnce(registry({ bucket: `${bucket}x` }));
     assert.equal(run.code, 1);
     assert.match(run.stderr, new RegExp(`REGISTRY_UNAVAILABLE: this NATS user may not use KV bucket '${bucket}x'.*registry\\.bucket`));
+  });
+
+  test('a renewed certificate is presented at the next reconnect', async () => {
+    // The client starts as mallory; the "renewal" hands it beta's certificate, which NATS maps to beta.
+    let current = pemOf(ids.mallory);
+    const access = await natsAccessOptions(nats.url, { tls: { current: () => current, serverId: `spiffe://${TD}/nats` } });
+    const nc = await connect({ ...access, timeout: 5000, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    clients.push(nc);
+    const kv = await new Kvm(nc).open(bucket);
+    await assertDenied('mallory before the swap', () => kv.put('agents.beta.renewed', '{}'), /\.agents\.beta\./);
+    current = pemOf(ids.beta);
+    const reconnected = (async () => { for await (const s of nc.status()) if (s.type === 'reconnect') return; })();
+    await nats.restart();
+    await reconnected;
+    await kv.put('agents.beta.renewed', '{}');
+    await kv.delete('agents.beta.renewed');
+    await waitForAgent(alpha, 'beta'); // the sidecars are back too
   });
 
   // Last: it takes the bucket away.

@@ -4,6 +4,7 @@ import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { MeshError } from '../../sdk/errors.ts';
 import { initNatsBuckets } from '../../registry/index.ts';
+import { loadIdentity } from '../identity/index.ts';
 import { natsAccess } from '../nats/access.ts';
 import { natsServerConfig, parseAgentFlag, parseGrantFlag, renderNatsConfig } from '../nats/server-config.ts';
 import { AFFINITY_TTL_MS } from '../a2a/task-affinity.ts';
@@ -60,8 +61,9 @@ async function natsInit(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const servers = config.registry.nats;
   if (servers === undefined) throw new MeshError('CONFIG_INVALID', 'registry.nats: nats init needs the NATS URL (--registry.nats or the config file)');
   const { bucket, ttl } = config.registry;
+  const identity = await loadIdentity({ ...config.identity });
   const created = await initNatsBuckets({
-    servers, access: natsAccess(config),
+    servers, access: natsAccess(config, () => identity),
     buckets: [{ name: bucket, ttlMs: ttl }, { name: `${bucket}-tasks`, ttlMs: AFFINITY_TTL_MS }],
   });
   if (args.flags.get('json') === true) ctx.out(JSON.stringify(created, null, 2));
