@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { isMeshError } from '../sdk/index.ts';
 import { openRegistry } from './index.ts';
 import { readCredentials } from './nats-connect.ts';
-import { startNatsServer } from '../examples/support/nats-server.ts';
-import { agentRecord, cleanup, unique, until } from './test-support/helpers.ts';
+import { startNatsServer } from '../test/support/nats-server.ts';
+import { agentRecord, cleanup, unique, until } from '../test/support/registry-records.ts';
 
 test('a credentials file opens the registry; anonymous and wrong passwords are refused by NATS', async (t) => {
   const defer = cleanup(t);

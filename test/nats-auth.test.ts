@@ -14,10 +14,10 @@ import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { natsAccessOptions } from '../registry/nats-connect.ts';
 import { permissionViolation } from '../registry/nats-bucket.ts';
 import { callerExecutor } from './fixtures/agents.ts';
-import { createTestPki, type IdentityFiles, type TestPki } from './helpers/certs.ts';
-import { waitForAgent } from './helpers/mesh.ts';
-import { startNatsServer, type NatsServer } from '../examples/support/nats-server.ts';
-import { runCli, startSidecarProcess, type SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestPki, type IdentityFiles, type TestPki } from './support/certs.ts';
+import { waitForAgent } from './support/mesh.ts';
+import { startNatsServer, type NatsServer } from './support/nats-server.ts';
+import { runCli, startSidecarProcess, type SidecarProcess } from './support/sidecar-process.ts';
 
 const TD = 'mesh.test';
 const SEND = JSON.stringify({
