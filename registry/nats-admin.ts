@@ -1,6 +1,6 @@
 // The mesh admin's NATS step (`agentmesh nats init`): creates the KV buckets that sidecars, which may
 // not create streams under `agentmesh nats config`, then bind to. Loaded only with the NATS client.
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
 import { errorMessage } from './diagnostics.ts';
@@ -19,8 +19,8 @@ export async function initNatsBuckets(options: {
   servers: string | string[]; access?: NatsAccess; buckets: readonly { name: string; ttlMs: number }[]; timeoutMs?: number;
 }): Promise<BucketStatus[]> {
   const access = await natsAccessOptions(options.servers, options.access);
-  const where = (access.servers ?? []).toString();
-  let nc;
+  const where = [access.servers ?? []].flat().join(', ');
+  let nc: NatsConnection;
   try {
     nc = await connect({ ...access, name: 'agentmesh-admin', timeout: options.timeoutMs ?? 5000, maxReconnectAttempts: 0 });
   } catch (err) {
