@@ -3,7 +3,6 @@
 // response; maps transport failures to catalog errors. Decides nothing about routing or retries.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { util } from './undici.ts';
 import { MeshError } from '../../sdk/errors.ts';
 import { ERROR_HEADER, STATUS_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from './call-scope.ts';
@@ -92,9 +91,10 @@ const HOLD_LIMIT = 64 * 1024;
 type Sink = { res: ServerResponse; options: RelayOptions; done: () => void } | { discard: true; done: () => void };
 
 /**
- * undici's dispatch handler for one exchange: no body Readable, no stream.pipeline, no AbortSignal.
- * Chunks that arrive before a sink is attached are held (a small JSON answer usually arrives whole,
- * with its head); the sink then writes them out and, with back-pressure, pauses the connection.
+ * undici's dispatch handler (the controller API of undici 7) for one exchange: no body Readable, no
+ * stream.pipeline, no AbortSignal. Chunks that arrive before a sink is attached are held (a small JSON
+ * answer usually arrives whole, with its head); the sink then writes them out and, with back-pressure,
+ * pauses the connection.
  */
 class Exchange implements Dispatcher.DispatchHandler, Upstream {
   readonly head: Promise<Upstream>;
@@ -104,7 +104,7 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
   readonly #scope: CallScope;
   #resolveHead: (u: Upstream) => void = () => undefined;
   #rejectHead: (err: MeshError) => void = () => undefined;
-  #resume: (() => void) | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
   #held: Buffer[] = [];
   #heldBytes = 0;
   #sink: Sink | undefined;
@@ -125,39 +125,39 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     });
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.#scope.attach(abort);
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    this.#scope.attach((reason) => controller.abort(reason));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true;
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
+    if (statusCode < 200) return;
     this.statusCode = statusCode;
-    this.headers = util.parseHeaders(rawHeaders) as ResponseHeaders;
-    this.#resume = resume;
+    this.headers = headers;
     this.#started = true;
-    this.#sse = String(this.headers['content-type'] ?? '').startsWith('text/event-stream');
+    this.#sse = String(headers['content-type'] ?? '').startsWith('text/event-stream');
     if (this.#sse) this.#scope.restart();
     this.#resolveHead(this);
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#sse) this.#scope.restart();
     const sink = this.#sink;
     if (sink === undefined) {
       this.#held.push(chunk);
       this.#heldBytes += chunk.length;
-      return this.#heldBytes < HOLD_LIMIT;
+      if (this.#heldBytes >= HOLD_LIMIT) controller.pause();
+      return;
     }
-    return 'res' in sink ? this.#write(sink.res, sink.options, chunk) : true;
+    if ('res' in sink && !this.#write(sink.res, sink.options, chunk)) controller.pause();
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.#end = true;
     this.#settle();
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (!this.#started) {
       this.#rejectHead(this.#scope.ended ?? upstreamError(err, this.#request));
       return;
@@ -187,7 +187,7 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
       for (const chunk of held) this.#write(res, options, chunk);
       this.#settle();
       res.uncork();
-      if (this.#heldBytes >= HOLD_LIMIT && this.#end === undefined && !res.writableNeedDrain) this.#resume?.();
+      if (this.#heldBytes >= HOLD_LIMIT && this.#end === undefined && !res.writableNeedDrain) this.#controller?.resume();
     });
   }
 
@@ -195,7 +195,7 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     return new Promise<void>((done) => {
       this.#sink = { discard: true, done };
       this.#held = [];
-      this.#resume?.();
+      this.#controller?.resume();
       this.#settle();
     });
   }
@@ -216,7 +216,7 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     return more;
   }
 
-  readonly #onDrain = (): void => { this.#resume?.(); };
+  readonly #onDrain = (): void => { this.#controller?.resume(); };
 
   /** Finishes the sink once the body has ended and a sink is attached. */
   #settle(): void {

@@ -1,6 +1,6 @@
 // The parts of undici the sidecar uses, required from undici's own files: its index also loads fetch,
 // WebSocket, EventSource, the HTTP cache and the mock agents, ~9 MB RSS a sidecar does not use.
-// undici is pinned exactly in package.json; every test that starts a sidecar loads these paths.
+// undici is pinned exactly in package.json and sidecar/transport/undici.test.ts fails when an upgrade moves them.
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 
@@ -11,4 +11,3 @@ Object.assign((require('undici/lib/dispatcher/dispatcher.js') as { prototype: ob
 
 export type Pool = Undici.Pool;
 export const Pool = require('undici/lib/dispatcher/pool.js') as typeof Undici.Pool;
-export const util = require('undici/lib/core/util.js') as typeof Undici.util;
