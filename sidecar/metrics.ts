@@ -1,16 +1,21 @@
 // Prometheus metrics for one sidecar (prom-client, a registry of its own): requests, errors and
-// latency per direction, target and method. Served by the admin listener at /metrics.
+// latency per direction, target, method and caller. Served by the admin listener at /metrics.
+// Labels come from the request context (methods from a2a/methods.ts), targets spelled by metric-labels.ts.
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STATUS_HEADER } from '../sdk/mesh-headers.ts';
 import type { Direction, RequestContext } from './request-context.ts';
+import { BoundedLabel, targetLabel } from './metric-labels.ts';
 
 export type { Direction };
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Records one finished request. `code` is the HTTP status the caller got (0 when the stream was cut). */
-  observe(direction: Direction, target: string, method: string, code: number, seconds: number): void;
+  /**
+   * Records one finished request. `code` is the HTTP status the caller got (0 when the stream was cut);
+   * `caller` is the verified SPIFFE ID on the inbound side ('-' outbound), bounded to MAX_CALLERS values.
+   */
+  observe(direction: Direction, target: string, method: string, caller: string, code: number, seconds: number): void;
   /** A retry the outbound side made, and why (HTTP 503, ECONNREFUSED, …). */
   retry(target: string, reason: string): void;
   /** A circuit breaker changed state for one instance of a target ('open' is an ejection). */
@@ -18,12 +23,16 @@ export interface Metrics {
 }
 
 const MAX_CACHED_SERIES = 10_000;
+/** Distinct callers named in the inbound metrics; later ones are counted as caller="other". */
+export const MAX_CALLERS = 50;
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'agentmesh_process_' });
-  const labelNames = ['direction', 'target', 'method', 'code'] as const;
-  const requests = new Counter({ name: 'agentmesh_requests_total', help: 'Requests handled, by direction, target, method and status code', labelNames, registers: [registry] });
+  // prom-client's own names already start with process_ / nodejs_: agentmesh_process_cpu_seconds_total.
+  collectDefaultMetrics({ register: registry, prefix: 'agentmesh_' });
+  const callers = new BoundedLabel(MAX_CALLERS);
+  const labelNames = ['direction', 'target', 'method', 'caller', 'code'] as const;
+  const requests = new Counter({ name: 'agentmesh_requests_total', help: 'Requests handled, by direction, target, method, caller and status code', labelNames, registers: [registry] });
   const errors = new Counter({ name: 'agentmesh_request_errors_total', help: 'Requests answered with a status >= 400 or cut', labelNames, registers: [registry] });
   const latency = new Histogram({
     name: 'agentmesh_request_duration_seconds', help: 'Time from request to the end of the response (whole stream for SSE)',
@@ -33,7 +42,7 @@ export function createMetrics(): Metrics {
   const retries = new Counter({ name: 'agentmesh_retries_total', help: 'Retries made by the outbound side, by target and reason', labelNames: ['target', 'reason'] as const, registers: [registry] });
   const transitions = new Counter({ name: 'agentmesh_breaker_transitions_total', help: 'Circuit breaker state changes per target instance (state="open" is an ejection)', labelNames: ['target', 'instance', 'state'] as const, registers: [registry] });
   const open = new Gauge({ name: 'agentmesh_breaker_open', help: '1 while the breaker of a target instance is open', labelNames: ['target', 'instance'] as const, registers: [registry] });
-  // The labelled series of each (direction, target, method, code), looked up once: prom-client hashes labels on every call.
+  // The labelled series of each (direction, target, method, caller, code), looked up once: prom-client hashes labels on every call.
   const children = new Map<string, { requests: { inc(): void }; errors: { inc(): void } | undefined; latency: { observe(v: number): void } }>();
   return {
     registry,
@@ -44,15 +53,16 @@ export function createMetrics(): Metrics {
       transitions.inc({ target, instance, state });
       open.set({ target, instance }, state === 'open' ? 1 : 0);
     },
-    observe(direction, target, method, code, seconds) {
-      const key = `${direction} ${target} ${method} ${code}`;
+    observe(direction, target, method, caller, code, seconds) {
+      const key = `${direction} ${target} ${method} ${code} ${caller}`;
       let series = children.get(key);
       if (!series) {
         if (children.size >= MAX_CACHED_SERIES) children.clear();
         const failed = code === 0 || code >= 400;
+        const who = callers.of(caller);
         series = {
-          requests: requests.labels(direction, target, method, String(code)),
-          errors: failed ? errors.labels(direction, target, method, String(code)) : undefined,
+          requests: requests.labels(direction, target, method, who, String(code)),
+          errors: failed ? errors.labels(direction, target, method, who, String(code)) : undefined,
           latency: latency.labels(direction, target, method),
         };
         children.set(key, series);
@@ -71,7 +81,16 @@ export function createMetrics(): Metrics {
 export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse): void {
   res.once('close', () => {
     const meshStatus = Number(res.getHeader(STATUS_HEADER));
-    const code = !res.writableFinished ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
-    metrics.observe(ctx.direction, ctx.target?.name ?? '-', ctx.method, code, ctx.elapsedMs() / 1000);
+    const code = !res.writableFinished && !listenEnded(ctx, res) ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
+    const target = ctx.target ? targetLabel(ctx.target) : '-';
+    metrics.observe(ctx.direction, target, ctx.method, ctx.caller ?? '-', code, ctx.elapsedMs() / 1000);
   });
+}
+
+/**
+ * An MCP GET (listen) stream only its client ends: the client closing it after its head went out is its
+ * normal end, not a cut. A stream the sidecar's side broke (res.errored) is still a cut (code 0).
+ */
+function listenEnded(ctx: RequestContext, res: ServerResponse): boolean {
+  return ctx.method === 'MCP GET' && res.headersSent && !res.errored;
 }

@@ -107,7 +107,7 @@ describe('two instances under faults', () => {
     failing[1] = true;
     await client.getTask({ tenant: '', id: owned, historyLength: undefined }).catch(() => undefined);
     const retried = (await (await fetch(`${caller.admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('agentmesh_retries_total')).join('\n');
-    assert.match(retried, /agentmesh_retries_total\{target="worker",reason="HTTP 503"\} [1-9]/);
+    assert.match(retried, /agentmesh_retries_total\{target="agent\/worker",reason="HTTP 503"\} [1-9]/);
     let failedEarly = 0;
     let calls = 0;
     const breakerOf = async () => ((await (await fetch(`${caller.admin}/api/state`)).json()) as { breakers: Record<string, Record<string, { state: string }>> }).breakers['agent/worker']?.w1?.state;

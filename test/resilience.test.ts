@@ -67,15 +67,22 @@ describe('deadlines, hop limit and metrics', () => {
     assert.equal((text.match(/ping → |pong → /g) ?? []).length, 7);
   });
 
-  test('/metrics counts requests, errors and latency per target and method', async () => {
+  test('/metrics counts requests, errors and latency per target, method and caller', async () => {
     const res = await fetch(`${caller.admin}/metrics`);
     assert.equal(res.status, 200);
-    const text = (await res.text()).split('\n').filter((l) => l.startsWith('agentmesh_request')).join('\n');
-    assert.match(text, /agentmesh_requests_total\{direction="outbound",target="sleepy",method="SendMessage",code="504"\} 1/);
-    assert.match(text, /agentmesh_request_errors_total\{direction="outbound",target="sleepy",method="SendMessage",code="504"\} 1/);
-    assert.match(text, /agentmesh_request_duration_seconds_bucket\{le="10",direction="outbound",target="sleepy",method="SendMessage"\} 1/);
+    const all = await res.text();
+    const text = all.split('\n').filter((l) => l.startsWith('agentmesh_request')).join('\n');
+    assert.match(text, /agentmesh_requests_total\{direction="outbound",target="agent\/sleepy",method="SendMessage",caller="-",code="504"\} 1/);
+    assert.match(text, /agentmesh_request_errors_total\{direction="outbound",target="agent\/sleepy",method="SendMessage",caller="-",code="504"\} 1/);
+    assert.match(text, /agentmesh_request_duration_seconds_bucket\{le="10",direction="outbound",target="agent\/sleepy",method="SendMessage"\} 1/);
     const pong = (await (await fetch(`${sidecars.pong?.admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('agentmesh_requests_total')).join('\n');
-    assert.match(pong, /agentmesh_requests_total\{direction="outbound",target="ping",method="SendMessage",code="508"\} 1/);
+    assert.match(pong, /agentmesh_requests_total\{direction="outbound",target="agent\/ping",method="SendMessage",caller="-",code="508"\} 1/);
+    // The inbound side names the verified caller, and the target and method as the outbound side does.
+    const sleepy = (await (await fetch(`${sidecars.sleepy?.admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('agentmesh_requests_total')).join('\n');
+    assert.match(sleepy, new RegExp(`agentmesh_requests_total\\{direction="inbound",target="agent/sleepy",method="SendMessage",caller="spiffe://${mesh.trustDomain}/agent/caller",code="\\d+"\\} 1`));
+    // Default process metrics carry the prefix once.
+    assert.match(all, /^agentmesh_process_cpu_seconds_total /m);
+    assert.doesNotMatch(all, /agentmesh_process_process_/);
   });
 
   test('a SendMessage resent with the same messageId is answered with the first outcome, not run again', async () => {
@@ -106,7 +113,7 @@ describe('deadlines, hop limit and metrics', () => {
     await down.close();
     const inboundAttempts = async () => {
       const text = await (await fetch(`${sidecars.flaky?.admin}/metrics`)).text();
-      return [...text.matchAll(/^agentmesh_requests_total\{direction="inbound",target="flaky"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      return [...text.matchAll(/^agentmesh_requests_total\{direction="inbound",target="agent\/flaky"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
     };
     const getTask = (id: string) => fetch(`${caller.outbound}/a2a/flaky`, { method: 'POST', headers: { 'content-type': 'application/json', 'a2a-version': '1.0' }, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'GetTask', params: { id } }) });
     const startAttempts = await inboundAttempts();
@@ -129,7 +136,7 @@ describe('deadlines, hop limit and metrics', () => {
 
     const retriesFor = async () => {
       const text = await (await fetch(`${caller.admin}/metrics`)).text();
-      return [...text.matchAll(/^agentmesh_retries_total\{target="flaky"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      return [...text.matchAll(/^agentmesh_retries_total\{target="agent\/flaky"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
     };
     const back = await serveAgent({ name: 'flaky', executor: echo, port });
     agents.push(back);

@@ -80,7 +80,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       meshErrorsAsOk: ctx.style === 'a2a-jsonrpc',
       onRetry: (reason) => {
         ctx.retries++;
-        deps.resilience.onRetry(agent, reason);
+        deps.resilience.onRetry(`agent/${agent}`, reason);
       },
       tap: (record, chunk) => {
         const learned = sniffTaskId(chunk);

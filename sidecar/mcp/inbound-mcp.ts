@@ -10,6 +10,7 @@ import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget } from '../resilience/hop-budget.ts';
 import { forward } from '../transport/proxy.ts';
 import { serveStdio, type LocalMcpServer } from './local-servers.ts';
+import { readMcpRequest } from './outbound-mcp.ts';
 
 export interface InboundMcpDeps {
   /** The MCP servers this sidecar fronts. */
@@ -29,6 +30,8 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const server = deps.mcp(name);
     if (!server) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${name}' is not served by this sidecar`, { details: { server: name } });
     const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
+    // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
+    readMcpRequest(body, req.method ?? 'GET', ctx);
     const budget = arrivingBudget(req.headers);
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
