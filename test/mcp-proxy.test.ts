@@ -27,13 +27,14 @@ describe('MCP through /mcp/{server}', () => {
   let mesh: TestMesh;
   let everything: Everything;
   let caller: SidecarProcess;
+  let tools: SidecarProcess;
   let viaMesh: Client;
   let direct: Client;
 
   before(async () => {
     everything = await startEverything();
     mesh = await createTestMesh({ backend: 'nats' });
-    await mesh.sidecar('tools', { mcp: { servers: [{ name: 'everything', url: everything.url }] } });
+    tools = await mesh.sidecar('tools', { mcp: { servers: [{ name: 'everything', url: everything.url }] } });
     caller = await mesh.sidecar('caller');
     await waitFor('everything in the registry', async () => {
       const body = await (await fetch(`${caller.outbound}/registry/mcp`)).json() as { servers: { name: string }[] };
@@ -141,5 +142,32 @@ describe('MCP through /mcp/{server}', () => {
     const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(5 * 1024 * 1024) } });
     const res = await fetch(`${caller.outbound}/mcp/everything`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
     assert.equal(res.status, 413);
+  });
+
+  test('metrics name MCP methods alike on both sides, and a client closing its GET stream is no error', async () => {
+    await viaMesh.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+    // A session of our own with a GET (listen) stream, closed by us once both sidecars pass it on.
+    const url = `${caller.outbound}/mcp/everything`;
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'metrics-test', version: '1' } } }) });
+    const session = init.headers.get('mcp-session-id') ?? '';
+    await init.text();
+    assert.ok(session, 'a session id');
+    await (await fetch(url, { method: 'POST', headers: { ...headers, 'mcp-session-id': session }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+    const stream = httpRequest(url, { headers: { accept: 'text/event-stream', 'mcp-session-id': session } });
+    stream.on('error', () => undefined);
+    const head = await new Promise<import('node:http').IncomingMessage>((resolve) => stream.once('response', resolve).end());
+    assert.equal(head.statusCode, 200);
+    head.on('error', () => undefined);
+    stream.destroy();
+    const metrics = async (sidecar: SidecarProcess) => (await (await fetch(`${sidecar.admin}/metrics`)).text());
+    const callerId = `spiffe://${mesh.trustDomain}/agent/caller`;
+    const getStream = (direction: string, who: string) => new RegExp(`agentmesh_requests_total\\{direction="${direction}",target="mcp/everything",method="MCP GET",caller="${who}",code="200"\\} [1-9]`);
+    await waitFor('both sides to count the closed GET stream', async () =>
+      getStream('outbound', '-').test(await metrics(caller)) && getStream('inbound', callerId).test(await metrics(tools)), 10_000);
+    const [out, inb] = [await metrics(caller), await metrics(tools)];
+    assert.match(out, /agentmesh_requests_total\{direction="outbound",target="mcp\/everything",method="tools\/call",caller="-",code="200"\} [1-9]/);
+    assert.match(inb, new RegExp(`agentmesh_requests_total\\{direction="inbound",target="mcp/everything",method="tools/call",caller="${callerId}",code="200"\\} [1-9]`));
+    for (const text of [out, inb]) assert.doesNotMatch(text, /agentmesh_request_errors_total\{[^}]*method="MCP GET"/);
   });
 });
