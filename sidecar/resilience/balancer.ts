@@ -148,7 +148,7 @@ export class Balancer {
         errorFilter: (err: unknown) => (err as { code?: string }).code === 'ABORTED',
       });
       // opossum reads options.resetTimeout each time it opens; its typings do not declare `options`.
-      // Undeclared API, kept on purpose: breaker-backoff.test.ts fails if opossum stops honouring it.
+      // Undeclared API, kept on purpose: balancer.test.ts ("each re-open waits twice as long") fails if opossum stops honouring it.
       const live = (breaker as unknown as { options: { resetTimeout: number } }).options;
       breaker.on('open', () => {
         this.#onEvent({ type: 'open', instance });
