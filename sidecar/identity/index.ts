@@ -3,3 +3,4 @@ export { createCa, issueWorkload, signWorkload, caInit, caIssue } from './lazy-c
 export type { PemPair, Validity } from './ca.ts';
 export { parseSpiffeId, parseWorkloadId, peerSpiffeId, uriSans, type SpiffeId } from './spiffe.ts';
 export { loadIdentity, serverTlsOptions, verifyClientPeer, clientConnectOptions, type Identity } from './tls.ts';
+export { svidRefusal, peerSvidRefusal, MAX_SPIFFE_ID_BYTES } from './svid-rules.ts';

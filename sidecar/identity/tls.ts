@@ -6,6 +6,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { ServerOptions } from 'node:https';
 import { MeshError } from '../../sdk/errors.ts';
 import { parseSpiffeId, parseWorkloadId, peerSpiffeId, uriSans } from './spiffe.ts';
+import { peerSvidRefusal, svidRefusal } from './svid-rules.ts';
 
 export interface Identity {
   id: string;
@@ -27,6 +28,8 @@ export async function loadIdentity(files: { cert: string; key: string; bundle: s
   const uris = uriSans(cert.subjectAltName);
   if (uris.length !== 1 || uris[0] === undefined) fail(`expected exactly one URI SAN, found ${uris.length}`);
   const { id } = parseWorkloadId(uris[0] ?? '', files.trustDomain);
+  const refused = svidRefusal(cert.raw);
+  if (refused) fail(`not a valid X509-SVID: ${refused}`);
   const notAfter = new Date(cert.validTo);
   if (Date.now() > notAfter.getTime()) fail(`expired at ${notAfter.toISOString()}`);
   if (Date.now() < new Date(cert.validFrom).getTime()) fail(`not valid before ${cert.validFrom}`);
@@ -62,7 +65,10 @@ function verifyOnce(socket: TLSSocket, trustDomain: string): string {
   if (!socket.authorized) {
     throw new MeshError('FORBIDDEN', `client certificate rejected: ${String(socket.authorizationError ?? 'none presented')}`);
   }
-  const id = peerSpiffeId(socket.getPeerCertificate());
+  const cert = socket.getPeerCertificate();
+  const refused = peerSvidRefusal(cert);
+  if (refused) throw new MeshError('FORBIDDEN', `client certificate refused: not a valid X509-SVID: ${refused}`);
+  const id = peerSpiffeId(cert);
   if (!id) throw new MeshError('FORBIDDEN', 'client certificate must carry exactly one spiffe:// URI SAN');
   const peerDomain = parseSpiffeId(id).trustDomain;
   if (peerDomain !== trustDomain) {
@@ -83,8 +89,10 @@ export function clientConnectOptions(identity: Identity, expectedPeerId: string)
 
 function checkPeerId(cert: PeerCertificate, expected: string, trustDomain: string): Error | undefined {
   const actual = peerSpiffeId(cert);
-  if (actual === expected && parseSpiffeId(actual).trustDomain === trustDomain) return undefined;
-  const err = new Error(`peer presented ${actual ?? 'no SPIFFE ID'}, expected ${expected}`) as NodeJS.ErrnoException;
+  const refused = peerSvidRefusal(cert);
+  if (!refused && actual === expected && parseSpiffeId(actual).trustDomain === trustDomain) return undefined;
+  const why = refused ? `a certificate that is not a valid X509-SVID (${refused})` : (actual ?? 'no SPIFFE ID');
+  const err = new Error(`peer presented ${why}, expected ${expected}`) as NodeJS.ErrnoException;
   err.code = 'PEER_IDENTITY_MISMATCH';
   return err;
 }
