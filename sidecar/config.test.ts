@@ -103,3 +103,16 @@ test('registry.tls and registry.credentials: env/flag strings, and both need reg
   assert.throws(() => resolveConfig({ file: { identity, registry: { tls: true, credentials: 'x.creds' } } }),
     (err: Error) => /registry\.tls: needs registry\.nats/.test(err.message) && /registry\.credentials: needs registry\.nats/.test(err.message));
 });
+
+test('listen.outbound takes unix:/path; anything else odd is named', () => {
+  assert.deepEqual(resolveConfig({ file: { identity, listen: { outbound: 'unix:/run/agentmesh/out.sock' } } }).listen.outbound, { path: '/run/agentmesh/out.sock' });
+  assert.deepEqual(resolveConfig({ file: { identity }, flags: { 'listen.outbound': '[::1]:0' } }).listen.outbound, { host: '::1', port: 0 });
+  assert.throws(() => resolveConfig({ file: { identity, listen: { outbound: 'unix:relative.sock' } } }), (err: unknown) =>
+    isMeshError(err) && err.code === 'CONFIG_INVALID' && /listen\.outbound: expected host:port .* or unix:\/absolute\/path/.test(err.message));
+});
+
+test('hop.dropHeaders: header names, lowercased later; empty by default', () => {
+  assert.deepEqual(resolveConfig({ file: { identity } }).hop.dropHeaders, []);
+  assert.deepEqual(resolveConfig({ file: { identity, hop: { dropHeaders: ['X-Tenant-Token'] } } }).hop.dropHeaders, ['X-Tenant-Token']);
+  assert.throws(() => resolveConfig({ file: { identity, hop: { dropHeaders: ['bad header'] } } }), /hop\.dropHeaders\.0: expected an HTTP header name/);
+});

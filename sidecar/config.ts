@@ -53,6 +53,12 @@ const ListenAddress = z.string().transform((v, ctx) => {
 /** true/false, also as the strings a flag or variable gives. */
 const Bool = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')], { error: 'expected true or false' });
 
+/** The outbound listener also takes `unix:/absolute/path` (a Unix socket, mode 0600). */
+const OutboundAddress = z.union([
+  z.string().regex(/^unix:\/./).transform((v) => ({ path: v.slice('unix:'.length) })),
+  ListenAddress,
+], { error: 'expected host:port (port 0 picks a free one) or unix:/absolute/path' });
+
 const Name = z.string().regex(NAME_PATTERN, 'expected 1-64 characters from [A-Za-z0-9_-]');
 /** MCP server names also may not contain `__`: federated tool names are `{server}__{tool}`, split at the first `__`. */
 const McpName = Name.refine((n) => !n.includes('__'), 'MCP server names may not contain "__" (it separates server and tool in federated tool names)');
@@ -127,7 +133,7 @@ export const SidecarConfigSchema = z.strictObject({
     bundle: z.string().min(1),
   }),
   listen: z.strictObject({
-    outbound: ListenAddress.default({ host: '127.0.0.1', port: 15001 }),
+    outbound: OutboundAddress.default({ host: '127.0.0.1', port: 15001 }),
     inbound: ListenAddress.default({ host: '0.0.0.0', port: 15443 }),
     admin: ListenAddress.default({ host: '127.0.0.1', port: 15090 }),
   }).prefault({}),
@@ -135,6 +141,10 @@ export const SidecarConfigSchema = z.strictObject({
   advertise: z.string().min(1).optional(),
   /** Unique per sidecar process; a random id when not set. */
   instance: Name.optional(),
+  hop: z.strictObject({
+    /** Request headers removed before the first hop, besides authorization, cookie, proxy-authorization and x-api-key. */
+    dropHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name')).default([]),
+  }).prefault({}),
   limits: z.strictObject({
     maxBody: Size.default(4 * 1024 * 1024),
     /** JSON request bodies nested deeper than this are refused while they arrive, before parsing. */

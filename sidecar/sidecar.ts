@@ -12,6 +12,8 @@ import { listen, type Listener } from './http/listener.ts';
 import { loadLocalAgent, type LoadedAgent } from './a2a/local-agent.ts';
 import type { Logger } from './log.ts';
 import { outboundHandler } from './http/outbound.ts';
+import { guardOutbound } from './http/outbound-guard.ts';
+import { neverForward } from './http/credential-headers.ts';
 import { PeerPools } from './transport/peers.ts';
 import { ListenStreams } from './http/listen-streams.ts';
 import { createMetrics } from './metrics.ts';
@@ -84,7 +86,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     (err) => log.warn({ err }, 'task affinity store error'),
   );
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
-  const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth });
+  const dropHeaders = neverForward(config.hop.dropHeaders);
+  const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders });
   let localMcp: LocalMcpServers | undefined;
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
@@ -92,10 +95,13 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   try {
     const outbound = await listen({
       ...config.listen.outbound, onError,
-      handler: outboundHandler({ resilience, affinity, metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log }),
+      handler: guardOutbound(outboundHandler({
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, log,
+      })),
     });
     listeners.push(outbound);
-    selfUrl = `http://${loopbackHost(config.listen.outbound.host)}:${outbound.port}`;
+    const out = config.listen.outbound;
+    selfUrl = 'path' in out ? outbound.url : `http://${loopbackHost(out.host)}:${outbound.port}`;
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({

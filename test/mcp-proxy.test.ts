@@ -123,7 +123,7 @@ describe('MCP through /mcp/{server}', () => {
     const init = { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }) };
     const evil = await fetch(`${caller.outbound}/mcp/everything`, { ...init, headers: { 'content-type': 'application/json', origin: 'https://evil.example' } });
     assert.equal(evil.status, 403);
-    assert.match(JSON.stringify(await evil.json()), /Origin 'https:\/\/evil\.example' is not allowed/);
+    assert.match(JSON.stringify(await evil.json()), /Origin 'https:\/\/evil\.example' is not a loopback http\(s\) origin/);
     const fedEvil = await fetch(`${caller.outbound}/mcp`, { ...init, headers: { 'content-type': 'application/json', origin: 'http://attacker.test:8080' } });
     assert.equal(fedEvil.status, 403);
     const local = await fetch(`${caller.outbound}/mcp/everything`, { ...init, headers: { 'content-type': 'application/json', origin: 'http://localhost:6274' } });

@@ -28,6 +28,8 @@ export interface OutboundA2aDeps {
   maxBody: number;
   /** limits.maxJsonDepth */
   maxJsonDepth: number;
+  /** Request headers never sent to the next hop (http/credential-headers.ts). */
+  dropHeaders: ReadonlySet<string>;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -72,7 +74,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       request: {
         method: req.method ?? 'GET',
         path: `/a2a/${agent}${route.rest}${route.search}`,
-        headers: forwardHeaders(req.headers, { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }),
+        headers: forwardHeaders(req.headers, { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
       },

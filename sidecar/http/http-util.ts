@@ -2,7 +2,7 @@
 // Nothing here decides routing.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
-import { MESH_HEADERS } from '../../sdk/mesh-headers.ts';
+import { NEVER_FORWARD } from './credential-headers.ts';
 import { JsonDepthGuard } from './json-depth.ts';
 
 /**
@@ -85,18 +85,15 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Headers never carried from a caller to another hop: credentials (no token passthrough) and every
- * mesh-owned header (the sidecar sets those itself, so a copy from outside is never trusted).
+ * Copies request headers for the next hop, dropping hop-by-hop, credentials and mesh-owned headers
+ * (`never`: credential-headers.ts, with config hop.dropHeaders on the outbound side).
  */
-const NEVER_FORWARD = new Set(['authorization', 'cookie', ...MESH_HEADERS]);
-
-/** Copies request headers for the next hop, dropping hop-by-hop, credentials and mesh-owned headers. */
-export function forwardHeaders(headers: IncomingHttpHeaders, extra: Record<string, string> = {}): Record<string, string | string[]> {
+export function forwardHeaders(headers: IncomingHttpHeaders, extra: Record<string, string> = {}, never: ReadonlySet<string> = NEVER_FORWARD): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connectionTokens = connectionHeaderTokens(headers);
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FORWARD.has(name) || connectionTokens?.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || never.has(name) || connectionTokens?.has(name)) continue;
     out[name] = value;
   }
   for (const name in extra) out[name] = extra[name] as string;

@@ -3,12 +3,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { prepareUnixSocket, removeUnixSocket } from './unix-socket.ts';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 export interface Listener {
-  /** `http://host:port` or `https://host:port` with the bound port. */
+  /** `http://host:port` or `https://host:port` with the bound port, or `unix:/path` for a Unix socket. */
   readonly url: string;
+  /** The bound port (0 on a Unix socket). */
   readonly port: number;
   inFlight(): number;
   /** Stops accepting, waits for in-flight requests up to `drainMs`, then closes the rest. Idempotent. */
@@ -16,8 +18,10 @@ export interface Listener {
 }
 
 export interface ListenOptions {
-  host: string;
-  port: number;
+  host?: string;
+  port?: number;
+  /** A Unix socket path instead of host and port (created with mode 0600). */
+  path?: string;
   tls?: HttpsOptions;
   handler: Handler;
   /** Called with errors a handler let escape (they are answered with a bare 500). */
@@ -43,18 +47,26 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     ? createHttpsServer(options.tls, onRequest)
     : createHttpServer(onRequest);
   server.keepAliveTimeout = 30_000;
+  const { path } = options;
+  if (path !== undefined) await prepareUnixSocket(path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    const done = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (path === undefined) server.listen(options.port ?? 0, options.host ?? '127.0.0.1', done);
+    else {
+      // Bound with umask 0177 so the socket is 0600 from its first moment; listen() binds synchronously.
+      const umask = process.umask(0o177);
+      try { server.listen(path, done); } finally { process.umask(umask); }
+    }
   });
-  const { port } = server.address() as AddressInfo;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const port = path === undefined ? (server.address() as AddressInfo).port : 0;
+  const host = (options.host ?? '').includes(':') ? `[${options.host ?? ''}]` : options.host ?? '';
   let closing: Promise<void> | undefined;
   return {
-    url: `${options.tls ? 'https' : 'http'}://${host}:${port}`,
+    url: path === undefined ? `${options.tls ? 'https' : 'http'}://${host}:${port}` : `unix:${path}`,
     port,
     inFlight: () => active,
     close: (drainMs = 0) => (closing ??= (async () => {
@@ -69,6 +81,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       }
       server.closeAllConnections();
       await closed;
+      if (path !== undefined) await removeUnixSocket(path);
     })()),
   };
 }

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, isInitializeRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
@@ -24,6 +25,20 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
   const { view, log } = options;
   const sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
   const upstreams = new Map<string, Promise<Client>>();
+  /** On a Unix-socket outbound listener: undici's fetch through an Agent bound to the socket (loaded then only). */
+  let socketFetch: Promise<{ fetch: FetchLike; close: () => Promise<void> }> | undefined;
+
+  /** The URL and fetch that reach this sidecar's own `/mcp/{name}` route. */
+  async function selfRoute(name: string): Promise<{ url: URL; fetch?: FetchLike }> {
+    const base = options.outboundUrl();
+    if (!base.startsWith('unix:')) return { url: new URL(`${base}/mcp/${name}`) };
+    socketFetch ??= import('undici').then(({ Agent, fetch }) => {
+      const dispatcher = new Agent({ connect: { socketPath: base.slice('unix:'.length) } });
+      const viaSocket = ((url: string | URL, init?: RequestInit) => fetch(url, { ...(init as object), dispatcher })) as unknown as FetchLike;
+      return { fetch: viaSocket, close: () => dispatcher.close() };
+    });
+    return { url: new URL(`http://localhost/mcp/${name}`), fetch: (await socketFetch).fetch };
+  }
 
   /** Every tool in the mesh, one entry per server name (the first live instance's list), sorted. */
   function meshTools(): Tool[] {
@@ -58,7 +73,8 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
       client = (async () => {
         const c = new Client({ name: 'agentmesh-federation', version: '0.1.0' });
         c.onclose = () => upstreams.delete(name);
-        await c.connect(new StreamableHTTPClientTransport(new URL(`${options.outboundUrl()}/mcp/${name}`)));
+        const route = await selfRoute(name);
+        await c.connect(new StreamableHTTPClientTransport(route.url, route.fetch ? { fetch: route.fetch } : {}));
         return c;
       })();
       upstreams.set(name, client);
@@ -138,6 +154,7 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
       const clients = [...upstreams.values()];
       upstreams.clear();
       await Promise.allSettled(clients.map(async (c) => (await c).close()));
+      await (await socketFetch?.catch(() => undefined))?.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 // The agent-facing MCP routes: `/mcp/{server}` passed through unchanged to the sidecar that owns the
 // server (an MCP session stays on the instance that created it), `/mcp` for the federated server, and
-// `/registry/mcp`. Loopback Host/Origin only.
+// `/registry/mcp`. The Host/Origin guard for these routes is http/outbound-guard.ts, in front of every route.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
@@ -9,7 +9,6 @@ import type { PeerPools } from '../transport/peers.ts';
 import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
-import { checkLoopbackRequest } from './guard.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
 import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import type { RequestContext } from '../request-context.ts';
@@ -61,6 +60,8 @@ export interface OutboundMcpDeps {
   /** limits.maxJsonDepth */
   maxJsonDepth: number;
   listenStreams: ListenStreams;
+  /** Request headers never sent to the next hop (http/credential-headers.ts). */
+  dropHeaders: ReadonlySet<string>;
 }
 
 export function outboundMcp(deps: OutboundMcpDeps) {
@@ -84,7 +85,6 @@ export function outboundMcp(deps: OutboundMcpDeps) {
   return {
     /** POST | GET | DELETE /mcp/{server}: a transparent pass-through to the owning sidecar. */
     async server(req: IncomingMessage, res: ServerResponse, name: string, search: string, ctx: RequestContext): Promise<void> {
-      checkLoopbackRequest(req);
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
@@ -107,7 +107,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
           path: `/mcp/${name}${search}`,
           headers: forwardHeaders(req.headers, req.method === 'GET'
             ? { [HOPS_HEADER]: String(hop.hops), [REQUEST_ID_HEADER]: ctx.requestId }
-            : { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }),
+            : { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
           ...(body ? { body } : {}),
           // The GET stream only listens: it has no deadline of its own.
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
@@ -130,7 +130,6 @@ export function outboundMcp(deps: OutboundMcpDeps) {
 
     /** POST | GET | DELETE /mcp: the federated server. */
     async federated(req: IncomingMessage, res: ServerResponse): Promise<void> {
-      checkLoopbackRequest(req);
       const raw = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       if (req.method === 'GET') deps.listenStreams.track(res);
       await deps.federation.handle(req, res, parseJsonBody(raw));
