@@ -24,6 +24,7 @@ import { createFederation } from './mcp/federation.ts';
 import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.ts';
 import { outboundMcp } from './mcp/outbound-mcp.ts';
 import { natsAccess } from './nats/access.ts';
+import { SessionOwners } from './mcp/session-owners.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -105,7 +106,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), listenStreams,
+        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams,
         maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log,
       }),
     });

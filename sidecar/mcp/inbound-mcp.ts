@@ -11,10 +11,13 @@ import { arrivingBudget } from '../resilience/hop-budget.ts';
 import { forward } from '../transport/proxy.ts';
 import { serveStdio, type LocalMcpServer } from './local-servers.ts';
 import { readMcpRequest } from './outbound-mcp.ts';
+import { bindSession, type SessionOwners } from './session-owners.ts';
 
 export interface InboundMcpDeps {
   /** The MCP servers this sidecar fronts. */
   mcp: (name: string) => LocalMcpServer | undefined;
+  /** Which caller opened each MCP session on the pass-through route. */
+  sessions: SessionOwners;
   listenStreams: ListenStreams;
   maxBody: number;
   /** limits.maxJsonDepth */
@@ -29,6 +32,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     ctx.method = `MCP ${req.method ?? ''}`;
     const server = deps.mcp(name);
     if (!server) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${name}' is not served by this sidecar`, { details: { server: name } });
+    const session = bindSession(deps.sessions, name, caller, req, res);
     const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
     // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
     readMcpRequest(body, req.method ?? 'GET', ctx);
@@ -36,7 +40,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers[CALLER_HEADER] = caller;
-      return serveStdio(server, req, res, body);
+      return serveStdio(server, req, res, body, session.opened);
     }
     await forward({
       dispatcher: server.dispatcher,
@@ -47,6 +51,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
+      onResponse: session.onResponse,
     }, res);
   }
 

@@ -86,6 +86,6 @@ export async function startLocalMcpServers(options: {
 }
 
 /** Hands an inbound request for a stdio server to its bridge (the body parsed, as the SDK expects). */
-export async function serveStdio(server: Extract<LocalMcpServer, { kind: 'stdio' }>, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): Promise<void> {
-  await server.bridge.handle(req, res, parseJsonBody(body));
+export async function serveStdio(server: Extract<LocalMcpServer, { kind: 'stdio' }>, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, opened?: (sessionId: string) => void): Promise<void> {
+  await server.bridge.handle(req, res, parseJsonBody(body), opened);
 }

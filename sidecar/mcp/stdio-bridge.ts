@@ -136,8 +136,8 @@ export class StdioBridge {
 
   constructor(private readonly name: string, private readonly spec: StdioCommand, private readonly log: Logger) {}
 
-  /** Serves one Streamable HTTP request (`body` already parsed for POST). */
-  async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  /** Serves one Streamable HTTP request (`body` already parsed for POST); `opened` learns a new session's id. */
+  async handle(req: IncomingMessage, res: ServerResponse, body: unknown, opened?: (sessionId: string) => void): Promise<void> {
     const id = req.headers['mcp-session-id'];
     if (typeof id === 'string') {
       const session = this.#sessions.get(id);
@@ -150,7 +150,7 @@ export class StdioBridge {
       return sendError(res, new MeshError('INVALID_REQUEST', 'expected an initialize request to start an MCP session (no Mcp-Session-Id header)'), { style: 'jsonrpc' });
     }
     const session = new BridgeSession(this.name, this.spec, this.log,
-      (sid, s) => { this.#sessions.set(sid, s); this.#pending.delete(s); },
+      (sid, s) => { this.#sessions.set(sid, s); this.#pending.delete(s); opened?.(sid); },
       (sid) => { this.#sessions.delete(sid); });
     this.#pending.add(session);
     await session.http.handleRequest(req, res, body);
