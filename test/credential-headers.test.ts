@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
 import { serveTestMcp, type TestMcpServer } from './fixtures/mcp-http-server.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { rawRequest } from './helpers/raw-http.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { rawRequest } from './support/raw-http.ts';
+import { waitFor } from './support/wait.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 const CREDENTIALS = {
   authorization: 'Bearer user-token', cookie: 'session=abc', 'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',

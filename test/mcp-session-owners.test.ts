@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { serveTestMcp, type TestMcpServer } from './fixtures/mcp-http-server.ts';
-import { createTestMesh, type TestMesh } from './helpers/mesh.ts';
-import { rawRequest } from './helpers/raw-http.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import { ROOT, type SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, type TestMesh } from './support/mesh.ts';
+import { rawRequest } from './support/raw-http.ts';
+import { waitFor } from './support/wait.ts';
+import { ROOT, type SidecarProcess } from './support/sidecar-process.ts';
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 const CALL = (tool: string, args: Record<string, string>) => JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: tool, arguments: args } });
