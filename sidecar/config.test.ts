@@ -116,3 +116,12 @@ test('hop.dropHeaders: header names, lowercased later; empty by default', () => 
   assert.deepEqual(resolveConfig({ file: { identity, hop: { dropHeaders: ['X-Tenant-Token'] } } }).hop.dropHeaders, ['X-Tenant-Token']);
   assert.throws(() => resolveConfig({ file: { identity, hop: { dropHeaders: ['bad header'] } } }), /hop\.dropHeaders\.0: expected an HTTP header name/);
 });
+
+test('mcp.sessionIdleTimeout: 10 minutes by default, at least 1s, named when wrong', () => {
+  assert.equal(resolveConfig({ file: { identity } }).mcp.sessionIdleTimeout, 600_000);
+  assert.equal(resolveConfig({ file: { identity }, flags: { 'mcp.sessionIdleTimeout': '90s' } }).mcp.sessionIdleTimeout, 90_000);
+  for (const bad of ['500ms', 'soon']) {
+    assert.throws(() => resolveConfig({ file: { identity, mcp: { sessionIdleTimeout: bad } } }),
+      (err: unknown) => isMeshError(err, 'CONFIG_INVALID') && /mcp\.sessionIdleTimeout/.test(err.message));
+  }
+});

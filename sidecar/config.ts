@@ -109,6 +109,8 @@ export const SidecarConfigSchema = z.strictObject({
   mcp: z.strictObject({
     servers: z.array(McpServerSchema).default([]).refine(
       (list) => new Set(list.map((s) => s.name)).size === list.length, 'MCP server names must be unique'),
+    /** An MCP session with no request in flight and no open stream this long is ended (a stdio session's process too). */
+    sessionIdleTimeout: Duration.default(10 * 60_000).refine((ms) => ms >= 1000, 'expected at least 1s'),
   }).prefault({}),
   registry: z.strictObject({
     /** One URL, several separated by commas, or a list (a NATS cluster). */
@@ -193,7 +195,7 @@ export type SidecarConfig = Readonly<z.output<typeof SidecarConfigSchema>>;
 
 /** Every leaf key a flag (`--registry.ttl 5s`) or variable (`AGENTMESH_REGISTRY_TTL=5s`) may set. */
 export const CONFIG_KEYS = [
-  'agent.name', 'agent.url', 'agent.startupTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
+  'agent.name', 'agent.url', 'agent.startupTimeout', 'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',

@@ -20,6 +20,8 @@ export interface Metrics {
   retry(target: string, reason: string): void;
   /** A circuit breaker changed state for one instance of a target ('open' is an ejection). */
   breaker(target: string, instance: string, state: 'open' | 'half-open' | 'close'): void;
+  /** Drops the per-instance series of an instance that left the registry. */
+  forgetInstance(target: string, instance: string): void;
 }
 
 const MAX_CACHED_SERIES = 10_000;
@@ -52,6 +54,10 @@ export function createMetrics(): Metrics {
     breaker(target, instance, state) {
       transitions.inc({ target, instance, state });
       open.set({ target, instance }, state === 'open' ? 1 : 0);
+    },
+    forgetInstance(target, instance) {
+      open.remove({ target, instance });
+      for (const state of ['open', 'half-open', 'close']) transitions.remove({ target, instance, state });
     },
     observe(direction, target, method, caller, code, seconds) {
       const key = `${direction} ${target} ${method} ${code} ${caller}`;

@@ -25,6 +25,7 @@ import { startLocalMcpServers, type LocalMcpServers } from './mcp/local-servers.
 import { outboundMcp } from './mcp/outbound-mcp.ts';
 import { natsAccess } from './nats/access.ts';
 import { SessionOwners } from './mcp/session-owners.ts';
+import { startReaper } from './reaper.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -66,7 +67,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const peers = new PeerPools(identity);
   const listeners: Listener[] = [];
   let selfUrl = '';
-  const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, log });
+  const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
+  const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log });
   const listenStreams = new ListenStreams();
   const metrics = createMetrics();
   const resilience = createResilienceState({
@@ -78,6 +80,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       metrics.breaker(target, event.instance, event.type);
       log[event.type === 'open' ? 'warn' : 'info']({ target, instance: event.instance }, `circuit ${event.type}`);
     },
+    onForget: (target, instance) => metrics.forgetInstance(target, instance),
   });
   const affinity = new TaskAffinity(
     await openKeyValueStore({
@@ -88,8 +91,15 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   );
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const dropHeaders = neverForward(config.hop.dropHeaders);
-  const mcp = outboundMcp({ resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders });
+  const mcp = outboundMcp({
+    resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders,
+    sessionIdleTimeoutMs,
+  });
   let localMcp: LocalMcpServers | undefined;
+  const reaper = startReaper({
+    view: registry, peers, resilience, mcp, federation, localSessions: () => localMcp?.sessions() ?? 0,
+    onReaped: (dropped) => log.debug(dropped, 'dropped the state of instances that left the registry'),
+  });
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
@@ -120,12 +130,12 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),
           ...(config.agent && !announcement ? ['local agent not registered'] : []),
         ],
-        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), config }),
+        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(), config }),
       }),
     });
     listeners.push(admin);
     const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
-    localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint }, log });
+    localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint }, sessionIdleTimeoutMs, log });
     if (config.agent) {
       agent = await loadLocalAgent({
         url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
@@ -150,6 +160,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
       } finally {
         shutdown.abort();
+        reaper.close();
+        mcp.close();
         resilience.close();
         await affinity.close().catch(() => undefined);
         await Promise.allSettled([federation.close(), localMcp?.close()]);
@@ -164,6 +176,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     };
   } catch (err) {
     shutdown.abort();
+    reaper.close();
+    mcp.close();
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     throw err;

@@ -1,6 +1,7 @@
 // The federated MCP server behind `/mcp` (loaded by federation.ts on first use): one MCP server holding
 // the tools of every MCP server in the mesh, named `{server}__{tool}`. Listing reads the registry; a call
 // goes to the owner through this sidecar's own `/mcp/{server}` route, with progress and cancellation forwarded.
+// Sessions and upstream clients idle for mcp.sessionIdleTimeout are closed (an upstream with a DELETE).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -13,7 +14,8 @@ import { MeshError } from '../../sdk/errors.ts';
 import type { RegistryView } from '../../registry/index.ts';
 import type { Logger } from '../log.ts';
 import { sendError } from '../http/respond.ts';
-import type { Federation } from './federation.ts';
+import type { Federation, FederationOptions } from './federation.ts';
+import { IdleSessions } from './idle-sessions.ts';
 
 /** Federated names are `{server}__{tool}`; server names cannot contain `__`, so the first `__` splits. */
 export const SEPARATOR = '__';
@@ -21,10 +23,28 @@ const PAGE_SIZE = 100;
 /** SEP-986: tool names are 1–128 characters from [A-Za-z0-9_.-]. */
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
-export function createFederationServer(options: { view: RegistryView; outboundUrl: () => string; log: Logger }): Federation {
+export function createFederationServer(options: FederationOptions): Federation {
   const { view, log } = options;
   const sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
   const upstreams = new Map<string, Promise<Client>>();
+  const idleSessions = new IdleSessions<string>(options.sessionIdleTimeoutMs, (id) => {
+    log.info({ session: id }, 'closing an idle federated MCP session (mcp.sessionIdleTimeout)');
+    void sessions.get(id)?.server.close().catch(() => undefined);
+  });
+  // An upstream client keeps a GET stream open on the owner: only closing it lets the owner's session end.
+  const idleUpstreams = new IdleSessions<string>(options.sessionIdleTimeoutMs, (name) => dropUpstream(name));
+
+  /** Ends the session this sidecar holds on server `name` (a DELETE, then the client closes). */
+  function dropUpstream(name: string): void {
+    const client = upstreams.get(name);
+    upstreams.delete(name);
+    idleUpstreams.delete(name);
+    void client?.then(async (c) => {
+      await (c.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => undefined);
+      await c.close();
+    }).catch(() => undefined);
+  }
+
   /** On a Unix-socket outbound listener: undici's fetch through an Agent bound to the socket (loaded then only). */
   let socketFetch: Promise<{ fetch: FetchLike; close: () => Promise<void> }> | undefined;
 
@@ -70,15 +90,18 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
   function upstream(name: string): Promise<Client> {
     let client = upstreams.get(name);
     if (!client) {
-      client = (async () => {
+      const created = (async () => {
         const c = new Client({ name: 'agentmesh-federation', version: '0.1.0' });
-        c.onclose = () => upstreams.delete(name);
+        c.onclose = () => { if (upstreams.get(name) === created) { upstreams.delete(name); idleUpstreams.delete(name); } };
         const route = await selfRoute(name);
         await c.connect(new StreamableHTTPClientTransport(route.url, route.fetch ? { fetch: route.fetch } : {}));
         return c;
       })();
-      upstreams.set(name, client);
-      client.catch(() => upstreams.delete(name));
+      client = created;
+      upstreams.set(name, created);
+      idleUpstreams.add(name);
+      void created.finally(idleUpstreams.hold(name)).catch(() => undefined); // connecting is not idle
+      created.catch(() => { if (upstreams.get(name) === created) { upstreams.delete(name); idleUpstreams.delete(name); } });
     }
     return client;
   }
@@ -96,7 +119,7 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
     return { server, tool };
   }
 
-  function newSession(): { server: Server; transport: StreamableHTTPServerTransport } {
+  function newSession(res: ServerResponse): { server: Server; transport: StreamableHTTPServerTransport } {
     const server = new Server({ name: 'agentmesh', version: '0.1.0' }, { capabilities: { tools: { listChanged: true } } });
     server.setRequestHandler(ListToolsRequestSchema, async (request) => {
       const tools = meshTools();
@@ -108,6 +131,7 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       const { server: owner, tool } = resolveTool(request.params.name);
       const client = await upstream(owner);
+      const release = idleUpstreams.hold(owner);
       const progressToken = request.params._meta?.progressToken;
       try {
         return await client.callTool({ name: tool, ...(request.params.arguments ? { arguments: request.params.arguments } : {}) }, undefined, {
@@ -119,15 +143,23 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
           }),
         });
       } catch (err) {
-        if (!(err instanceof McpError)) upstreams.delete(owner);
+        if (!(err instanceof McpError)) dropUpstream(owner);
         throw err;
+      } finally {
+        release();
       }
     });
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => { sessions.set(id, { server, transport }); },
+      onsessioninitialized: (id) => {
+        sessions.set(id, { server, transport });
+        idleSessions.add(id);
+        res.once('close', idleSessions.hold(id)); // the initialize itself is in flight
+      },
     });
-    transport.onclose = () => { if (transport.sessionId) sessions.delete(transport.sessionId); };
+    transport.onclose = () => {
+      if (transport.sessionId) { sessions.delete(transport.sessionId); idleSessions.delete(transport.sessionId); }
+    };
     return { server, transport };
   }
 
@@ -137,17 +169,24 @@ export function createFederationServer(options: { view: RegistryView; outboundUr
       if (typeof id === 'string') {
         const session = sessions.get(id);
         if (!session) return sendError(res, new MeshError('MCP_SESSION_NOT_FOUND', `no MCP session '${id}' on the federated endpoint`), { style: 'jsonrpc' });
+        res.once('close', idleSessions.hold(id));
         return session.transport.handleRequest(req, res, body);
       }
       if (req.method !== 'POST' || !isInitializeRequest(body)) {
         return sendError(res, new MeshError('INVALID_REQUEST', 'expected an initialize request to start an MCP session (no Mcp-Session-Id header)'), { style: 'jsonrpc' });
       }
-      const session = newSession();
+      const session = newSession(res);
       await session.server.connect(session.transport);
       await session.transport.handleRequest(req, res, body);
     },
+    retain(servers) {
+      for (const name of [...upstreams.keys()]) if (!servers.has(name)) dropUpstream(name);
+    },
+    counts: () => ({ sessions: sessions.size, upstreams: upstreams.size }),
     async close() {
       unsubscribe();
+      idleSessions.close();
+      idleUpstreams.close();
       const all = [...sessions.values()];
       sessions.clear();
       await Promise.allSettled(all.map((s) => s.server.close()));

@@ -18,6 +18,8 @@ export type LocalMcpServer =
 
 export interface LocalMcpServers {
   get(name: string): LocalMcpServer | undefined;
+  /** Open stdio MCP sessions across the servers, for /api/state. */
+  sessions(): number;
   /** Deletes this sidecar's MCP records (first step of a graceful shutdown). */
   withdraw(): Promise<void>;
   close(): Promise<void>;
@@ -32,9 +34,11 @@ export async function startLocalMcpServers(options: {
   registry: McpAnnouncer;
   /** The fields of the registry record that do not depend on the server. */
   record: { instance: string; identity: string; endpoint: string };
+  /** mcp.sessionIdleTimeout: a stdio session idle this long is closed and its process ends. */
+  sessionIdleTimeoutMs: number;
   log: Logger;
 }): Promise<LocalMcpServers> {
-  if (options.servers.length === 0) return { get: () => undefined, withdraw: async () => undefined, close: async () => undefined };
+  if (options.servers.length === 0) return { get: () => undefined, sessions: () => 0, withdraw: async () => undefined, close: async () => undefined };
   const [{ spawnStdio, StdioBridge }, { watchTools }, { StreamableHTTPClientTransport }] = await Promise.all([
     import('./stdio-bridge.ts'), import('./tool-watcher.ts'), import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
   ]);
@@ -65,7 +69,7 @@ export async function startLocalMcpServers(options: {
       watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => new StreamableHTTPClientTransport(url) });
     } else {
       const stdio = { command: spec.command, env: spec.env, cwd: spec.cwd };
-      server = { kind: 'stdio', name: spec.name, bridge: new StdioBridge(spec.name, stdio, log) };
+      server = { kind: 'stdio', name: spec.name, bridge: new StdioBridge(spec.name, stdio, log, options.sessionIdleTimeoutMs) };
       // The watcher's own child is the supervised instance: restarted with backoff if it dies.
       watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => spawnStdio(spec.name, stdio, log) });
     }
@@ -74,6 +78,7 @@ export async function startLocalMcpServers(options: {
   }
   return {
     get: (name) => byName.get(name),
+    sessions: () => [...byName.values()].reduce((n, s) => n + (s.kind === 'stdio' ? s.bridge.size : 0), 0),
     async withdraw() {
       await Promise.allSettled(watchers.map((w) => w.close()));
       await Promise.allSettled([...announcements.values()].map(async (a) => (await a).withdraw()));

@@ -1,6 +1,8 @@
 // The agent-facing MCP routes: `/mcp/{server}` passed through unchanged to the sidecar that owns the
 // server (an MCP session stays on the instance that created it), `/mcp` for the federated server, and
 // `/registry/mcp`. The Host/Origin guard for these routes is http/outbound-guard.ts, in front of every route.
+// A session's owner is forgotten when the session has been idle for mcp.sessionIdleTimeout or its
+// instance left the registry.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import type { McpRecord, RegistryView } from '../../registry/index.ts';
@@ -13,6 +15,7 @@ import { nextHop } from '../resilience/hop-budget.ts';
 import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
+import { IdleSessions } from './idle-sessions.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 /** MCP methods that only read: safe to retry after they were sent. */
@@ -62,11 +65,15 @@ export interface OutboundMcpDeps {
   listenStreams: ListenStreams;
   /** Request headers never sent to the next hop (http/credential-headers.ts). */
   dropHeaders: ReadonlySet<string>;
+  /** mcp.sessionIdleTimeout: how long an unused session's owner is remembered. */
+  sessionIdleTimeoutMs: number;
 }
 
 export function outboundMcp(deps: OutboundMcpDeps) {
   /** MCP session id → the record of the instance that created it. */
   const sessions = new Map<string, McpRecord>();
+  const idle = new IdleSessions<string>(deps.sessionIdleTimeoutMs, (id) => sessions.delete(id));
+  const forget = (id: string): void => { sessions.delete(id); idle.delete(id); };
   let cursor = 0;
 
   function pick(server: string, sessionId: string | undefined): McpRecord {
@@ -89,6 +96,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
       const owner = pick(name, sessionId);
+      if (sessionId) res.once('close', idle.hold(sessionId));
       if (req.method === 'GET') deps.listenStreams.track(res);
       const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(name), target: `MCP server '${name}'` });
       ctx.hops = hop.hops;
@@ -120,10 +128,12 @@ export function outboundMcp(deps: OutboundMcpDeps) {
         onResponse: (record, status, headers) => {
           const created = headers['mcp-session-id'];
           if (typeof created === 'string' && status < 300 && !sessions.has(created)) {
-            if (sessions.size >= MAX_TRACKED_SESSIONS) sessions.delete(sessions.keys().next().value ?? '');
+            if (sessions.size >= MAX_TRACKED_SESSIONS) forget(sessions.keys().next().value ?? '');
             sessions.set(created, record);
+            idle.add(created);
+            res.once('close', idle.hold(created));
           }
-          if (req.method === 'DELETE' && sessionId) sessions.delete(sessionId);
+          if (req.method === 'DELETE' && sessionId) forget(sessionId);
         },
       }, res);
     },
@@ -133,6 +143,19 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const raw = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       if (req.method === 'GET') deps.listenStreams.track(res);
       await deps.federation.handle(req, res, parseJsonBody(raw));
+    },
+
+    /** Forgets sessions whose instance left the registry; `live` maps `mcp/{server}` to its live instances. */
+    retain(live: ReadonlyMap<string, ReadonlySet<string>>): void {
+      for (const [id, record] of sessions) if (!live.get(`mcp/${record.name}`)?.has(record.instance)) forget(id);
+    },
+
+    /** Sessions whose owner is remembered, for /api/state. */
+    sessions: () => sessions.size,
+
+    close(): void {
+      idle.close();
+      sessions.clear();
     },
 
     /** GET /registry/mcp: every MCP server in the mesh with its instances and tools. */

@@ -1,7 +1,8 @@
 // Exposes a stdio MCP server over Streamable HTTP without re-encoding: each HTTP session gets its own
 // child process and JSON-RPC messages are piped both ways unchanged (so sampling, elicitation, roots,
 // progress and cancellation all work). A child that crashes is restarted with backoff and re-initialised
-// with the session's own initialize request, so the client's session survives.
+// with the session's own initialize request, so the client's session survives. A session idle for
+// mcp.sessionIdleTimeout (no request in flight, no open stream) is closed and its process ends.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createInterface } from 'node:readline';
@@ -12,6 +13,7 @@ import { isInitializeRequest, isJSONRPCRequest, isJSONRPCNotification, type JSON
 import { MeshError } from '../../sdk/errors.ts';
 import type { Logger } from '../log.ts';
 import { sendError } from '../http/respond.ts';
+import { IdleSessions } from './idle-sessions.ts';
 
 export interface StdioCommand {
   command: readonly string[];
@@ -133,8 +135,19 @@ class BridgeSession {
 export class StdioBridge {
   readonly #sessions = new Map<string, BridgeSession>();
   readonly #pending = new Set<BridgeSession>();
+  readonly #idle: IdleSessions<BridgeSession>;
 
-  constructor(private readonly name: string, private readonly spec: StdioCommand, private readonly log: Logger) {}
+  constructor(private readonly name: string, private readonly spec: StdioCommand, private readonly log: Logger, idleTimeoutMs: number) {
+    this.#idle = new IdleSessions(idleTimeoutMs, (session) => {
+      this.log.info({ mcp: this.name, session: session.http.sessionId }, 'closing an idle MCP session (mcp.sessionIdleTimeout)');
+      void session.close();
+    });
+  }
+
+  /** Open sessions (each with its own process once it has been used). */
+  get size(): number {
+    return this.#sessions.size + this.#pending.size;
+  }
 
   /** Serves one Streamable HTTP request (`body` already parsed for POST); `opened` learns a new session's id. */
   async handle(req: IncomingMessage, res: ServerResponse, body: unknown, opened?: (sessionId: string) => void): Promise<void> {
@@ -144,19 +157,37 @@ export class StdioBridge {
       if (!session) {
         return sendError(res, new MeshError('MCP_SESSION_NOT_FOUND', `no MCP session '${id}' on server '${this.name}' (it ended or the sidecar restarted)`), { style: 'jsonrpc' });
       }
+      // A request in flight or an open GET stream keeps the session from going idle.
+      res.once('close', this.#idle.hold(session));
       return session.http.handleRequest(req, res, body);
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) {
       return sendError(res, new MeshError('INVALID_REQUEST', 'expected an initialize request to start an MCP session (no Mcp-Session-Id header)'), { style: 'jsonrpc' });
     }
     const session = new BridgeSession(this.name, this.spec, this.log,
-      (sid, s) => { this.#sessions.set(sid, s); this.#pending.delete(s); opened?.(sid); },
-      (sid) => { this.#sessions.delete(sid); });
+      (sid, s) => {
+        this.#sessions.set(sid, s);
+        this.#pending.delete(s);
+        this.#idle.add(s);
+        res.once('close', this.#idle.hold(s)); // the initialize itself is in flight
+        opened?.(sid);
+      },
+      (sid) => {
+        const s = this.#sessions.get(sid);
+        this.#sessions.delete(sid);
+        if (s) this.#idle.delete(s);
+      });
     this.#pending.add(session);
-    await session.http.handleRequest(req, res, body);
+    try {
+      await session.http.handleRequest(req, res, body);
+    } finally {
+      // An initialize the transport refused leaves a session that never got an id: end it now.
+      if (this.#pending.delete(session)) void session.close();
+    }
   }
 
   async close(): Promise<void> {
+    this.#idle.close();
     const all = [...this.#sessions.values(), ...this.#pending];
     this.#sessions.clear();
     this.#pending.clear();

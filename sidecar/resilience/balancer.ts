@@ -111,14 +111,22 @@ export class Balancer {
     return out;
   }
 
-  /** Forgets instances that left the registry. */
-  retain(live: ReadonlySet<string>): void {
+  /** Instances with state (a breaker each). */
+  get size(): number {
+    return this.#states.size;
+  }
+
+  /** Forgets instances that left the registry; returns the ones it dropped. */
+  retain(live: ReadonlySet<string>): string[] {
+    const dropped: string[] = [];
     for (const [key, s] of this.#states) {
       if (!live.has(key)) {
         s.breaker.shutdown();
         this.#states.delete(key);
+        dropped.push(key);
       }
     }
+    return dropped;
   }
 
   close(): void {

@@ -29,7 +29,12 @@ export class PeerPools {
     return pool;
   }
 
-  /** Drops pools for endpoints no longer in the registry. */
+  /** Open pools, for /api/state. */
+  get size(): number {
+    return this.#pools.size;
+  }
+
+  /** Drops pools for endpoints no longer in the registry (in-flight requests finish first). */
   retain(live: Set<string>): void {
     for (const [key, pool] of this.#pools) {
       if (!live.has(key)) {
