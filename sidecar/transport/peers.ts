@@ -1,12 +1,15 @@
 // Connection pools to other sidecars' inbound listeners: one undici Pool per (endpoint, SPIFFE ID),
 // keep-alive, mutual TLS with our workload certificate, and the peer pinned to the identity its
-// registry record claims.
+// registry record claims. All pools share one TLS context (certificate, key and bundle parsed once), so
+// a new connection allocates only its own session.
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { Pool } from './undici.ts';
 import { clientConnectOptions, type Identity } from '../identity/index.ts';
 
 export class PeerPools {
   readonly #identity: Identity;
   readonly #pools = new Map<string, Pool>();
+  #context: SecureContext | undefined;
 
   constructor(identity: Identity) {
     this.#identity = identity;
@@ -18,7 +21,7 @@ export class PeerPools {
     let pool = this.#pools.get(key);
     if (!pool) {
       pool = new Pool(endpoint, {
-        connect: clientConnectOptions(this.#identity, peerId),
+        connect: { ...clientConnectOptions(this.#identity, peerId), secureContext: this.#secureContext() },
         connections: 64,
         keepAliveTimeout: 30_000,
         headersTimeout: 0,
@@ -42,6 +45,12 @@ export class PeerPools {
         void pool.close().catch(() => undefined);
       }
     }
+  }
+
+  /** Made on first use: tls.connect would otherwise build one per connection from the PEM strings. */
+  #secureContext(): SecureContext {
+    const { keyPem, certPem, bundlePem } = this.#identity;
+    return (this.#context ??= createSecureContext({ key: keyPem, cert: certPem, ca: bundlePem, minVersion: 'TLSv1.2' }));
   }
 
   static key(endpoint: string, peerId: string): string {
