@@ -149,10 +149,11 @@ describe('1,000 instances join and leave', () => {
     }, 20_000).catch(async (err: unknown) => {
       assert.fail(`${(err as Error).message}\nbaseline: ${JSON.stringify(baseline)}\nnow: ${JSON.stringify(await resources(caller))}`);
     });
+    // Polled slowly: V8 gives memory back once the sidecar is quiet.
     const rss = await waitFor('RSS within 10 MB of the baseline', async () => {
       const r = await resources(caller);
       return r.memory.rss <= baseline.memory.rss + 10 * MB ? r.memory.rss : undefined;
-    }, 30_000, 500) // polled slowly: V8 gives memory back once the sidecar is quiet.catch(async (err: unknown) => {
+    }, 30_000, 500).catch(async (err: unknown) => {
       const now = (await resources(caller)).memory;
       const mb = (m: Resources['memory']) => `RSS ${(m.rss / MB).toFixed(1)} MB (heap ${(m.heapTotal / MB).toFixed(1)} MB)`;
       assert.fail(`${(err as Error).message}: baseline ${mb(baseline.memory)}, now ${mb(now)}`);
