@@ -8,9 +8,9 @@ import { request } from 'node:http';
 import { openRegistry, type AgentRecord, type Announcement, type Registry } from '../registry/index.ts';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { waitFor } from './support/wait.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 
 const INSTANCES = 1000;
 const BATCH = 100;

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createTestMesh, type TestMesh } from './helpers/mesh.ts';
-import { ROOT, type SidecarProcess } from '../examples/support/sidecar-process.ts';
-import { waitFor } from '../examples/support/wait.ts';
+import { createTestMesh, type TestMesh } from './support/mesh.ts';
+import { ROOT, type SidecarProcess } from './support/sidecar-process.ts';
+import { waitFor } from './support/wait.ts';
 
 const STDIO = { name: 'text', command: [process.execPath, '--import', 'tsx', join(ROOT, 'test/fixtures/mcp-stdio-server.ts')], cwd: ROOT };
 const IDLE = '1s';
