@@ -29,6 +29,8 @@ export interface AnnounceOptions {
   ttlMs: number;
   /** A heartbeat or reconnect re-put failed (the next one tries again). */
   onError?: (err: unknown) => void;
+  /** A write landed (after failures, this is the recovery). */
+  onWritten?: () => void;
   /** Aborts the first put; a record that lands anyway is withdrawn. */
   signal?: AbortSignal;
 }
@@ -47,14 +49,26 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
   let tail: Promise<unknown> = Promise.resolve();
   let queued: Promise<void> | undefined;
   let latest: Promise<void> = Promise.resolve();
+  // A put stuck in an outage can fail after a newer one (the reconnect re-put) has landed: that failure
+  // is stale, the record is fresh, and it is not reported.
+  let started = 0;
+  let landed = 0;
   const write = (immediate = false): Promise<void> => {
     if (queued && !immediate) return queued;
     const start = immediate ? Promise.resolve() : tail.catch(() => undefined);
     const next: Promise<void> = start.then(async () => {
       if (queued === next) queued = undefined;
       if (withdrawn) return;
+      const seq = ++started;
       current = { ...current, heartbeatAt: new Date().toISOString() };
-      await backend.put(current);
+      try {
+        await backend.put(current);
+      } catch (err) {
+        if (seq < landed) return;
+        throw err;
+      }
+      landed = Math.max(landed, seq);
+      options.onWritten?.();
     });
     if (!immediate) queued = next;
     tail = Promise.allSettled([tail, next]);

@@ -11,11 +11,13 @@ export type RegistryEvent =
   /** A stored value failed validation; it was skipped. */
   | { type: 'invalid'; backend: Backend; key: string; error: string }
   /** The NATS connection dropped (the view keeps serving what it knows) or came back. */
-  | { type: 'disconnect' | 'reconnect'; backend: 'nats'; server: string }
+  | { type: 'disconnect' | 'reconnect'; backend: 'nats'; server: string; connection: string }
   /** The watch was (re)started after a reconnect or a failure; `reason` says which. */
   | { type: 'watch-restart'; backend: Backend; reason: string }
   /** A heartbeat re-put of one of this process's records failed; the next one will try again. */
   | { type: 'heartbeat-failed'; backend: Backend; key: string; error: string }
+  /** A write of that record landed again after `failures` failed ones. */
+  | { type: 'heartbeat-recovered'; backend: Backend; key: string; failures: number }
   /** The embedded backend removed a file whose owner stopped heart-beating long ago (or a corrupt one). */
   | { type: 'reaped'; backend: 'embedded'; key: string; reason: 'stale' | 'corrupt' | 'temp' };
 

@@ -51,7 +51,7 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
     if (signal?.aborted) throw err;
     throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${where} (registry.nats): ${errorMessage(err)}`, { cause: err });
   }
-  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs);
+  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs, options.name ?? 'agentmesh');
   try {
     await abortable(backend.ensureBucket(), signal, 'opening the NATS registry bucket');
   } catch (err) {
@@ -69,6 +69,8 @@ class NatsBackend implements RegistryBackend {
   readonly #bucket: string;
   readonly #ttlMs: number;
   readonly #timeoutMs: number;
+  /** The connection name, which diagnostics carry so a process with several registries can tell them apart. */
+  readonly #name: string;
   #kv: KV | undefined;
   #closed = false;
   #connected = true;
@@ -78,8 +80,9 @@ class NatsBackend implements RegistryBackend {
   readonly #listeners = new Set<(connected: boolean) => void>();
   readonly #watches = new Set<NatsWatch>();
 
-  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number) {
+  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number, name: string) {
     this.#nc = nc;
+    this.#name = name;
     this.#bucket = bucket;
     this.#ttlMs = ttlMs;
     this.#timeoutMs = timeoutMs;
@@ -97,10 +100,10 @@ class NatsBackend implements RegistryBackend {
       for await (const s of this.#nc.status()) {
         if (s.type === 'disconnect') {
           this.#recovery++; // cancels a recovery still under way
-          publish({ type: 'disconnect', backend: 'nats', server: s.server });
+          publish({ type: 'disconnect', backend: 'nats', server: s.server, connection: this.#name });
           this.#setConnected(false);
         } else if (s.type === 'reconnect') {
-          publish({ type: 'reconnect', backend: 'nats', server: s.server });
+          publish({ type: 'reconnect', backend: 'nats', server: s.server, connection: this.#name });
           void this.#recover();
         }
       }

@@ -108,9 +108,14 @@ class BackendRegistry implements Registry {
   async announce(record: AnnouncedRecord, options: { signal?: AbortSignal } = {}): Promise<Announcement> {
     if (this.#closing) throw new MeshError('SHUTTING_DOWN', 'the registry is closed');
     const key = recordKey(record);
+    let failures = 0;
     const inner = await announce(this.#store, record, {
       ttlMs: this.#ttlMs,
-      onError: (err) => publish({ type: 'heartbeat-failed', backend: this.backend, key, error: errorMessage(err) }),
+      onError: (err) => { failures++; publish({ type: 'heartbeat-failed', backend: this.backend, key, error: errorMessage(err) }); },
+      onWritten: () => {
+        if (failures > 0) publish({ type: 'heartbeat-recovered', backend: this.backend, key, failures });
+        failures = 0;
+      },
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const announcement: Announcement = {

@@ -125,3 +125,23 @@ test('mcp.sessionIdleTimeout: 10 minutes by default, at least 1s, named when wro
       (err: unknown) => isMeshError(err, 'CONFIG_INVALID') && /mcp\.sessionIdleTimeout/.test(err.message));
   }
 });
+
+test('agent health check: defaults, flags, and bad values named by key', () => {
+  const c = resolveConfig({ file: { identity, agent: { url: 'http://127.0.0.1:8001' } } });
+  assert.equal(c.agent?.healthInterval, 5000);
+  assert.equal(c.agent?.healthTimeout, 2000);
+  assert.equal(c.agent?.healthThreshold, 3);
+  const f = resolveConfig({
+    file: { identity, agent: { url: 'http://127.0.0.1:8001' } },
+    env: { AGENTMESH_AGENT_HEALTH_THRESHOLD: '5' }, flags: { 'agent.healthInterval': '0s' },
+  });
+  assert.equal(f.agent?.healthInterval, 0);
+  assert.equal(f.agent?.healthThreshold, 5);
+  assert.throws(
+    () => resolveConfig({ file: { identity, agent: { url: 'http://127.0.0.1:8001', healthInterval: '10ms', healthTimeout: 'soon', healthThreshold: 0 } } }),
+    (err: unknown) => isMeshError(err, 'CONFIG_INVALID')
+      && /agent\.healthInterval: expected 0s \(off\) or at least 100ms/.test(err.message)
+      && /agent\.healthTimeout: expected a duration/.test(err.message)
+      && /agent\.healthThreshold/.test(err.message),
+  );
+});

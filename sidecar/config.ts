@@ -105,6 +105,12 @@ export const SidecarConfigSchema = z.strictObject({
     labels: z.record(z.string(), z.string()).default({}),
     /** How long start-up waits for the agent's card before giving up. */
     startupTimeout: Duration.default(30_000),
+    /** How often the sidecar reads the agent's card to see that it is alive; 0s turns the check off. */
+    healthInterval: Duration.default(5000).refine((ms) => ms === 0 || ms >= 100, 'expected 0s (off) or at least 100ms'),
+    /** A card read slower than this counts as a failure. */
+    healthTimeout: Duration.default(2000).refine((ms) => ms >= 10, 'expected at least 10ms'),
+    /** Failed reads in a row after which the agent is withdrawn from the registry until it answers again. */
+    healthThreshold: z.coerce.number().int().min(1).max(100).default(3),
   }).optional(),
   mcp: z.strictObject({
     servers: z.array(McpServerSchema).default([]).refine(
@@ -195,7 +201,8 @@ export type SidecarConfig = Readonly<z.output<typeof SidecarConfigSchema>>;
 
 /** Every leaf key a flag (`--registry.ttl 5s`) or variable (`AGENTMESH_REGISTRY_TTL=5s`) may set. */
 export const CONFIG_KEYS = [
-  'agent.name', 'agent.url', 'agent.startupTimeout', 'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
+  'agent.name', 'agent.url', 'agent.startupTimeout', 'agent.healthInterval', 'agent.healthTimeout', 'agent.healthThreshold',
+  'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',

@@ -2,6 +2,8 @@
 // registry/ publish diagnostics_channel events, which are bridged here.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { pino, type Logger } from 'pino';
+import { REGISTRY_CHANNEL, type RegistryEvent } from '../registry/index.ts';
+import { FailureLog } from './log-once.ts';
 
 export type { Logger };
 
@@ -9,14 +11,49 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
   return pino({ level, base: { ...bindings }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 
-/** Logs registry diagnostics (invalid records, disconnects) through the sidecar's logger. */
-export function bridgeDiagnostics(log: Logger): () => void {
-  const channel = 'agentmesh:registry';
+/**
+ * Logs registry diagnostics (invalid records, NATS disconnects and reconnects, failed heartbeats)
+ * through the sidecar's logger; a heartbeat that keeps failing is logged once per outage with a count.
+ * `own` keeps another sidecar's events out when one process runs several: its NATS connection name
+ * and its instance (the last segment of its record keys). Returns the unsubscribe function.
+ */
+export function bridgeDiagnostics(log: Logger, own: { connection: string; instance: string }): () => void {
+  const heartbeats = new Map<string, FailureLog>();
+  const keySuffix = `.${own.instance}`;
   const onMessage = (message: unknown): void => {
-    const event = (message ?? {}) as { type?: string };
-    const level = event.type === 'invalid' || event.type === 'disconnect' ? 'warn' : 'info';
-    log[level]({ registry: message }, `registry ${event.type ?? 'event'}`);
+    const event = message as RegistryEvent;
+    if ((event.type === 'disconnect' || event.type === 'reconnect') && event.connection !== own.connection) return;
+    if ((event.type === 'heartbeat-failed' || event.type === 'heartbeat-recovered') && !event.key.endsWith(keySuffix)) return;
+    switch (event.type) {
+      case 'disconnect':
+        log.warn({ registry: event.backend, server: event.server }, 'registry: lost the NATS connection; routing from the cached view while it reconnects');
+        return;
+      case 'reconnect':
+        log.info({ registry: event.backend, server: event.server }, 'registry: NATS connection is back');
+        return;
+      case 'heartbeat-failed': {
+        let failures = heartbeats.get(event.key);
+        if (!failures) heartbeats.set(event.key, failures = new FailureLog(log.child({ key: event.key }), { what: 'registry heartbeat' }));
+        failures.failure(event.error);
+        return;
+      }
+      case 'heartbeat-recovered':
+        heartbeats.get(event.key)?.success();
+        heartbeats.delete(event.key);
+        return;
+      case 'invalid':
+        log.warn({ registry: event.backend, key: event.key, err: event.error }, 'skipped an invalid registry record');
+        return;
+      case 'watch-restart':
+        log.info({ registry: event.backend, reason: event.reason }, 'registry watch restarted');
+        return;
+      case 'reaped':
+        log.debug({ registry: event.backend, key: event.key, reason: event.reason }, 'registry: removed a stale file');
+        return;
+      default:
+        event satisfies never;
+    }
   };
-  subscribe(channel, onMessage);
-  return () => { unsubscribe(channel, onMessage); };
+  subscribe(REGISTRY_CHANNEL, onMessage);
+  return () => { unsubscribe(REGISTRY_CHANNEL, onMessage); };
 }

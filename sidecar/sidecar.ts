@@ -10,7 +10,9 @@ import { loadIdentity, serverTlsOptions } from './identity/index.ts';
 import { inboundHandler } from './http/inbound.ts';
 import { listen, type Listener } from './http/listener.ts';
 import { loadLocalAgent, type LoadedAgent } from './a2a/local-agent.ts';
-import type { Logger } from './log.ts';
+import { bridgeDiagnostics, type Logger } from './log.ts';
+import { FailureLog } from './log-once.ts';
+import { watchAgentHealth, type AgentHealth } from './a2a/agent-health.ts';
 import { outboundHandler } from './http/outbound.ts';
 import { guardOutbound } from './http/outbound-guard.ts';
 import { neverForward } from './http/credential-headers.ts';
@@ -57,13 +59,13 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identity) } : undefined;
   const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
   if (natsWarning) log.warn({ registry: 'nats' }, natsWarning);
+  const offDiagnostics = bridgeDiagnostics(log, { connection: `agentmesh-sidecar-${instance}`, instance });
   const registry: Registry = await openRegistry({
     ttlMs: config.registry.ttl,
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
     ...(nats ?? { dir: config.registry.dir ?? defaultRegistryDir() }),
-    onInvalid: (key, err) => log.warn({ key, err }, 'skipped an invalid registry record'),
-  });
+  }).catch((err: unknown) => { offDiagnostics(); throw err; });
   const peers = new PeerPools(identity);
   const listeners: Listener[] = [];
   let selfUrl = '';
@@ -87,7 +89,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       bucket: `${config.registry.bucket}-tasks`, ttlMs: AFFINITY_TTL_MS, name: `agentmesh-sidecar-${instance}-tasks`,
       ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
     }).catch((err: unknown) => { log.warn({ err }, 'task affinity will not survive a restart: cannot open its store'); return undefined; }),
-    (err) => log.warn({ err }, 'task affinity store error'),
+    ...affinityLog(log),
   );
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const dropHeaders = neverForward(config.hop.dropHeaders);
@@ -102,6 +104,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   });
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
+  let health: AgentHealth | undefined;
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
   try {
     const outbound = await listen({
@@ -128,7 +131,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         notReady: () => [
           ...(registry.synced() ? [] : ['registry not synced']),
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),
-          ...(config.agent && !announcement ? ['local agent not registered'] : []),
+          ...agentNotReady(health?.down(), config.agent !== undefined && !announcement),
         ],
         state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(), config }),
       }),
@@ -146,6 +149,20 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         labels: { ...config.agent.labels }, card: agent.card,
       });
       log.info({ agent: agent.name, identity: identity.id, endpoint }, 'registered local agent');
+      const loaded = agent;
+      const record = { kind: 'agent', name: loaded.name, instance, identity: identity.id, endpoint, labels: { ...config.agent.labels } } as const;
+      if (config.agent.healthInterval > 0) {
+        health = watchAgentHealth({
+          name: loaded.name, readCard: loaded.readCard, log,
+          intervalMs: config.agent.healthInterval, timeoutMs: config.agent.healthTimeout, threshold: config.agent.healthThreshold,
+          onDown: async () => { const a = announcement; announcement = undefined; await a?.withdraw(); },
+          onUp: async (card, signal) => {
+            loaded.useCard(card);
+            announcement = await registry.announce({ ...record, card }, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) });
+          },
+          onCard: async (card) => { loaded.useCard(card); await announcement?.update({ card }); },
+        }, loaded.card);
+      }
     }
     const addresses = { outbound: outbound.url, inbound: inbound.url, admin: admin.url };
     log.info({ ...addresses, registry: registry.backend, instance }, 'sidecar ready');
@@ -154,6 +171,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const closed = new Promise<void>((resolve) => { resolveClosed = resolve; });
     const close = () => (closing ??= (async () => {
       try {
+        await health?.close();
         await announcement?.withdraw().catch((err: unknown) => log.warn({ err }, 'could not withdraw registration'));
         await localMcp?.withdraw();
         listenStreams.endAll();
@@ -167,6 +185,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled([federation.close(), localMcp?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         log.info('sidecar stopped');
+        offDiagnostics();
         resolveClosed();
       }
     })());
@@ -178,10 +197,24 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     shutdown.abort();
     reaper.close();
     mcp.close();
+    offDiagnostics();
+    await health?.close();
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     throw err;
   }
+}
+
+/** The /readyz reason about the local agent: why the health check counts it down, or that it is not registered. */
+function agentNotReady(down: string | undefined, unregistered: boolean): string[] {
+  if (down !== undefined) return [down];
+  return unregistered ? ['local agent not registered'] : [];
+}
+
+/** The task-affinity store's failures, logged once per outage with a count instead of once per call. */
+function affinityLog(log: Logger): [onError: (err: unknown) => void, onOk: () => void] {
+  const failures = new FailureLog(log, { what: 'task affinity store' });
+  return [(err) => failures.failure(err), () => failures.success()];
 }
 
 /** A host this process can reach a listener on: 127.0.0.1 for the wildcard addresses. */

@@ -7,6 +7,10 @@ import type { LocalAgent } from './inbound-a2a.ts';
 
 export interface LoadedAgent extends LocalAgent {
   card: CardShape;
+  /** Reads the card again (the health check), over the loader's one-connection pool. */
+  readCard(signal: AbortSignal): Promise<CardShape>;
+  /** Takes a card read later (same origin: the pool stays); throws when the agent moved to another origin. */
+  useCard(card: CardShape): void;
   close(): Promise<void>;
 }
 
@@ -19,20 +23,12 @@ export async function loadLocalAgent(options: { url: string; name?: string; time
   let lastError: unknown;
   // undici, not the global fetch: that would load Node's own copy of undici (~15 MB RSS) for one request.
   const cardPool = new Pool(cardUrl.origin, { connections: 1 });
+  const readCard = (signal: AbortSignal) => readAgentCard(cardPool, cardUrl, signal);
   try {
     while (!deadline.aborted) {
       try {
-        // Ask for the v1.0 card; a v0.3-only agent ignores the header and serves its v0.3 card.
-        const res = await cardPool.request({
-          path: `${cardUrl.pathname}${cardUrl.search}`, method: 'GET', signal: deadline,
-          headers: { accept: 'application/json', 'a2a-version': '1.0' },
-        });
-        if (res.statusCode < 200 || res.statusCode > 299) {
-          await res.body.dump();
-          throw new Error(`HTTP ${res.statusCode}`);
-        }
-        const card = parseAgentCard(await res.body.json(), cardUrl.href);
-        return build(card, options.name ?? card.name, cardUrl);
+        const card = await readCard(deadline);
+        return build(card, options.name ?? card.name, cardUrl, readCard, cardPool);
       } catch (err) {
         if (err instanceof MeshError) throw err;
         lastError = err;
@@ -40,13 +36,48 @@ export async function loadLocalAgent(options: { url: string; name?: string; time
       await new Promise((resolve) => setTimeout(resolve, delay).unref());
       delay = Math.min(delay * 2, 1000);
     }
-  } finally {
+  } catch (err) {
     await cardPool.destroy();
+    throw err;
   }
+  await cardPool.destroy();
   throw new MeshError('A2A_ERROR', `could not read the agent card at ${cardUrl.href} within ${options.timeoutMs} ms (agent.url): ${describe(lastError)}`, { cause: lastError });
 }
 
-function build(card: CardShape, name: string, cardUrl: URL): LoadedAgent {
+/** One read of the card through `pool` (connected to the card's origin); throws on any failure. */
+export async function readAgentCard(pool: Pool, cardUrl: URL, signal: AbortSignal): Promise<CardShape> {
+  // Ask for the v1.0 card; a v0.3-only agent ignores the header and serves its v0.3 card.
+  const res = await pool.request({
+    path: `${cardUrl.pathname}${cardUrl.search}`, method: 'GET', signal,
+    headers: { accept: 'application/json', 'a2a-version': '1.0' },
+  });
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    await res.body.dump();
+    throw new Error(`HTTP ${res.statusCode}`);
+  }
+  return parseAgentCard(await res.body.json(), cardUrl.href);
+}
+
+function build(card: CardShape, name: string, cardUrl: URL, readCard: LoadedAgent['readCard'], cardPool: Pool): LoadedAgent {
+  const { endpoints, origin } = endpointsOf(card, name);
+  const dispatcher = new Pool(origin, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+  const agent: LoadedAgent = {
+    name, card, cardUrl, endpoints, dispatcher, readCard,
+    useCard(next) {
+      const moved = endpointsOf(next, name);
+      if (moved.origin !== origin) {
+        throw new MeshError('A2A_ERROR', `agent '${name}' now serves from ${moved.origin}, not ${origin}; restart the sidecar to follow it`);
+      }
+      agent.card = next;
+      agent.endpoints = moved.endpoints;
+    },
+    close: async () => { await Promise.all([dispatcher.close(), cardPool.destroy()]); },
+  };
+  return agent;
+}
+
+/** Where the card says each binding is served, and the one origin they share. */
+function endpointsOf(card: CardShape, name: string): { endpoints: Partial<Record<Binding, URL>>; origin: string } {
   const endpoints: Partial<Record<Binding, URL>> = {};
   const origins = new Set<string>();
   for (const [binding, url] of Object.entries(agentEndpoints(card)) as [Binding, string][]) {
@@ -54,12 +85,11 @@ function build(card: CardShape, name: string, cardUrl: URL): LoadedAgent {
     endpoints[binding] = parsed;
     origins.add(parsed.origin);
   }
-  if (origins.size !== 1) {
+  const [origin] = origins;
+  if (origins.size !== 1 || origin === undefined) {
     throw new MeshError('A2A_ERROR', `agent '${name}' serves its bindings from ${origins.size} origins (${[...origins].join(', ')}); the sidecar expects one`);
   }
-  const [origin] = origins;
-  const dispatcher = new Pool(origin as string, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
-  return { name, card, cardUrl, endpoints, dispatcher, close: () => dispatcher.close() };
+  return { endpoints, origin };
 }
 
 function describe(err: unknown): string {

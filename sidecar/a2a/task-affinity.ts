@@ -13,10 +13,13 @@ export class TaskAffinity {
   readonly #owners = new Map<string, { instance: string; at: number }>();
   readonly #store: KeyValueStore | undefined;
   readonly #onError: (err: unknown) => void;
+  readonly #onOk: () => void;
 
-  constructor(store?: KeyValueStore, onError: (err: unknown) => void = () => undefined) {
+  /** `onError`/`onOk`: each store failure and each store success (to log a failing store once per outage). */
+  constructor(store?: KeyValueStore, onError: (err: unknown) => void = () => undefined, onOk: () => void = () => undefined) {
     this.#store = store;
     this.#onError = onError;
+    this.#onOk = onOk;
   }
 
   remember(agent: string, taskId: string, instance: string): void {
@@ -25,7 +28,7 @@ export class TaskAffinity {
     this.#owners.delete(key);
     this.#owners.set(key, { instance, at: Date.now() });
     if (this.#owners.size > MAX_TASKS) this.#owners.delete(this.#owners.keys().next().value ?? '');
-    if (known?.instance !== instance) this.#store?.put(key, instance).catch(this.#onError);
+    if (known?.instance !== instance) this.#store?.put(key, instance).then(this.#onOk, this.#onError);
   }
 
   async ownerOf(agent: string, taskId: string | undefined): Promise<string | undefined> {
@@ -35,7 +38,7 @@ export class TaskAffinity {
     if (entry && Date.now() - entry.at <= AFFINITY_TTL_MS) return entry.instance;
     if (!this.#store) return undefined;
     const stored = await Promise.race([
-      this.#store.get(key).catch((err: unknown) => { this.#onError(err); return undefined; }),
+      this.#store.get(key).then((value) => { this.#onOk(); return value; }, (err: unknown) => { this.#onError(err); return undefined; }),
       new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS).unref()),
     ]);
     if (stored) this.#owners.set(key, { instance: stored, at: Date.now() });

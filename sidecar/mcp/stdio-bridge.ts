@@ -12,6 +12,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest, isJSONRPCRequest, isJSONRPCNotification, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { MeshError } from '../../sdk/errors.ts';
 import type { Logger } from '../log.ts';
+import { FailureLog } from '../log-once.ts';
 import { sendError } from '../http/respond.ts';
 import { IdleSessions } from './idle-sessions.ts';
 
@@ -41,6 +42,8 @@ class BridgeSession {
   readonly #inFlight = new Map<RequestId, string | number | undefined>();
   #closed = false;
   #restarts = 0;
+  /** Writes to the child fail on every message while it is broken: logged once per run with a count. */
+  #writes: FailureLog | undefined;
 
   constructor(private readonly name: string, private readonly spec: StdioCommand, private readonly log: Logger, onSession: (id: string, s: BridgeSession) => void, onClose: (id: string) => void) {
     this.http = new StreamableHTTPServerTransport({
@@ -64,7 +67,9 @@ class BridgeSession {
       this.#inFlight.set(message.id, token);
     }
     const child = await this.#ensureChild();
-    await child.send(message).catch((err: unknown) => this.log.warn({ mcp: this.name, err: (err as Error).message }, 'could not write to the stdio server'));
+    this.#writes ??= new FailureLog(this.log.child({ mcp: this.name }), { what: 'writing to the stdio MCP server' });
+    const writes = this.#writes;
+    await child.send(message).then(() => writes.success(), (err: unknown) => writes.failure(err instanceof Error ? err.message : err));
   }
 
   #fromChild(message: JSONRPCMessage): void {

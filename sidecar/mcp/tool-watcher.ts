@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.ts';
+import { FailureLog } from '../log-once.ts';
 
 export interface ToolWatcher {
   /** The last tool list seen, or undefined before the first successful listing. */
@@ -26,6 +27,8 @@ export function watchTools(options: {
   let closed = false;
   let delay = 100;
   let timer: NodeJS.Timeout | undefined;
+  // Reconnect attempts repeat every few seconds while the server is away: one line per outage, with a count.
+  const failures = new FailureLog(options.log, { what: `MCP server '${options.name}' connection` });
   const pinger = setInterval(() => {
     const c = client;
     if (c) c.ping({ timeout: Math.max(1000, (options.pingMs ?? 5000) - 500) }).catch(() => { void c.close(); });
@@ -62,7 +65,7 @@ export function watchTools(options: {
       if (wasUp) client = undefined;
       if (wasUp && !closed) options.onDown();
       if (!closed) {
-        options.log.warn({ mcp: options.name }, 'lost the MCP server; reconnecting');
+        if (wasUp) options.log.warn({ mcp: options.name }, 'lost the MCP server; reconnecting');
         retry();
       }
     };
@@ -71,8 +74,9 @@ export function watchTools(options: {
       client = c;
       publish(await list(c));
       delay = 100;
+      failures.success();
     } catch (err) {
-      options.log.warn({ mcp: options.name, err: (err as Error).message }, 'cannot list the MCP server\'s tools yet');
+      failures.failure(err instanceof Error ? err.message : err);
       await c.close().catch(() => undefined);
       retry();
     }
