@@ -24,6 +24,12 @@ export const ERROR_CATALOG = {
   REGISTRY_UNAVAILABLE: { http: 503, rpc: -32056 },
   REGISTRY_RECORD_INVALID: { http: 500, rpc: -32603 },
   IDENTITY_INVALID: { http: 500, rpc: -32603 },
+  /** This sidecar's own SVID has expired (renewal failed): it refuses to call out rather than fail at the TLS layer. */
+  IDENTITY_EXPIRED: { http: 503, rpc: -32058 },
+  /** The online CA refused a join token: bad signature, expired, wrong audience or trust domain. */
+  JOIN_TOKEN_INVALID: { http: 401, rpc: -32053 },
+  /** The online CA has already signed a CSR for this join token (tokens work once). */
+  JOIN_TOKEN_USED: { http: 409, rpc: -32053 },
   SIDECAR_UNREACHABLE: { http: 502, rpc: -32051 },
   A2A_ERROR: { http: 502, rpc: -32603 },
   ABORTED: { http: 499, rpc: -32603 },

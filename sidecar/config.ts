@@ -75,6 +75,34 @@ const McpServerSchema = z.union([
 export type McpServerConfig = z.output<typeof McpServerSchema>;
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
+/**
+ * Certificate files (reloaded when they change), or the online CA: a join token the first time, then
+ * renewal with the SVID (written to cert/key when they are set, so a restart needs no new token).
+ */
+const IdentitySchema = z.strictObject({
+  trustDomain: z.string().regex(/^[a-z0-9._-]+$/, 'expected a trust domain like mesh.local'),
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  bundle: z.string().min(1),
+  ca: z.url({ protocol: /^https$/, error: 'expected the https:// URL of `agentmesh ca serve`' }).optional(),
+  token: z.string().min(1).optional(),
+  tokenFile: z.string().min(1).optional(),
+}).superRefine((id, ctx) => {
+  const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
+  if (id.ca === undefined) {
+    if (id.cert === undefined) issue('cert', 'required (or set identity.ca to join the mesh with a token)');
+    if (id.key === undefined) issue('key', 'required (or set identity.ca to join the mesh with a token)');
+    if (id.token !== undefined) issue('token', 'a join token needs identity.ca (the URL of `agentmesh ca serve`)');
+    if (id.tokenFile !== undefined) issue('tokenFile', 'a join token needs identity.ca (the URL of `agentmesh ca serve`)');
+    return;
+  }
+  if (id.token !== undefined && id.tokenFile !== undefined) issue('tokenFile', 'set identity.token or identity.tokenFile, not both');
+  if ((id.cert === undefined) !== (id.key === undefined)) issue(id.cert === undefined ? 'cert' : 'key', 'identity.cert and identity.key go together (where the SVID is kept between runs)');
+  if (id.token === undefined && id.tokenFile === undefined && id.cert === undefined) {
+    issue('token', 'with identity.ca, set identity.token or identity.tokenFile (from `agentmesh ca token`), or identity.cert and identity.key of an SVID to renew');
+  }
+});
+
 const PolicyName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a policy name');
 /** Retries: attempts in all (1 = never retry), full-jitter backoff, and the per-target budget. */
 const RetryPolicySchema = z.strictObject({
@@ -134,12 +162,7 @@ export const SidecarConfigSchema = z.strictObject({
       if (r[key] && r.nats === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'needs registry.nats (the embedded registry has no server to authenticate to)' });
     }
   }),
-  identity: z.strictObject({
-    trustDomain: z.string().regex(/^[a-z0-9._-]+$/, 'expected a trust domain like mesh.local'),
-    cert: z.string().min(1),
-    key: z.string().min(1),
-    bundle: z.string().min(1),
-  }),
+  identity: IdentitySchema,
   listen: z.strictObject({
     outbound: OutboundAddress.default({ host: '127.0.0.1', port: 15001 }),
     inbound: ListenAddress.default({ host: '0.0.0.0', port: 15443 }),
@@ -203,7 +226,7 @@ export type SidecarConfig = Readonly<z.output<typeof SidecarConfigSchema>>;
 export const CONFIG_KEYS = [
   'agent.name', 'agent.url', 'agent.startupTimeout', 'agent.healthInterval', 'agent.healthTimeout', 'agent.healthThreshold',
   'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
-  'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle',
+  'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle', 'identity.ca', 'identity.token', 'identity.tokenFile',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
 ] as const;

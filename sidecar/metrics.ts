@@ -22,6 +22,8 @@ export interface Metrics {
   breaker(target: string, instance: string, state: 'open' | 'half-open' | 'close'): void;
   /** Drops the per-instance series of an instance that left the registry. */
   forgetInstance(target: string, instance: string): void;
+  /** Serves agentmesh_cert_expiry_seconds: seconds until the current SVID expires (negative once it has). */
+  certExpiry(notAfter: () => Date): void;
 }
 
 const MAX_CACHED_SERIES = 10_000;
@@ -48,6 +50,12 @@ export function createMetrics(): Metrics {
   const children = new Map<string, { requests: { inc(): void }; errors: { inc(): void } | undefined; latency: { observe(v: number): void } }>();
   return {
     registry,
+    certExpiry(notAfter) {
+      new Gauge({
+        name: 'agentmesh_cert_expiry_seconds', help: 'Seconds until the current workload certificate (SVID) expires', registers: [registry],
+        collect() { this.set((notAfter().getTime() - Date.now()) / 1000); },
+      });
+    },
     retry(target, reason) {
       retries.inc({ target, reason: /^(HTTP \d{3}|circuit-open|[A-Z][A-Z_]{1,40})$/.test(reason) ? reason : 'other' });
     },

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { natsAccessWarning, openKeyValueStore, openRegistry, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './http/admin.ts';
 import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
-import { loadIdentity, serverTlsOptions } from './identity/index.ts';
+import { openIdentity, serverTlsOptions } from './identity/index.ts';
 import { inboundHandler } from './http/inbound.ts';
 import { listen, type Listener } from './http/listener.ts';
 import { loadLocalAgent, type LoadedAgent } from './a2a/local-agent.ts';
@@ -17,6 +17,7 @@ import { outboundHandler } from './http/outbound.ts';
 import { guardOutbound } from './http/outbound-guard.ts';
 import { neverForward } from './http/credential-headers.ts';
 import { PeerPools } from './transport/peers.ts';
+import { followRotation, redactConfig } from './rotation.ts';
 import { ListenStreams } from './http/listen-streams.ts';
 import { createMetrics } from './metrics.ts';
 import { MessageDedup } from './a2a/dedup.ts';
@@ -55,8 +56,10 @@ export function defaultRegistryDir(): string {
 export async function startSidecar(config: SidecarConfig, log: Logger): Promise<Sidecar> {
   const instance = config.instance ?? randomUUID().replaceAll('-', '').slice(0, 16);
   const shutdown = new AbortController();
-  const identity = await loadIdentity({ ...config.identity });
-  const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identity) } : undefined;
+  const identities = await openIdentity(config.identity, log);
+  // The SPIFFE ID and trust domain never change; the certificate behind them does (rotation.ts).
+  const identity = identities.current();
+  const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identities.current()) } : undefined;
   const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
   if (natsWarning) log.warn({ registry: 'nats' }, natsWarning);
   const offDiagnostics = bridgeDiagnostics(log, { connection: `agentmesh-sidecar-${instance}`, instance });
@@ -65,8 +68,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
     ...(nats ?? { dir: config.registry.dir ?? defaultRegistryDir() }),
-  }).catch((err: unknown) => { offDiagnostics(); throw err; });
-  const peers = new PeerPools(identity);
+  }).catch((err: unknown) => { offDiagnostics(); identities.close(); throw err; });
+  const peers = new PeerPools(identities);
   const listeners: Listener[] = [];
   let selfUrl = '';
   const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
@@ -124,6 +127,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       }),
     });
     listeners.push(inbound);
+    followRotation({ identities, inbound, metrics, log });
     const admin = await listen({
       ...config.listen.admin, onError,
       handler: adminHandler({
@@ -132,8 +136,9 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
           ...(registry.synced() ? [] : ['registry not synced']),
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),
           ...agentNotReady(health?.down(), config.agent !== undefined && !announcement),
+          ...identities.notReady(),
         ],
-        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(), config }),
+        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(), config: redactConfig(config) }),
       }),
     });
     listeners.push(admin);
@@ -184,6 +189,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await affinity.close().catch(() => undefined);
         await Promise.allSettled([federation.close(), localMcp?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
+        identities.close();
         log.info('sidecar stopped');
         offDiagnostics();
         resolveClosed();
@@ -201,6 +207,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     await health?.close();
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
+    identities.close();
     throw err;
   }
 }

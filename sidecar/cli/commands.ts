@@ -63,7 +63,9 @@ export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> 
     ctx.out(`workload certificate written: ${Object.values(written).join(', ')}`);
     return 0;
   }
-  throw new MeshError('CONFIG_INVALID', `unknown command 'ca ${action ?? ''}': use 'ca init' or 'ca issue'`);
+  if (action === 'serve') return (await import('./ca-commands.ts')).runCaServe(args, ctx);
+  if (action === 'token') return (await import('./ca-commands.ts')).runCaToken(args, ctx);
+  throw new MeshError('CONFIG_INVALID', `unknown command 'ca ${action ?? ''}': use 'ca init', 'ca issue', 'ca serve' or 'ca token'`);
 }
 
 export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<number> {
@@ -125,6 +127,8 @@ export const USAGE = `usage: agentmesh <command>
         --server-cert F --server-key F --bundle F [--bucket agentmesh] [--admin spiffe://TD/admin] [--listen 0.0.0.0:4222] [--store-dir DIR] [--json]
                                                                   print a nats-server config with per-identity permissions
   nats init --config FILE                                         create the KV buckets (as the NATS admin)
+  ca serve --dir DIR [--listen 127.0.0.1:15100] [--svid-ttl 1h] [--ready-file FILE]   run the online CA
+  ca token --dir DIR --id spiffe://TD/agent/NAME [--ttl 15m] [--json]          a one-time join token
   agents [--skill S] [--json] [--url URL]                         list agents in the registry
   tools [--json] [--url URL]                                      list MCP servers and their tools
   call AGENT "text" [--url URL]                                   send a message, print the stream

@@ -61,7 +61,9 @@ async function natsInit(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const servers = config.registry.nats;
   if (servers === undefined) throw new MeshError('CONFIG_INVALID', 'registry.nats: nats init needs the NATS URL (--registry.nats or the config file)');
   const { bucket, ttl } = config.registry;
-  const identity = await loadIdentity({ ...config.identity });
+  const { cert, key } = config.identity;
+  if (cert === undefined || key === undefined) throw new MeshError('CONFIG_INVALID', 'identity.cert: nats init needs the admin\'s certificate files (identity.cert and identity.key)');
+  const identity = await loadIdentity({ ...config.identity, cert, key });
   const created = await initNatsBuckets({
     servers, access: natsAccess(config, () => identity),
     buckets: [{ name: bucket, ttlMs: ttl }, { name: `${bucket}-tasks`, ttlMs: AFFINITY_TTL_MS }],

@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { prepareUnixSocket, removeUnixSocket } from './unix-socket.ts';
+import type { SecureContextOptions } from 'node:tls';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
@@ -13,6 +14,8 @@ export interface Listener {
   /** The bound port (0 on a Unix socket). */
   readonly port: number;
   inFlight(): number;
+  /** HTTPS only: the certificate, key and bundle for new connections (certificate rotation). */
+  setSecureContext(tls: SecureContextOptions): void;
   /** Stops accepting, waits for in-flight requests up to `drainMs`, then closes the rest. Idempotent. */
   close(drainMs?: number): Promise<void>;
 }
@@ -69,6 +72,10 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     url: path === undefined ? `${options.tls ? 'https' : 'http'}://${host}:${port}` : `unix:${path}`,
     port,
     inFlight: () => active,
+    setSecureContext: (tls) => {
+      if (!options.tls) throw new TypeError('setSecureContext on a plain HTTP listener');
+      (server as ReturnType<typeof createHttpsServer>).setSecureContext(tls);
+    },
     close: (drainMs = 0) => (closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

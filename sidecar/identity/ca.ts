@@ -103,12 +103,12 @@ export function certificateSpiffeId(certPem: string): string {
   return parseSpiffeId(urls[0]).id;
 }
 
-async function exportKey(key: CryptoKey): Promise<string> {
+export async function exportKey(key: CryptoKey): Promise<string> {
   const der = await crypto.subtle.exportKey('pkcs8', key);
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
-async function importKey(pem: string): Promise<CryptoKey> {
+export async function importKey(pem: string): Promise<CryptoKey> {
   try {
     return await crypto.subtle.importKey('pkcs8', x509.PemConverter.decode(pem)[0] ?? new ArrayBuffer(0), ALG, false, ['sign']);
   } catch (err) {
@@ -116,7 +116,7 @@ async function importKey(pem: string): Promise<CryptoKey> {
   }
 }
 
-function randomSerial(): string {
+export function randomSerial(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   bytes[0] = (bytes[0] ?? 0) & 0x7f;
   return Buffer.from(bytes).toString('hex');

@@ -1,22 +1,33 @@
 // Connection pools to other sidecars' inbound listeners: one undici Pool per (endpoint, SPIFFE ID),
 // keep-alive, mutual TLS with our workload certificate, and the peer pinned to the identity its
-// registry record claims. All pools share one TLS context (certificate, key and bundle parsed once), so
-// a new connection allocates only its own session.
+// registry record claims. All pools of one certificate share one TLS context (certificate, key and
+// bundle parsed once); a renewed certificate starts a new generation of pools (peer-generations.ts).
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { MeshError } from '../../sdk/errors.ts';
 import { Pool } from './undici.ts';
-import { clientConnectOptions, type Identity } from '../identity/index.ts';
+import { clientConnectOptions, type Identity, type IdentitySource } from '../identity/index.ts';
+import { retireAtExpiry } from './peer-generations.ts';
 
 export class PeerPools {
-  readonly #identity: Identity;
-  readonly #pools = new Map<string, Pool>();
+  #identity: Identity;
+  #expiresAt: number;
+  #pools = new Map<string, Pool>();
   #context: SecureContext | undefined;
+  readonly #retiring = new Set<Pool>();
+  readonly #unsubscribe: () => void;
 
-  constructor(identity: Identity) {
-    this.#identity = identity;
+  /** From an identity source (pools follow its renewals), or one fixed identity. */
+  constructor(source: IdentitySource | Identity) {
+    this.#identity = 'current' in source ? source.current() : source;
+    this.#expiresAt = this.#identity.notAfter.getTime();
+    this.#unsubscribe = 'current' in source ? source.onChange((next, previous) => this.#rotate(next, previous)) : () => undefined;
   }
 
-  /** The pool for a peer endpoint whose certificate must carry `peerId`. */
+  /** The pool for a peer endpoint whose certificate must carry `peerId`; IDENTITY_EXPIRED once our certificate has expired. */
   get(endpoint: string, peerId: string): Pool {
+    if (Date.now() >= this.#expiresAt) {
+      throw new MeshError('IDENTITY_EXPIRED', `this sidecar's certificate (${this.#identity.id}) expired at ${this.#identity.notAfter.toISOString()} and was not renewed; refusing to call ${peerId}`);
+    }
     const key = `${endpoint} ${peerId}`;
     let pool = this.#pools.get(key);
     if (!pool) {
@@ -35,6 +46,16 @@ export class PeerPools {
   /** Open pools, for /api/state. */
   get size(): number {
     return this.#pools.size;
+  }
+
+  /** New certificate: new calls get new pools; the old ones finish what they carry and close, and are cut before the old certificate expires. */
+  #rotate(next: Identity, previous: Identity): void {
+    this.#identity = next;
+    this.#expiresAt = next.notAfter.getTime();
+    this.#context = undefined;
+    const old = [...this.#pools.values()];
+    this.#pools = new Map();
+    retireAtExpiry(old, previous.notAfter.getTime(), this.#retiring);
   }
 
   /** Drops pools for endpoints no longer in the registry (in-flight requests finish first). */
@@ -58,13 +79,17 @@ export class PeerPools {
   }
 
   async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
+    this.#unsubscribe();
+    const pools = [...this.#pools.values(), ...this.#retiring];
     this.#pools.clear();
+    this.#retiring.clear();
     await Promise.allSettled(pools.map((p) => p.close()));
   }
 
   destroy(): void {
-    for (const pool of this.#pools.values()) void pool.destroy().catch(() => undefined);
+    this.#unsubscribe();
+    for (const pool of [...this.#pools.values(), ...this.#retiring]) void pool.destroy().catch(() => undefined);
     this.#pools.clear();
+    this.#retiring.clear();
   }
 }

@@ -1,0 +1,25 @@
+// The sidecar's identity at start-up: from the online CA (identity.ca: join token, renewal) or from
+// certificate files (reloaded when they change). Either way one IdentityHolder with the current SVID.
+import type { Logger } from '../log.ts';
+import { identityFromCa } from './ca-renewal.ts';
+import { reloadOnChange } from './file-reload.ts';
+import { IdentityHolder } from './identity-holder.ts';
+import { loadIdentity } from './tls.ts';
+
+export interface IdentityConfig {
+  trustDomain: string;
+  bundle: string;
+  cert?: string | undefined;
+  key?: string | undefined;
+  ca?: string | undefined;
+  token?: string | undefined;
+  tokenFile?: string | undefined;
+}
+
+export async function openIdentity(config: IdentityConfig, log: Logger): Promise<IdentityHolder> {
+  if (config.ca) return identityFromCa({ ...config, ca: config.ca, log });
+  const files = { cert: config.cert ?? '', key: config.key ?? '', bundle: config.bundle, trustDomain: config.trustDomain };
+  const holder = new IdentityHolder(await loadIdentity(files));
+  reloadOnChange(holder, files, log);
+  return holder;
+}
