@@ -19,7 +19,7 @@ export async function caInit(options: { trustDomain: string; dir: string }): Pro
     }
     throw err;
   }
-  await writeFile(cert, ca.certPem, { mode: 0o644 });
+  await writeFile(cert, withNewline(ca.certPem), { mode: 0o644 });
   return { cert, key };
 }
 
@@ -32,8 +32,8 @@ export async function caIssue(options: { dir: string; id: string; out: string; t
   await mkdir(options.out, { recursive: true, mode: 0o700 });
   const paths = { cert: join(options.out, 'cert.pem'), key: join(options.out, 'key.pem'), bundle: join(options.out, 'bundle.pem') };
   await writeFile(paths.key, issued.keyPem, { mode: 0o600 });
-  await writeFile(paths.cert, issued.certPem, { mode: 0o644 });
-  await writeFile(paths.bundle, caCertPem, { mode: 0o644 });
+  await writeFile(paths.cert, withNewline(issued.certPem), { mode: 0o644 });
+  await writeFile(paths.bundle, withNewline(caCertPem), { mode: 0o644 });
   return paths;
 }
 
@@ -43,4 +43,9 @@ async function readCaFile(path: string): Promise<string> {
   } catch (err) {
     throw new MeshError('CONFIG_INVALID', `cannot read ${path} (run 'agentmesh ca init' first?): ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
+}
+
+/** PEM files end with a newline, so `cat old.pem new.pem > bundle.pem` makes a valid bundle of two roots. */
+export function withNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
 }

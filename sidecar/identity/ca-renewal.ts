@@ -126,7 +126,7 @@ async function toIdentity(id: string, trustDomain: string, certPem: string, keyP
 /** Writes the SVID so a restart renews with it instead of needing a new token (key 0600, each file replaced atomically). */
 async function persist(certPath: string, keyPath: string, certPem: string, keyPem: string): Promise<void> {
   await writeFile(`${keyPath}.tmp`, keyPem, { mode: 0o600 });
-  await writeFile(`${certPath}.tmp`, certPem, { mode: 0o644 });
+  await writeFile(`${certPath}.tmp`, certPem.endsWith('\n') ? certPem : `${certPem}\n`, { mode: 0o644 });
   await rename(`${keyPath}.tmp`, keyPath);
   await rename(`${certPath}.tmp`, certPath);
 }
