@@ -1,6 +1,7 @@
 // Identity from the online CA (`identity.ca`): join with a one-time token (or start from the SVID in
 // identity.cert/key), then renew at half-life with the current SVID, retrying with backoff on failure.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { MeshError } from '../../sdk/errors.ts';
 import type { Logger } from '../log.ts';
 import { requestSvid } from './ca-client.ts';
@@ -114,7 +115,11 @@ async function obtain(options: CaIdentityOptions, id: string, auth: { token: str
   const startMs = Date.now();
   const certPem = await requestSvid({ ca: options.ca, trustDomain: options.trustDomain, bundlePem, id, csrPem, keyPem, signal, ...auth });
   const identity = await toIdentity(id, options.trustDomain, certPem, keyPem, bundlePem);
-  if (options.cert && options.key) await persist(options.cert, options.key, certPem, keyPem);
+  if (options.cert && options.key) {
+    // Keeping the SVID only spares a restart a new token: failing to write it does not fail the renewal.
+    await persist(options.cert, options.key, certPem, keyPem)
+      .catch((err: unknown) => options.log.warn({ err }, 'could not write the SVID to identity.cert/identity.key; a restart will need a new token'));
+  }
   return { identity, startMs };
 }
 
@@ -125,6 +130,8 @@ async function toIdentity(id: string, trustDomain: string, certPem: string, keyP
 
 /** Writes the SVID so a restart renews with it instead of needing a new token (key 0600, each file replaced atomically). */
 async function persist(certPath: string, keyPath: string, certPem: string, keyPem: string): Promise<void> {
+  await mkdir(dirname(keyPath), { recursive: true, mode: 0o700 });
+  await mkdir(dirname(certPath), { recursive: true, mode: 0o700 });
   await writeFile(`${keyPath}.tmp`, keyPem, { mode: 0o600 });
   await writeFile(`${certPath}.tmp`, certPem.endsWith('\n') ? certPem : `${certPem}\n`, { mode: 0o644 });
   await rename(`${keyPath}.tmp`, keyPath);
