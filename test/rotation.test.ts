@@ -27,9 +27,9 @@ const SEND = (text: string) => JSON.stringify({
   params: { message: { messageId: `m-${Math.random().toString(36).slice(2)}`, role: 'ROLE_USER', parts: [{ text }] } },
 });
 
-async function call(from: SidecarProcess, target: string): Promise<{ status: number; body: { error?: { code: number; message: string }; result?: unknown } }> {
+async function call(from: SidecarProcess, target: string): Promise<{ status: number; meshStatus: string | null; body: { error?: { code: number; message: string }; result?: unknown } }> {
   const res = await fetch(`${from.outbound}/a2a/${target}`, { method: 'POST', body: SEND('hi'), headers: { 'content-type': 'application/json', 'a2a-version': '1.0' } });
-  return { status: res.status, body: await res.json() as { error?: { code: number; message: string } } };
+  return { status: res.status, meshStatus: res.headers.get('x-agentmesh-status'), body: await res.json() as { error?: { code: number; message: string } } };
 }
 
 async function readyz(s: SidecarProcess): Promise<{ status: number; reasons: string[] }> {
@@ -192,8 +192,10 @@ describe('certificate rotation', () => {
     await waitFor('gamma not ready because its certificate expired', async () => (await readyz(gamma)).reasons.some((r) => /certificate spiffe:\/\/mesh\.test\/agent\/gamma expired at/.test(r)), 30_000, 250);
     assert.equal((await readyz(gamma)).status, 503);
     assert.ok(await certExpirySeconds(gamma) < 0);
-    const { status, body } = await call(gamma, 'beta');
-    assert.equal(status, 503);
+    const { status, meshStatus, body } = await call(gamma, 'beta');
+    // The A2A JSON-RPC route answers errors with HTTP 200 (as A2A servers do); the failure's status rides along.
+    assert.equal(status, 200);
+    assert.equal(meshStatus, '503');
     assert.equal(body.error?.code, -32058);
     assert.match(body.error?.message ?? '', /certificate \(spiffe:\/\/mesh\.test\/agent\/gamma\) expired at .* refusing to call spiffe:\/\/mesh\.test\/agent\/beta/);
   });
