@@ -1,7 +1,6 @@
 // The sidecar's identity at start-up: from the online CA (identity.ca: join token, renewal) or from
 // certificate files (reloaded when they change). Either way one IdentityHolder with the current SVID.
 import type { Logger } from '../log.ts';
-import { identityFromCa } from './ca-renewal.ts';
 import { reloadOnChange } from './file-reload.ts';
 import { IdentityHolder } from './identity-holder.ts';
 import { loadIdentity } from './tls.ts';
@@ -17,7 +16,8 @@ export interface IdentityConfig {
 }
 
 export async function openIdentity(config: IdentityConfig, log: Logger): Promise<IdentityHolder> {
-  if (config.ca) return identityFromCa({ ...config, ca: config.ca, log });
+  // The CA client (jose, @peculiar/x509 for the CSR) loads only for sidecars that use one.
+  if (config.ca) return (await import('./ca-renewal.ts')).identityFromCa({ ...config, ca: config.ca, log });
   const files = { cert: config.cert ?? '', key: config.key ?? '', bundle: config.bundle, trustDomain: config.trustDomain };
   const holder = new IdentityHolder(await loadIdentity(files));
   reloadOnChange(holder, files, log);
