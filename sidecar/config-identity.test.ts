@@ -25,4 +25,6 @@ test('identity: misconfiguration names the key', () => {
   bad({ ...base, ca, token: 't', tokenFile: 'f' }, /identity\.tokenFile: set identity\.token or identity\.tokenFile, not both/);
   bad({ ...base, ca, token: 't', cert: 'c' }, /identity\.key: identity\.cert and identity\.key go together/);
   bad({ ...base, ca: 'http://ca:1', token: 't' }, /identity\.ca: expected the https:\/\/ URL/);
+  // One run names every problem: the combination rules also run when another identity key is wrong.
+  bad({ trustDomain: 'Mesh', cert: 'c' }, /identity\.trustDomain[\s\S]*identity\.bundle[\s\S]*identity\.key: required/);
 });

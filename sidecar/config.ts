@@ -101,7 +101,8 @@ const IdentitySchema = z.strictObject({
   if (id.token === undefined && id.tokenFile === undefined && id.cert === undefined) {
     issue('token', 'with identity.ca, set identity.token or identity.tokenFile (from `agentmesh ca token`), or identity.cert and identity.key of an SVID to renew');
   }
-});
+  // Also when another identity key is wrong, so one run names every problem; it reads only presence.
+}, { when: (payload) => typeof payload.value === 'object' && payload.value !== null });
 
 const PolicyName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a policy name');
 /** Retries: attempts in all (1 = never retry), full-jitter backoff, and the per-target budget. */
