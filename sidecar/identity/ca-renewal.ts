@@ -35,6 +35,7 @@ export async function identityFromCa(options: CaIdentityOptions): Promise<Identi
   let timer: NodeJS.Timeout | undefined;
   let attempt = 0;
   const schedule = (ms: number): void => {
+    if (stopped.signal.aborted) return;
     timer = setTimeout(() => { void renew(); }, Math.max(0, ms));
     timer.unref();
   };
@@ -70,7 +71,9 @@ export async function identityFromCa(options: CaIdentityOptions): Promise<Identi
   // The bundle stays a file (the trust anchor): a changed one (new roots) is picked up without a restart.
   const stopWatch = watchFiles([options.bundle], async () => {
     const bundlePem = await readFile(options.bundle, 'utf8').catch(() => undefined);
-    if (bundlePem && bundlePem !== holder.current().bundlePem) holder.swap({ ...holder.current(), bundlePem }, holder.startMs());
+    if (!bundlePem || bundlePem === holder.current().bundlePem) return;
+    holder.swap({ ...holder.current(), bundlePem }, holder.startMs());
+    log.info({ bundle: options.bundle }, 'reloaded the trust bundle');
   });
   holder.onClose(() => {
     stopped.abort();
