@@ -14,6 +14,7 @@ import { caTrustDomain, issueWorkload } from './ca.ts';
 import { signCsr } from './csr.ts';
 import { caServerId, verifyJoinToken } from './join-token.ts';
 import { parseSpiffeId, peerSpiffeId } from './spiffe.ts';
+import { peerSvidRefusal } from './svid-rules.ts';
 import { UsedTokens } from './used-tokens.ts';
 import * as x509 from '@peculiar/x509';
 
@@ -113,6 +114,8 @@ function renewalId(socket: TLSSocket, trustDomain: string): string {
   if (!socket.authorized) {
     throw new MeshError('FORBIDDEN', `renewal refused: the client certificate is not a valid SVID of this CA (${String(socket.authorizationError ?? 'unverified')}); join again with a new token`);
   }
+  const refused = peerSvidRefusal(cert);
+  if (refused) throw new MeshError('FORBIDDEN', `renewal refused: the client certificate is not a valid X509-SVID: ${refused}`);
   const id = peerSpiffeId(cert);
   if (!id || parseSpiffeId(id).trustDomain !== trustDomain || parseSpiffeId(id).path === '') {
     throw new MeshError('FORBIDDEN', `renewal refused: the client certificate must carry one spiffe://${trustDomain}/… URI SAN`);
