@@ -21,6 +21,10 @@ export const ERROR_CATALOG = {
   PEER_IDENTITY_MISMATCH: { http: 502, rpc: -32054 },
   SHUTTING_DOWN: { http: 503, rpc: -32055 },
   HOP_LIMIT_EXCEEDED: { http: 508, rpc: -32057 },
+  /** The agent (or the calling sidecar's queue to a target) is saturated, or the call's deadline cannot be met. */
+  OVERLOADED: { http: 503, rpc: -32061 },
+  /** The caller is over its fair share of the agent (concurrent calls or open streams). */
+  CALLER_OVER_LIMIT: { http: 429, rpc: -32062 },
   REGISTRY_UNAVAILABLE: { http: 503, rpc: -32056 },
   REGISTRY_RECORD_INVALID: { http: 500, rpc: -32603 },
   IDENTITY_INVALID: { http: 500, rpc: -32603 },
@@ -44,6 +48,8 @@ export interface MeshErrorOptions {
   details?: Record<string, unknown>;
   /** The A2A / JSON-RPC code a remote peer answered with, when this wraps a wire error. */
   rpcCode?: number;
+  /** When the caller may try again (ms); answered as a `Retry-After` header in whole seconds. */
+  retryAfterMs?: number;
 }
 
 export class MeshError extends Error {
@@ -52,6 +58,7 @@ export class MeshError extends Error {
   readonly details: Record<string, unknown> | undefined;
   readonly rpcCode: number;
   readonly httpStatus: number;
+  readonly retryAfterMs: number | undefined;
 
   constructor(code: MeshErrorCode, message: string, options: MeshErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -59,6 +66,7 @@ export class MeshError extends Error {
     this.details = options.details;
     this.rpcCode = options.rpcCode ?? ERROR_CATALOG[code].rpc;
     this.httpStatus = ERROR_CATALOG[code].http;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

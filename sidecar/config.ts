@@ -183,6 +183,25 @@ export const SidecarConfigSchema = z.strictObject({
     maxJsonDepth: z.coerce.number().int().min(2).max(1000).default(64),
     /** Calls that have crossed this many sidecar hops are refused (stops A → B → A loops). */
     maxHops: z.coerce.number().int().min(1).max(255).default(8),
+    /** The adaptive concurrency limit per local agent: where it starts and its bounds. */
+    concurrency: z.strictObject({
+      initial: z.coerce.number().int().min(1).max(100_000).default(20),
+      min: z.coerce.number().int().min(1).max(100_000).default(1),
+      max: z.coerce.number().int().min(1).max(100_000).default(1000),
+    }).prefault({}).refine((c) => c.min <= c.initial && c.initial <= c.max, 'expected min <= initial <= max'),
+    /** Calls that may wait for the local agent (all callers together); 0 = no queue. */
+    queue: z.coerce.number().int().min(0).max(100_000).default(100),
+    /** Open streams (SendStreamingMessage, SubscribeToTask) to the local agent in all, and per caller. */
+    streams: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    streamsPerCaller: z.coerce.number().int().min(1).max(1_000_000).default(100),
+    /** Calling side: calls to one target that may be pending at this sidecar before it answers 503 at once. */
+    pendingPerTarget: z.coerce.number().int().min(1).max(1_000_000).default(1000),
+    /** Per caller identity (SPIFFE ID): a hard cap on concurrent calls, a stream cap, a weight in the fair share. */
+    callers: z.record(z.string().regex(/^spiffe:\/\/[^/]+\/./, 'expected a SPIFFE ID like spiffe://mesh.local/agent/name'), z.strictObject({
+      maxConcurrent: z.number().int().min(1).optional(),
+      maxStreams: z.number().int().min(1).optional(),
+      weight: z.number().min(0.01).max(1000).optional(),
+    })).default({}),
   }).prefault({}),
   /** Named retry and breaker policies, defaults, and per-target choices (the shape of Dapr's resiliency spec). */
   resilience: z.strictObject({
@@ -229,7 +248,8 @@ export const CONFIG_KEYS = [
   'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle', 'identity.ca', 'identity.token', 'identity.tokenFile',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
-  'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
+  'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
+  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
 ] as const;
 
 /** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */

@@ -29,6 +29,9 @@ import { outboundMcp } from './mcp/outbound-mcp.ts';
 import { natsAccess } from './nats/access.ts';
 import { SessionOwners } from './mcp/session-owners.ts';
 import { startReaper } from './reaper.ts';
+import { Admission } from './overload/admission.ts';
+import { registerOverloadMetrics } from './overload/overload-metrics.ts';
+import { PendingLimit } from './overload/pending-limit.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -108,12 +111,15 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   let agent: LoadedAgent | undefined;
   let announcement: Announcement | undefined;
   let health: AgentHealth | undefined;
+  let admission: Admission | undefined;
+  const pending = new PendingLimit(config.limits.pendingPerTarget);
+  registerOverloadMetrics(metrics.registry, { pending, admission: () => (agent && admission ? { agent: agent.name, snapshot: admission.snapshot() } : undefined) });
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
   try {
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, log,
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, log,
       })),
     });
     listeners.push(outbound);
@@ -122,7 +128,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams,
+        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission,
         maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log,
       }),
     });
@@ -138,7 +144,10 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
           ...agentNotReady(health?.down(), config.agent !== undefined && !announcement),
           ...identities.notReady(),
         ],
-        state: () => ({ instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(), config: redactConfig(config) }),
+        state: () => ({
+          instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(),
+          overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, config: redactConfig(config),
+        }),
       }),
     });
     listeners.push(admin);
@@ -148,6 +157,11 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       agent = await loadLocalAgent({
         url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
         ...(config.agent.name ? { name: config.agent.name } : {}),
+      });
+      admission = new Admission({
+        agent: agent.name, concurrency: config.limits.concurrency, queue: config.limits.queue,
+        streams: config.limits.streams, streamsPerCaller: config.limits.streamsPerCaller,
+        callers: (caller) => config.limits.callers[caller], maxQueueWaitMs: config.resilience.defaults.timeout,
       });
       announcement = await registry.announce({
         kind: 'agent', name: agent.name, instance, identity: identity.id, endpoint,
@@ -185,6 +199,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         shutdown.abort();
         reaper.close();
         mcp.close();
+        admission?.close();
         resilience.close();
         await affinity.close().catch(() => undefined);
         await Promise.allSettled([federation.close(), localMcp?.close()]);

@@ -9,6 +9,8 @@ import type { A2aRoute } from '../http/routes.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
 import { forward } from '../transport/proxy.ts';
+import type { Admission } from '../overload/admission.ts';
+import { admitCall, admitted, budgetLeft } from '../overload/admit-call.ts';
 import { CARD_PATH, type Binding } from './agent-card.ts';
 import { dedupKey, recorder, replay, type MessageDedup } from './dedup.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
@@ -31,6 +33,8 @@ export interface InboundA2aDeps {
   maxBody: number;
   /** limits.maxJsonDepth */
   maxJsonDepth: number;
+  /** Overload protection for the local agent, once it has been loaded. */
+  admission?: () => Admission | undefined;
 }
 
 export function inboundA2a(deps: InboundA2aDeps) {
@@ -47,7 +51,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
     }
     ctx.hops = arrivingHops(req.headers);
-    const budget = arrivingBudget(req.headers);
+    let budget = arrivingBudget(req.headers);
     ctx.timeoutMs = budget;
     const agent = deps.localAgent();
     if (!agent || agent.name !== route.name) {
@@ -57,13 +61,19 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const target = agent.endpoints[binding];
     if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
     const key = binding === 'JSONRPC' && method?.deduplicated && ctx.messageId ? dedupKey(caller, agent.name, ctx.messageId) : undefined;
+    // Admitted before the dedup check: nothing awaits between that check and begin().
+    const permit = await admitCall(deps.admission?.(), caller, method, budget, res);
+    ctx.timeoutMs = budget = budgetLeft(budget, ctx);
     const earlier = key ? deps.dedup.previous(key) : undefined;
     const first = earlier ? await earlier : undefined;
-    if (first) return replay(res, first);
+    if (first) {
+      permit?.release('other');
+      return replay(res, first);
+    }
     const record = key ? recorder(deps.dedup.begin(key)) : undefined;
     const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: target.host };
     if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
-    await forward({
+    await admitted(permit, forward({
       dispatcher: agent.dispatcher,
       origin: target.origin,
       method: req.method ?? 'GET',
@@ -73,7 +83,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       target: `local agent '${agent.name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
       ...(record ? { onResponse: (status: number, h: Record<string, string | string[] | undefined>) => record.head(status, h), observe: record } : {}),
-    }, res);
+    }, res));
   }
 
   /** The agent's own card, in the shape the caller's A2A-Version asks for (the agent decides). */

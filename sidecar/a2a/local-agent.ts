@@ -60,7 +60,8 @@ export async function readAgentCard(pool: Pool, cardUrl: URL, signal: AbortSigna
 
 function build(card: CardShape, name: string, cardUrl: URL, readCard: LoadedAgent['readCard'], cardPool: Pool): LoadedAgent {
   const { endpoints, origin } = endpointsOf(card, name);
-  const dispatcher = new Pool(origin, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+  // Unbounded (admission bounds the calls): a caller's open streams never hold connections others wait for.
+  const dispatcher = new Pool(origin, { connections: null, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
   const agent: LoadedAgent = {
     name, card, cardUrl, endpoints, dispatcher, readCard,
     useCard(next) {

@@ -16,6 +16,8 @@ export interface A2aMethod {
   readonly taskId: { v1: TaskIdAt; v03: TaskIdAt };
   /** REST binding: HTTP method and path pattern ({id} is the task id). */
   readonly rest: { method: 'GET' | 'POST' | 'DELETE'; path: RegExp } | undefined;
+  /** Answers with a long-lived SSE stream (admission counts these apart from ordinary calls). */
+  readonly streaming?: true;
 }
 
 const TASK = '([^/:]+)';
@@ -23,11 +25,11 @@ const method = (m: A2aMethod): A2aMethod => m;
 
 export const A2A_METHODS: readonly A2aMethod[] = [
   method({ name: 'SendMessage', v03: 'message/send', readOnly: false, deduplicated: true, taskId: { v1: 'message.taskId', v03: 'message.taskId' }, rest: { method: 'POST', path: /^\/message:send$/ } }),
-  method({ name: 'SendStreamingMessage', v03: 'message/stream', readOnly: false, deduplicated: false, taskId: { v1: 'message.taskId', v03: 'message.taskId' }, rest: { method: 'POST', path: /^\/message:stream$/ } }),
+  method({ name: 'SendStreamingMessage', v03: 'message/stream', readOnly: false, deduplicated: false, taskId: { v1: 'message.taskId', v03: 'message.taskId' }, rest: { method: 'POST', path: /^\/message:stream$/ }, streaming: true }),
   method({ name: 'GetTask', v03: 'tasks/get', readOnly: true, deduplicated: false, taskId: { v1: 'id', v03: 'id' }, rest: { method: 'GET', path: new RegExp(`^/tasks/${TASK}$`) } }),
   method({ name: 'ListTasks', v03: undefined, readOnly: true, deduplicated: false, taskId: { v1: 'none', v03: 'none' }, rest: { method: 'GET', path: /^\/tasks$/ } }),
   method({ name: 'CancelTask', v03: 'tasks/cancel', readOnly: false, deduplicated: false, taskId: { v1: 'id', v03: 'id' }, rest: { method: 'POST', path: new RegExp(`^/tasks/${TASK}:cancel$`) } }),
-  method({ name: 'SubscribeToTask', v03: 'tasks/resubscribe', readOnly: true, deduplicated: false, taskId: { v1: 'id', v03: 'id' }, rest: { method: 'POST', path: new RegExp(`^/tasks/${TASK}:subscribe$`) } }),
+  method({ name: 'SubscribeToTask', v03: 'tasks/resubscribe', readOnly: true, deduplicated: false, taskId: { v1: 'id', v03: 'id' }, rest: { method: 'POST', path: new RegExp(`^/tasks/${TASK}:subscribe$`) }, streaming: true }),
   method({ name: 'CreateTaskPushNotificationConfig', v03: 'tasks/pushNotificationConfig/set', readOnly: false, deduplicated: false, taskId: { v1: 'taskId', v03: 'taskId' }, rest: { method: 'POST', path: new RegExp(`^/tasks/${TASK}/pushNotificationConfigs$`) } }),
   method({ name: 'GetTaskPushNotificationConfig', v03: 'tasks/pushNotificationConfig/get', readOnly: true, deduplicated: false, taskId: { v1: 'taskId', v03: 'id' }, rest: { method: 'GET', path: new RegExp(`^/tasks/${TASK}/pushNotificationConfigs/[^/]+$`) } }),
   method({ name: 'ListTaskPushNotificationConfigs', v03: 'tasks/pushNotificationConfig/list', readOnly: true, deduplicated: false, taskId: { v1: 'taskId', v03: 'id' }, rest: { method: 'GET', path: new RegExp(`^/tasks/${TASK}/pushNotificationConfigs$`) } }),

@@ -13,6 +13,7 @@ import { nextHop } from '../resilience/hop-budget.ts';
 import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { PeerPools } from '../transport/peers.ts';
+import type { PendingLimit } from '../overload/pending-limit.ts';
 import { CARD_PATH, parseAgentCard, rewriteCard } from './agent-card.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
 import type { A2aMethod } from './methods.ts';
@@ -30,6 +31,8 @@ export interface OutboundA2aDeps {
   maxJsonDepth: number;
   /** Request headers never sent to the next hop (http/credential-headers.ts). */
   dropHeaders: ReadonlySet<string>;
+  /** limits.pendingPerTarget: calls waiting per target agent, then a fast 503. */
+  pending?: PendingLimit;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -61,6 +64,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     ctx.hops = hop.hops;
     ctx.timeoutMs = hop.timeoutMs;
+    deps.pending?.hold(agent, res);
     await resilientForward({
       candidates: () => deps.view.agentInstances(agent),
       preferred: await deps.affinity.ownerOf(agent, ctx.taskId),

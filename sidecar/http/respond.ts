@@ -73,6 +73,7 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
   res.setHeader(ERROR_HEADER, error.code);
   res.setHeader(STATUS_HEADER, String(error.httpStatus));
   if (ctx.requestId) res.setHeader(REQUEST_ID_HEADER, ctx.requestId);
+  if (error.retryAfterMs !== undefined) res.setHeader('retry-after', String(retryAfterSeconds(error.retryAfterMs)));
   if (res.req && !res.req.complete) {
     // Answered before the body was read (e.g. 413): read and discard the rest so the caller can finish
     // sending and read this answer. Only a body far beyond any limit gets the connection closed instead.
@@ -82,6 +83,11 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
   }
   res.writeHead(errorStatus(error, ctx.style), headers);
   res.end(body);
+}
+
+/** Retry-After is whole seconds (RFC 9110); a wait under a second is still 1. */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {

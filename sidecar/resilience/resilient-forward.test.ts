@@ -54,6 +54,7 @@ interface Options {
   budget?: RetryBudget;
   maxAttempts?: number;
   preferred?: string;
+  timeoutMs?: number;
 }
 
 /** A front server whose every request goes through resilientForward to `instances`; returns a caller. */
@@ -74,7 +75,7 @@ async function front(t: TestContext, instances: TestInstance[], options: Options
       balancer,
       budget: options.budget ?? new RetryBudget(0.2, 10),
       dispatcher: () => dispatcher,
-      request: { method: req.method ?? 'GET', path: '/a2a/x', headers: { 'content-type': 'application/json' }, ...(req.method === 'POST' ? { body: Buffer.from('{}') } : {}) },
+      request: { method: req.method ?? 'GET', path: '/a2a/x', headers: { 'content-type': 'application/json' }, ...(req.method === 'POST' ? { body: Buffer.from('{}') } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) },
       target: "agent 'x'",
       onRetry: (reason) => retries.push(reason),
     };
@@ -84,7 +85,7 @@ async function front(t: TestContext, instances: TestInstance[], options: Options
   });
   const call = async () => {
     const r = await fetch(`${url}/`, { method: options.method ?? 'GET', ...(options.method === 'POST' ? { body: '{}' } : {}) });
-    return { status: r.status, retried: r.headers.get(RETRIED_HEADER), body: await r.text() };
+    return { status: r.status, retried: r.headers.get(RETRIED_HEADER), retryAfter: r.headers.get('retry-after'), body: await r.text() };
   };
   return { call, retries, served };
 }
@@ -173,6 +174,17 @@ describe('resilientForward', () => {
     assert.equal(r.status, 502);
     assert.equal(JSON.parse(r.body).code, 'UPSTREAM_UNAVAILABLE');
     assert.deepEqual([a.hits, b.hits], [1, 0]);
+  });
+
+  test('a Retry-After that outlasts the deadline is not waited for: the caller gets the 503 at once', async (t) => {
+    const a = await instance(t, 'a', answer(503, { 'retry-after': '2' }));
+    const b = await instance(t, 'b', answer(200));
+    const { call, retries } = await front(t, [a, b], { idempotent: true, timeoutMs: 1500 });
+    const r = await call();
+    assert.equal(r.status, 503, 'the peer\'s refusal, not a timeout after 1.5 s');
+    assert.equal(r.retryAfter, '2');
+    assert.deepEqual([a.hits, b.hits], [1, 0]);
+    assert.deepEqual(retries, []);
   });
 
   test('Retry-After is honoured before the retry, capped at 5 s (fake time)', async (t) => {

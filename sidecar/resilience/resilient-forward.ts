@@ -53,6 +53,7 @@ const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'PEER_IDENTITY_MISMATCH']);
 
 export async function resilientForward<R extends Instance>(call: ResilientCall<R>, res: ServerResponse): Promise<R> {
+  const started = performance.now();
   const scope = new CallScope(res, call.request.timeoutMs, call.target);
   const tried = new Set<string>();
   let retries = 0;
@@ -80,9 +81,11 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     const isFree = free(error);
     const resend = call.resendOnLoss === true && connectionLost(error) && last !== undefined && call.candidates().some((c) => c.instance === last?.instance);
     const safe = isFree || notSent(error) || resend || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
+    const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : isFree ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
+    // A wait that outlasts the deadline: the caller gets the peer's answer (e.g. 503 + Retry-After) now, not a timeout later.
+    if (wait > 0 && call.request.timeoutMs !== undefined && wait >= call.request.timeoutMs - (performance.now() - started)) return false;
     if (!safe || (!isFree && !call.budget.tryWithdraw())) return false;
     if (error instanceof StatusFailure) await (error.response as Upstream).discard();
-    const wait = error instanceof StatusFailure && error.retryAfterMs !== undefined ? Math.min(error.retryAfterMs, 5000) : isFree ? 0 : fullJitter(attemptNumber, call.retry.backoff, call.retry.maxBackoff);
     if (wait > 0) await timers.setTimeout(wait, undefined, { signal: scope.signal }).catch(() => undefined);
     if (resend) stickTo = last;
     retries++;

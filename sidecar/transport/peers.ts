@@ -33,7 +33,9 @@ export class PeerPools {
     if (!pool) {
       pool = new Pool(endpoint, {
         connect: { ...clientConnectOptions(this.#identity, peerId), secureContext: this.#secureContext() },
-        connections: 64,
+        // Unbounded: the peer's admission and limits.pendingPerTarget bound the calls, and one caller's open
+        // streams must never hold the connections another call waits for.
+        connections: null,
         keepAliveTimeout: 30_000,
         headersTimeout: 0,
         bodyTimeout: 0,

@@ -1,0 +1,111 @@
+// How many calls the local agent handles well at once, learned from its latency (a gradient limit in the
+// manner of Netflix's concurrency-limits): grows while latency stays near its baseline, shrinks when it
+// rises or calls time out. Pure arithmetic on samples; it admits nothing itself.
+
+export interface AdaptiveLimitSettings {
+  initial: number;
+  min: number;
+  max: number;
+}
+
+/** Latency up to this multiple of the baseline counts as "near" it: the limit may still grow. */
+const TOLERANCE = 2;
+/** The baseline creeps towards higher samples this fast, so a lasting change in the agent is learned. */
+const BASELINE_DRIFT = 0.002;
+/** Weight of a new window's average in the smoothed latency. */
+const SMOOTHING = 0.3;
+/** A window that saw a timeout shrinks the limit by this factor. */
+const TIMEOUT_BACKOFF = 0.7;
+/** A window closes after at least this many samples (and at least `limit` of them). */
+const MIN_WINDOW = 5;
+
+export interface LimitSnapshot {
+  limit: number;
+  /** Smoothed latency of the agent (ms), 0 before the first sample. */
+  rttMs: number;
+  /** The latency baseline (ms): the lowest seen, slowly aged upwards. */
+  baselineMs: number;
+}
+
+export class AdaptiveLimit {
+  readonly #settings: AdaptiveLimitSettings;
+  #limit: number;
+  #rtt = 0;
+  #baseline = Number.POSITIVE_INFINITY;
+  #windowSum = 0;
+  #windowCount = 0;
+  #windowMaxInflight = 0;
+  #windowTimeouts = 0;
+
+  constructor(settings: AdaptiveLimitSettings) {
+    this.#settings = settings;
+    this.#limit = clamp(settings.initial, settings.min, settings.max);
+  }
+
+  /** The current limit, a whole number within [min, max]. */
+  get limit(): number {
+    return Math.max(this.#settings.min, Math.floor(this.#limit));
+  }
+
+  /** The smoothed latency (ms), or undefined before any call finished. */
+  get rttMs(): number | undefined {
+    return this.#rtt > 0 ? this.#rtt : undefined;
+  }
+
+  /** A call finished in `ms` while `inflight` calls (itself included) were running. */
+  sample(ms: number, inflight: number): void {
+    const value = Math.max(ms, 0.1);
+    if (value < this.#baseline) this.#baseline = value;
+    else this.#baseline += (value - this.#baseline) * BASELINE_DRIFT;
+    this.#windowSum += value;
+    this.#windowCount++;
+    if (inflight > this.#windowMaxInflight) this.#windowMaxInflight = inflight;
+    this.#maybeUpdate();
+  }
+
+  /** A call ran into its deadline at the agent: a strong sign of too much concurrency. */
+  timeout(inflight: number): void {
+    this.#windowTimeouts++;
+    this.#windowCount++;
+    if (inflight > this.#windowMaxInflight) this.#windowMaxInflight = inflight;
+    this.#maybeUpdate();
+  }
+
+  snapshot(): LimitSnapshot {
+    return { limit: this.limit, rttMs: round(this.#rtt), baselineMs: Number.isFinite(this.#baseline) ? round(this.#baseline) : 0 };
+  }
+
+  #maybeUpdate(): void {
+    if (this.#windowCount < Math.max(MIN_WINDOW, this.limit)) return;
+    const samples = this.#windowCount - this.#windowTimeouts;
+    if (samples > 0) {
+      const average = this.#windowSum / samples;
+      this.#rtt = this.#rtt === 0 ? average : this.#rtt + (average - this.#rtt) * SMOOTHING;
+    }
+    let next = this.#limit;
+    if (this.#windowTimeouts > 0) {
+      next = this.#limit * TIMEOUT_BACKOFF;
+    } else if (this.#rtt > 0) {
+      const gradient = clamp((TOLERANCE * this.#baseline) / this.#rtt, 0.5, 1);
+      // Grow only when the limit was actually used: an idle agent says nothing about more load.
+      if (gradient >= 1) {
+        if (this.#windowMaxInflight >= this.#limit / 2) next = this.#limit + Math.sqrt(this.#limit);
+      } else {
+        next = this.#limit * gradient;
+      }
+    }
+    this.#limit = clamp(next, this.#settings.min, this.#settings.max);
+    this.#windowSum = 0;
+    this.#windowCount = 0;
+    this.#windowMaxInflight = 0;
+    this.#windowTimeouts = 0;
+  }
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value));
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
