@@ -10,20 +10,29 @@ export interface AdaptiveLimitSettings {
 
 /** Latency up to this multiple of the baseline counts as "near" it: the limit may still grow. */
 const TOLERANCE = 2;
-/** The baseline creeps towards higher samples this fast, so a lasting change in the agent is learned. */
-const BASELINE_DRIFT = 0.002;
+/**
+ * At the minimum limit, the baseline creeps towards higher samples this fast: an agent slow even then
+ * has really become slower. Above it, higher latency is ours to fix (queueing), so the baseline stays.
+ */
+const BASELINE_DRIFT = 0.02;
 /** Weight of a new window's average in the smoothed latency. */
 const SMOOTHING = 0.3;
 /** A window that saw a timeout shrinks the limit by this factor. */
 const TIMEOUT_BACKOFF = 0.7;
 /** A window closes after at least this many samples (and at least `limit` of them). */
 const MIN_WINDOW = 5;
+/**
+ * Every this many busy windows the limit drops to a quarter until the calls started before have drained
+ * (a probe), then comes back: latency measured with less queueing in the agent lowers a baseline that
+ * was first learned under load.
+ */
+const PROBE_EVERY = 50;
 
 export interface LimitSnapshot {
   limit: number;
   /** Smoothed latency of the agent (ms), 0 before the first sample. */
   rttMs: number;
-  /** The latency baseline (ms): the lowest seen, slowly aged upwards. */
+  /** The latency baseline (ms): the lowest seen (aged upwards only while the limit is at its minimum). */
   baselineMs: number;
 }
 
@@ -36,6 +45,9 @@ export class AdaptiveLimit {
   #windowCount = 0;
   #windowMaxInflight = 0;
   #windowTimeouts = 0;
+  #windows = 0;
+  /** During a probe: the limit to return to, and the samples the probe window needs. */
+  #probe: { restore: number; samples: number } | undefined;
 
   constructor(settings: AdaptiveLimitSettings) {
     this.#settings = settings;
@@ -56,7 +68,7 @@ export class AdaptiveLimit {
   sample(ms: number, inflight: number): void {
     const value = Math.max(ms, 0.1);
     if (value < this.#baseline) this.#baseline = value;
-    else this.#baseline += (value - this.#baseline) * BASELINE_DRIFT;
+    else if (this.#limit <= this.#settings.min) this.#baseline += (value - this.#baseline) * BASELINE_DRIFT;
     this.#windowSum += value;
     this.#windowCount++;
     if (inflight > this.#windowMaxInflight) this.#windowMaxInflight = inflight;
@@ -76,6 +88,13 @@ export class AdaptiveLimit {
   }
 
   #maybeUpdate(): void {
+    if (this.#probe) {
+      if (this.#windowCount < this.#probe.samples) return;
+      this.#limit = this.#probe.restore;
+      this.#probe = undefined;
+      this.#resetWindow();
+      return;
+    }
     if (this.#windowCount < Math.max(MIN_WINDOW, this.limit)) return;
     const samples = this.#windowCount - this.#windowTimeouts;
     if (samples > 0) {
@@ -95,6 +114,16 @@ export class AdaptiveLimit {
       }
     }
     this.#limit = clamp(next, this.#settings.min, this.#settings.max);
+    const busy = this.#windowMaxInflight >= this.#limit / 2;
+    if (busy && ++this.#windows % PROBE_EVERY === 0 && this.#limit / 4 >= this.#settings.min) {
+      const low = this.#limit / 4;
+      this.#probe = { restore: this.#limit, samples: Math.ceil(this.#limit + Math.max(MIN_WINDOW, low)) };
+      this.#limit = low;
+    }
+    this.#resetWindow();
+  }
+
+  #resetWindow(): void {
     this.#windowSum = 0;
     this.#windowCount = 0;
     this.#windowMaxInflight = 0;

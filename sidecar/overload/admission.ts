@@ -133,17 +133,17 @@ export class Admission {
     const limit = this.#limit.limit;
     const rtt = this.#limit.rttMs ?? 0;
     if (c.maxConcurrent !== undefined && c.inflight >= c.maxConcurrent) {
-      throw this.#refuse('caller-share', c, `has ${c.inflight} calls in flight, its cap (limits.callers maxConcurrent)`, rtt);
+      throw this.#refuse('caller-share', c, `${c.inflight} calls in flight, its cap (limits.callers maxConcurrent)`, rtt);
     }
     if (this.#inflight < limit) this.#dispatch();
     if (this.#inflight < limit) return this.#grant(c);
     const weight = this.#activeWeight + (c.active ? 0 : c.weight);
     const others = weight > c.weight;
     if (others && c.inflight >= share(limit, c.weight, weight)) {
-      throw this.#refuse('caller-share', c, `has ${c.inflight} calls in flight, its fair share of the agent's limit of ${limit}`, rtt);
+      throw this.#refuse('caller-share', c, `${c.inflight} calls in flight, its fair share of the limit of ${limit}`, rtt);
     }
     if (others && c.queue.length >= share(this.#settings.queue, c.weight, weight)) {
-      throw this.#refuse('caller-queue', c, `has ${c.queue.length} calls queued, its fair share of the queue (limits.queue ${this.#settings.queue})`, rtt);
+      throw this.#refuse('caller-queue', c, `${c.queue.length} calls queued, its fair share of the queue (limits.queue ${this.#settings.queue})`, rtt);
     }
     const waitMs = (rtt * (this.#queued + 1)) / limit;
     if (this.#queued >= this.#settings.queue) {
@@ -244,11 +244,11 @@ export class Admission {
 
   #openStream(c: CallerState): Permit {
     const cap = c.maxStreams ?? this.#settings.streamsPerCaller;
-    if (c.streams >= cap) throw this.#refuse('caller-streams', c, `has ${c.streams} streams open, its cap (limits.streamsPerCaller ${cap})`, 1000);
+    if (c.streams >= cap) throw this.#refuse('caller-streams', c, `${c.streams} streams open, its cap (limits.streamsPerCaller ${cap})`, 1000);
     if (this.#streams >= this.#settings.streams) {
       const fair = Math.ceil(this.#settings.streams / Math.max(1, this.#streamCallers));
-      if (c.streams >= fair) throw this.#refuse('caller-streams', c, `has ${c.streams} streams open, its fair share of limits.streams ${this.#settings.streams}`, 1000);
-      throw this.#refuse('streams', c, `has ${this.#streams} streams open, limits.streams`, 1000);
+      if (c.streams >= fair) throw this.#refuse('caller-streams', c, `${c.streams} streams open, its fair share of limits.streams ${this.#settings.streams}`, 1000);
+      throw this.#refuse('streams', c, `has ${this.#streams} streams open (limits.streams)`, 1000);
     }
     this.#streams++;
     if (++c.streams === 1) this.#streamCallers++;
@@ -269,7 +269,7 @@ export class Admission {
     this.#settings.onReject?.(reason);
     const callerFault = reason === 'caller-share' || reason === 'caller-queue' || reason === 'caller-streams';
     const message = callerFault
-      ? `caller ${c.id} ${what} to agent '${this.#settings.agent}'; try again later`
+      ? `caller ${c.id} is over its share of agent '${this.#settings.agent}': ${what}; try again later`
       : `agent '${this.#settings.agent}' ${what}; try again later`;
     return new MeshError(callerFault ? 'CALLER_OVER_LIMIT' : 'OVERLOADED', message, { retryAfterMs, details: { agent: this.#settings.agent, reason } });
   }
