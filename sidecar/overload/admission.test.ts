@@ -112,10 +112,11 @@ describe('Admission', () => {
     }
     assert.equal(a.snapshot().rttMs, 100);
     granted(a.acquire(A, 'call', 5000));
-    const r = refused(() => a.acquire(A, 'call', 150));
+    // About 100 ms queued and 100 ms to run: more than half of a 350 ms budget (the margin for a wrong estimate).
+    const r = refused(() => a.acquire(A, 'call', 350));
     assert.equal(r.code, 'OVERLOADED');
     assert.equal(r.reason, 'deadline');
-    assert.match(r.message, /cannot answer within the call's deadline of 150 ms/);
+    assert.match(r.message, /cannot answer within the call's deadline of 350 ms/);
     const waiting = queued(a.acquire(A, 'call', 1000));
     t.mock.timers.tick(899);
     assert.equal(await settled(waiting), false);

@@ -149,7 +149,8 @@ export class Admission {
     if (this.#queued >= this.#settings.queue) {
       throw this.#refuse('queue-full', c, `is saturated: ${this.#inflight} calls in flight (limit ${limit}) and ${this.#queued} queued (limits.queue)`, waitMs);
     }
-    if (budgetMs !== undefined && waitMs + rtt > budgetMs) {
+    // Half the budget: an estimate that is off (a busier agent, a starved CPU) still leaves time to answer.
+    if (budgetMs !== undefined && waitMs + rtt > budgetMs / 2) {
       throw this.#refuse('deadline', c, `cannot answer within the call's deadline of ${budgetMs} ms (about ${Math.round(waitMs)} ms queued + ${Math.round(rtt)} ms)`, waitMs);
     }
     return this.#enqueue(c, Math.max(0, (budgetMs ?? this.#settings.maxQueueWaitMs) - rtt), gone);
@@ -232,8 +233,10 @@ export class Admission {
       release: (outcome) => {
         if (done) return;
         done = true;
-        if (outcome === 'ok') this.#limit.sample(this.#now() - started, this.#inflight);
-        else if (outcome === 'timeout') this.#limit.timeout(this.#inflight);
+        const took = this.#now() - started;
+        if (outcome === 'ok') this.#limit.sample(took, this.#inflight);
+        // A call that timed out quickly had little budget left (it waited long before): not the agent's doing.
+        else if (outcome === 'timeout' && took > 2 * (this.#limit.rttMs ?? 0)) this.#limit.timeout(this.#inflight);
         this.#inflight--;
         c.inflight--;
         this.#tidy(c);

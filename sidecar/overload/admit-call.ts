@@ -5,9 +5,19 @@ import type { A2aMethod } from '../a2a/methods.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { Admission, Departure, Permit } from './admission.ts';
 
-/** A slot for this call at the local agent (undefined when there is no admission, e.g. no agent yet). */
+/**
+ * A slot for this call at the local agent (undefined when there is no admission, e.g. no agent yet).
+ * Only calls that make the agent work (not reads such as GetTask, answered from its task store) teach
+ * the limit its latency: a fast read would set a baseline no message can meet.
+ */
 export function admitCall(admission: Admission | undefined, caller: string, method: A2aMethod | undefined, budgetMs: number | undefined, gone: Departure): Permit | Promise<Permit> | undefined {
-  return admission?.acquire(caller, method?.streaming ? 'stream' : 'call', budgetMs, gone);
+  const permit = admission?.acquire(caller, method?.streaming ? 'stream' : 'call', budgetMs, gone);
+  if (permit === undefined || !method?.readOnly) return permit;
+  return permit instanceof Promise ? permit.then(unsampled) : unsampled(permit);
+}
+
+function unsampled(permit: Permit): Permit {
+  return { release: (outcome) => permit.release(outcome === 'ok' ? 'other' : outcome) };
 }
 
 /** Waits for the forwarded call and releases its slot: a timeout shrinks the limit, an answer is a latency sample. */
