@@ -63,3 +63,19 @@ test('on MCP and sidecar-to-sidecar JSON-RPC the failure keeps its HTTP status',
   sendError(res, new MeshError('UPSTREAM_UNAVAILABLE', 'gone'), { style: 'jsonrpc', rpcId: 'a' });
   assert.match(text(), /^HTTP\/1\.1 502/);
 });
+
+test('an error that says when to try again carries Retry-After in whole seconds, its status kept between sidecars', () => {
+  const { res, text } = capture();
+  sendError(res, new MeshError('CALLER_OVER_LIMIT', 'over its share', { retryAfterMs: 1500 }), { style: 'jsonrpc', rpcId: 7 });
+  const [head, body] = text().split('\r\n\r\n');
+  assert.match(head ?? '', /^HTTP\/1\.1 429/);
+  assert.match(head ?? '', /retry-after: 2/i);
+  assert.equal((JSON.parse(body ?? '') as { error: { code: number } }).error.code, -32062);
+  const other = capture();
+  sendError(other.res, new MeshError('OVERLOADED', 'saturated', { retryAfterMs: 20 }), { style: 'a2a-jsonrpc', rpcId: 8 });
+  assert.match(other.text(), /retry-after: 1/i);
+  assert.match(other.text(), /x-agentmesh-status: 503/);
+  const none = capture();
+  sendError(none.res, new MeshError('UPSTREAM_TIMEOUT', 'late'), { style: 'json' });
+  assert.doesNotMatch(none.text(), /retry-after/i);
+});
