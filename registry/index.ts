@@ -2,6 +2,8 @@
 // Other folders import only this file.
 import type * as NatsAdmin from './nats-admin.ts';
 import type * as NatsBackend from './nats-backend.ts';
+import type * as AuditStream from './audit-stream.ts';
+import type * as ToolPinStore from './tool-pin-store.ts';
 export * from './record.ts';
 export type * from './types.ts';
 export { openRegistry, type Registry, type RegistryOptions } from './registry.ts';
@@ -18,3 +20,9 @@ export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';
 export { REGISTRY_CHANNEL, type RegistryEvent } from './diagnostics.ts';
 export { natsAccessWarning, natsServers, type NatsAccess, type NatsTls } from './nats-access.ts';
 export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-store.ts';
+export type { AuditStream, AuditStreamOptions } from './audit-stream.ts';
+/** The JetStream audit stream `{bucket}-audit`; loads the NATS client on first use. */
+export const openAuditStream: typeof AuditStream.openAuditStream = async (options) => (await import('./audit-stream.ts')).openAuditStream(options);
+export type { ToolPin, ToolPinStore as ToolPins, ToolPinStoreOptions } from './tool-pin-store.ts';
+/** Tool definition pins: the KV bucket `{bucket}-tools`, or a file without NATS. */
+export const openToolPinStore: typeof ToolPinStore.openToolPinStore = async (options) => (await import('./tool-pin-store.ts')).openToolPinStore(options);

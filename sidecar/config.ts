@@ -234,6 +234,27 @@ export const SidecarConfigSchema = z.strictObject({
     /** How long SIGTERM waits for in-flight calls before closing them. */
     drainTimeout: Duration.default(15_000),
   }).prefault({}),
+  /** The audit stream (DESIGN.md "Policy, delegation and audit"): one hash-chained record per call and decision. */
+  audit: z.strictObject({
+    enabled: Bool.default(true),
+    /** Without NATS: where `{instance}.jsonl` is written; with NATS: where records wait while NATS is away. Default: {registry dir}/{bucket}-audit. */
+    dir: z.string().min(1).optional(),
+    /** Records held in memory before they are stored or spooled; beyond it they are lost and a gap record says so. */
+    maxPending: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
+    /** The on-disk spool (NATS away) holds at most this much. */
+    spoolSize: Size.default(64 * 1024 * 1024),
+    batchSize: z.coerce.number().int().min(1).max(1000).default(256),
+    flushInterval: Duration.default(100).refine((ms) => ms >= 1 && ms <= 10_000, 'expected 1ms to 10s'),
+    /** How long one batch waits for its JetStream acks. */
+    ackTimeout: Duration.default(2000).refine((ms) => ms >= 100, 'expected at least 100ms'),
+  }).prefault({}),
+  /** Tool integrity: pinning of MCP tool definitions and flagged descriptions. */
+  tools: z.strictObject({
+    /** first-use: a tool's definition is pinned when first seen; approve: calls wait for `agentmesh tools approve`. */
+    pinning: z.enum(['first-use', 'approve']).default('first-use'),
+    /** warn: flagged descriptions are shown and audited; block: calls to such tools are refused. */
+    flagged: z.enum(['warn', 'block']).default('warn'),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
@@ -249,7 +270,8 @@ export const CONFIG_KEYS = [
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle', 'identity.ca', 'identity.token', 'identity.tokenFile',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
-  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout', 'log.level',
+  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout',
+  'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'log.level',
 ] as const;
 
 /** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */

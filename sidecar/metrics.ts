@@ -91,13 +91,15 @@ export function createMetrics(): Metrics {
 /**
  * Times one request and records it when its response closes, with the labels its context holds by
  * then. A JSON-RPC error the mesh answered with HTTP 200 counts with the status it maps to.
+ * `onDone` gets the same status (the audit record of the call).
  */
-export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse): void {
+export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, onDone?: (code: number) => void): void {
   res.once('close', () => {
     const meshStatus = Number(res.getHeader(STATUS_HEADER));
     const code = !res.writableFinished && !listenEnded(ctx, res) ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
     const target = ctx.target ? targetLabel(ctx.target) : '-';
     metrics.observe(ctx.direction, target, ctx.method, ctx.caller ?? '-', code, ctx.elapsedMs() / 1000);
+    onDone?.(code);
   });
 }
 

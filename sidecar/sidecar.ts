@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { natsAccessWarning, openKeyValueStore, openRegistry, type Announcement, type Registry } from '../registry/index.ts';
+import { natsAccessWarning, openKeyValueStore, openRegistry, openToolPinStore, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './http/admin.ts';
 import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
 import { openIdentity, serverTlsOptions } from './identity/index.ts';
@@ -32,6 +32,8 @@ import { startReaper } from './reaper.ts';
 import { Admission } from './overload/admission.ts';
 import { registerOverloadMetrics } from './overload/overload-metrics.ts';
 import { PendingLimit } from './overload/pending-limit.ts';
+import { startAudit } from './audit/start-audit.ts';
+import { ToolGuard } from './tools/tool-guard.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -97,11 +99,24 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     }).catch((err: unknown) => { log.warn({ err }, 'task affinity will not survive a restart: cannot open its store'); return undefined; }),
     ...affinityLog(log),
   );
+  // Audit and tool integrity (audit/, tools/): started before the listeners, closed after them.
+  const audit = await startAudit({ config, instance, registryDir: defaultRegistryDir(), nats, log });
+  const toolPins = await openToolPinStore({
+    bucket: config.registry.bucket, name: `agentmesh-sidecar-${instance}-tools`,
+    ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+  });
+  const tools = new ToolGuard({ store: toolPins, view: registry, pinning: config.tools.pinning, flagged: config.tools.flagged, audit, log });
+  void tools.scan();
+  const closeIntegrity = async () => {
+    tools.close();
+    await toolPins.close().catch(() => undefined);
+    await audit?.log.close().catch(() => undefined);
+  };
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const dropHeaders = neverForward(config.hop.dropHeaders);
   const mcp = outboundMcp({
     resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders,
-    sessionIdleTimeoutMs,
+    sessionIdleTimeoutMs, tools,
   });
   let localMcp: LocalMcpServers | undefined;
   const reaper = startReaper({
@@ -119,7 +134,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, log,
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, log, audit,
       })),
     });
     listeners.push(outbound);
@@ -129,7 +144,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
         dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission,
-        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log,
+        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log, audit,
       }),
     });
     listeners.push(inbound);
@@ -202,7 +217,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         admission?.close();
         resilience.close();
         await affinity.close().catch(() => undefined);
-        await Promise.allSettled([federation.close(), localMcp?.close()]);
+        await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         identities.close();
         log.info('sidecar stopped');
@@ -220,7 +235,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     mcp.close();
     offDiagnostics();
     await health?.close();
-    await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close()]);
+    await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close(), closeIntegrity()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     identities.close();
     throw err;

@@ -9,10 +9,13 @@ import type { Logger } from '../log.ts';
 import { inboundMcp, type InboundMcpDeps } from '../mcp/inbound-mcp.ts';
 import { trackRequest, type Metrics } from '../metrics.ts';
 import { RequestContext } from '../request-context.ts';
+import type { CallAudit } from '../audit/call-audit.ts';
 import { sendError } from './respond.ts';
 import { parseRoute } from './routes.ts';
 
 export interface InboundDeps extends InboundA2aDeps, InboundMcpDeps {
+  /** The audit writer (audit.enabled); one record per call when the response closes. */
+  audit?: CallAudit | undefined;
   metrics: Metrics;
   trustDomain: string;
   log: Logger;
@@ -23,7 +26,7 @@ export function inboundHandler(deps: InboundDeps) {
   const mcp = inboundMcp(deps);
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('inbound', req, deps.log);
-    trackRequest(deps.metrics, ctx, res);
+    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req));
     try {
       const route = parseRoute(req.url ?? '/');
       if ((route.kind === 'a2a' && route.rest === '') || route.kind === 'mcp') ctx.style = 'jsonrpc';

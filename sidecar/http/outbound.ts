@@ -8,10 +8,13 @@ import type { Logger } from '../log.ts';
 import type { outboundMcp } from '../mcp/outbound-mcp.ts';
 import { trackRequest, type Metrics } from '../metrics.ts';
 import { RequestContext } from '../request-context.ts';
+import type { CallAudit } from '../audit/call-audit.ts';
 import { sendError, sendJson } from './respond.ts';
 import { parseRoute } from './routes.ts';
 
 export interface OutboundDeps extends OutboundA2aDeps {
+  /** The audit writer (audit.enabled); one record per call when the response closes. */
+  audit?: CallAudit | undefined;
   metrics: Metrics;
   view: RegistryView;
   mcp: ReturnType<typeof outboundMcp>;
@@ -22,7 +25,7 @@ export function outboundHandler(deps: OutboundDeps) {
   const a2a = outboundA2a(deps);
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('outbound', req, deps.log);
-    trackRequest(deps.metrics, ctx, res);
+    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req));
     try {
       const route = parseRoute(req.url ?? '/');
       switch (route.kind) {

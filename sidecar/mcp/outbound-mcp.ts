@@ -16,6 +16,8 @@ import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
 import { IdleSessions } from './idle-sessions.ts';
+import { admitToolCall } from '../tools/admit-call.ts';
+import type { ToolGuard } from '../tools/tool-guard.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 /** MCP methods that only read: safe to retry after they were sent. */
@@ -67,6 +69,8 @@ export interface OutboundMcpDeps {
   dropHeaders: ReadonlySet<string>;
   /** mcp.sessionIdleTimeout: how long an unused session's owner is remembered. */
   sessionIdleTimeoutMs: number;
+  /** Tool integrity (tools/): which instances a tools/call may reach. */
+  tools?: ToolGuard | undefined;
 }
 
 export function outboundMcp(deps: OutboundMcpDeps) {
@@ -95,6 +99,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
+      const admitted = await admitToolCall(deps.tools, name, ctx, body, deps.view.mcpInstances(name));
       const owner = pick(name, sessionId);
       if (sessionId) res.once('close', idle.hold(sessionId));
       if (req.method === 'GET') deps.listenStreams.track(res);
@@ -102,7 +107,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       ctx.hops = hop.hops;
       ctx.timeoutMs = hop.timeoutMs;
       await resilientForward({
-        candidates: () => deps.view.mcpInstances(name),
+        candidates: admitted ? () => admitted(deps.view.mcpInstances(name)) : () => deps.view.mcpInstances(name),
         // An MCP session lives on the instance that created it: such calls never move.
         ...(sessionId ? { preferred: owner.instance, pinned: true } : {}),
         idempotent: isIdempotentMcp(message, owner),

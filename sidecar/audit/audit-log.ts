@@ -1,0 +1,210 @@
+// One sidecar's audit writer: record() only queues (no I/O, no hashing on the request path); a timer
+// seals queued records into the hash chain in batches and a single pump stores them through the sink,
+// spooling to disk while the sink fails and replaying the spool first, in order. Bounded everywhere:
+// when memory and spool are full, records are counted and a `gap` record says how many were lost.
+import { GENESIS, seal, type AuditFields } from './audit-record.ts';
+import type { AuditSink } from './audit-sink.ts';
+import type { AuditSpool } from './audit-spool.ts';
+
+export interface AuditLogOptions {
+  instance: string;
+  sink: AuditSink;
+  /** Without it (file sink), failed lines wait in memory only. */
+  spool?: AuditSpool;
+  /** Records held in memory (queued + sealed, not yet stored or spooled). */
+  maxPending: number;
+  /** Records per stored batch. */
+  batchSize: number;
+  flushIntervalMs: number;
+  /** Wait after a failed store before trying again. */
+  retryMs: number;
+  onError?: (err: unknown) => void;
+  now?: () => Date;
+}
+
+export interface AuditStats {
+  sealed: number;
+  stored: number;
+  lost: number;
+  pending: number;
+  spooledBytes: number;
+}
+
+export class AuditLog {
+  readonly #o: AuditLogOptions;
+  #queue: AuditFields[] = [];
+  #unsent: string[] = [];
+  #seq = 0;
+  #prev = GENESIS;
+  #lost = 0;
+  #lostFrom: string | undefined;
+  #lostTo: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #pumping: Promise<void> | undefined;
+  #failing = false;
+  #closing: Promise<void> | undefined;
+  #stats = { sealed: 0, stored: 0 };
+  readonly #now: () => Date;
+
+  private constructor(options: AuditLogOptions) {
+    this.#o = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Opens the writer and continues this instance's chain from the last record it left (spool, then sink). */
+  static async open(options: AuditLogOptions): Promise<AuditLog> {
+    const log = new AuditLog(options);
+    const last = (await options.spool?.lastLine()) ?? (await options.sink.last().catch(() => undefined));
+    if (last !== undefined) {
+      try {
+        const { seq, hash, instance } = JSON.parse(last) as { seq?: unknown; hash?: unknown; instance?: unknown };
+        if (instance === options.instance && typeof seq === 'number' && typeof hash === 'string') {
+          log.#seq = seq;
+          log.#prev = hash;
+        }
+      } catch { /* an unreadable last line: start a new chain segment after it (verify will name it) */ }
+    }
+    if ((options.spool?.pending ?? 0) > 0) log.#kick();
+    return log;
+  }
+
+  /** Queues one record; cheap and synchronous. Over the memory bound, the record is counted as lost. */
+  record(fields: AuditFields): void {
+    if (this.#closing) return;
+    if (this.#queue.length + this.#unsent.length >= this.#o.maxPending) {
+      const at = this.#now().toISOString();
+      this.#lost++;
+      this.#lostFrom ??= at;
+      this.#lostTo = at;
+      return;
+    }
+    this.#queue.push(fields);
+    if (this.#queue.length >= this.#o.batchSize) this.#flushSoon(0);
+    else this.#flushSoon(this.#o.flushIntervalMs);
+  }
+
+  stats(): AuditStats {
+    return {
+      ...this.#stats, lost: this.#lost, pending: this.#queue.length + this.#unsent.length,
+      spooledBytes: this.#o.spool?.pending ?? 0,
+    };
+  }
+
+  /** Seals what is queued and waits until everything sealed is stored or spooled (or the sink keeps failing). */
+  async flush(): Promise<void> {
+    this.#seal();
+    await this.#pump();
+  }
+
+  /** Stops accepting, seals and tries once more to store everything; whatever fails stays in the spool. */
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
+      clearTimeout(this.#timer);
+      clearTimeout(this.#retry);
+      this.#seal();
+      this.#failing = false;
+      await this.#pump();
+      if (this.#unsent.length > 0 && this.#o.spool) {
+        const n = await this.#o.spool.append(this.#unsent).catch(() => 0);
+        this.#unsent.splice(0, n);
+      }
+      await this.#o.spool?.close().catch(() => undefined);
+      await this.#o.sink.close().catch(() => undefined);
+    })());
+  }
+
+  #flushSoon(ms: number): void {
+    if (this.#timer && ms > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#seal();
+      this.#kick();
+    }, ms);
+    this.#timer.unref();
+  }
+
+  #seal(): void {
+    if (this.#lost > 0 && this.#queue.length + this.#unsent.length < this.#o.maxPending) {
+      this.#queue.unshift({ kind: 'gap', lost: this.#lost, from: this.#lostFrom ?? '', to: this.#lostTo ?? '' });
+      this.#lost = 0;
+      this.#lostFrom = undefined;
+      this.#lostTo = undefined;
+    }
+    if (this.#queue.length === 0) return;
+    const time = this.#now().toISOString();
+    for (const fields of this.#queue) {
+      const sealed = seal(fields, { instance: this.#o.instance, seq: ++this.#seq, time, prev: this.#prev });
+      this.#prev = sealed.hash;
+      this.#unsent.push(sealed.line);
+    }
+    this.#stats.sealed += this.#queue.length;
+    this.#queue = [];
+  }
+
+  /** Stores what is sealed; while the sink is failing, only moves it to the spool (disk, not memory). */
+  #kick(): void {
+    void this.#single(() => (this.#failing ? this.#spoolUnsent() : this.#drain()));
+  }
+
+  #pump(): Promise<void> {
+    return this.#single(() => this.#drain());
+  }
+
+  /** One spool/sink operation at a time. */
+  #single(work: () => Promise<void>): Promise<void> {
+    if (this.#pumping) return this.#pumping;
+    const run = work().catch((err: unknown) => this.#o.onError?.(err)).finally(() => { this.#pumping = undefined; });
+    this.#pumping = run;
+    return run;
+  }
+
+  async #drain(): Promise<void> {
+    const { sink, spool, batchSize } = this.#o;
+    for (;;) {
+      if (spool && spool.pending > 0) {
+        const { lines, bytes } = await spool.peek(batchSize);
+        const stored = lines.length === 0 ? 0 : await sink.write(lines);
+        if (stored === lines.length) {
+          this.#stats.stored += stored;
+          await spool.consume(bytes);
+          // Whatever arrived meanwhile goes behind the spooled lines, in order.
+          if (this.#unsent.length > 0) this.#unsent.splice(0, await spool.append(this.#unsent));
+          continue;
+        }
+        // Partly stored: the stored ones are re-sent with the same msg ids (JetStream drops the duplicates).
+        await this.#spoolUnsent();
+        return this.#backoff();
+      }
+      if (this.#unsent.length === 0) return;
+      const batch = this.#unsent.slice(0, batchSize);
+      const stored = await sink.write(batch);
+      this.#unsent.splice(0, stored);
+      this.#stats.stored += stored;
+      if (stored < batch.length) {
+        await this.#spoolUnsent();
+        return this.#backoff();
+      }
+    }
+  }
+
+  /** While the sink fails, sealed lines move to disk (as many as fit); the rest wait in memory. */
+  async #spoolUnsent(): Promise<void> {
+    if (!this.#o.spool || this.#unsent.length === 0) return;
+    const n = await this.#o.spool.append(this.#unsent);
+    this.#unsent.splice(0, n);
+  }
+
+  #backoff(): void {
+    if (this.#closing) return;
+    this.#failing = true;
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => {
+      this.#failing = false;
+      this.#seal();
+      void this.#pump();
+    }, this.#o.retryMs);
+    this.#retry.unref();
+  }
+}

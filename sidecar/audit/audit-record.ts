@@ -1,0 +1,136 @@
+// The audit record: what one call, policy decision, tool event or gap leaves behind, and the hash chain
+// (sequence + SHA-256 over the previous hash and the record). Built from the request context only:
+// never a body, token, cookie, session id or push token.
+import type { RequestContext } from '../request-context.ts';
+import { canonicalJson, sha256Hex } from './canonical-json.ts';
+
+/** The `prev` of an instance's first record. */
+export const GENESIS = '0'.repeat(64);
+
+export type Decision = 'allow' | 'deny' | 'would-deny';
+
+/** One call as this sidecar saw it (and the policy decision it made, if a policy is in force). */
+export interface CallFields {
+  kind: 'call';
+  requestId: string;
+  direction: 'outbound' | 'inbound';
+  caller?: string;
+  user?: string;
+  chain?: string[];
+  target?: string;
+  method: string;
+  taskId?: string;
+  contextId?: string;
+  tool?: string;
+  decision?: Decision;
+  rule?: string;
+  traceId?: string;
+  status: number;
+  durationMs: number;
+}
+
+/** A tool definition first pinned, approved, changed, shadowed, or flagged. */
+export interface ToolFields {
+  kind: 'tool';
+  event: 'pinned' | 'approved' | 'changed' | 'shadowed' | 'flagged' | 'blocked';
+  server: string;
+  tool: string;
+  identity?: string;
+  pinned?: string;
+  seen?: string;
+  flags?: string[];
+  requestId?: string;
+}
+
+/** Records that could not be kept (memory and spool full): how many, and when. */
+export interface GapFields {
+  kind: 'gap';
+  lost: number;
+  from: string;
+  to: string;
+}
+
+export type AuditFields = CallFields | ToolFields | GapFields;
+
+/** A sealed record as stored: the fields plus instance, sequence, time and the chain. */
+export type AuditRecord = AuditFields & { v: 1; instance: string; seq: number; time: string; prev: string; hash: string };
+
+/** The hash of a record: SHA-256 of its canonical JSON without `hash` (so it covers `prev` and `seq`). */
+export function recordHash(record: Omit<AuditRecord, 'hash'> | Record<string, unknown>): string {
+  const { hash: _ignored, ...body } = record as Record<string, unknown>;
+  return sha256Hex(canonicalJson(body));
+}
+
+/** Seals `fields` as record `seq` after `prev`; returns the JSON line (no newline) and its hash. */
+export function seal(fields: AuditFields, at: { instance: string; seq: number; time: string; prev: string }): { line: string; hash: string } {
+  const body = { v: 1 as const, instance: at.instance, seq: at.seq, time: at.time, prev: at.prev, ...fields };
+  const hash = recordHash(body);
+  return { line: JSON.stringify({ ...body, hash }), hash };
+}
+
+const MAX_FIELD = 512;
+const MAX_CHAIN = 64;
+
+/** The call record for a finished request: what the context knows, bounded; never headers or bodies. */
+export function callFields(ctx: RequestContext, status: number, traceId: string | undefined): CallFields {
+  const out: CallFields = {
+    kind: 'call', requestId: ctx.requestId, direction: ctx.direction, method: clip(ctx.method), status,
+    durationMs: Math.round(ctx.elapsedMs() * 1000) / 1000,
+  };
+  if (ctx.caller !== undefined) out.caller = clip(ctx.caller);
+  const user = userSubject(ctx.user);
+  if (user !== undefined) out.user = user;
+  const chain = chainOf(ctx.chain);
+  if (chain !== undefined) out.chain = chain;
+  if (ctx.target) out.target = `${ctx.target.kind}/${ctx.target.name}`;
+  if (ctx.taskId !== undefined) out.taskId = clip(ctx.taskId);
+  if (ctx.contextId !== undefined) out.contextId = clip(ctx.contextId);
+  if (ctx.tool !== undefined) out.tool = clip(ctx.tool);
+  const decision = decisionOf(ctx.decision);
+  if (decision) {
+    out.decision = decision.decision;
+    if (decision.rule !== undefined) out.rule = decision.rule;
+  }
+  if (traceId !== undefined) out.traceId = traceId;
+  return out;
+}
+
+/** ctx.user as the users layer sets it ({ subject, claims }): the subject only (claims may be personal data). */
+function userSubject(user: unknown): string | undefined {
+  if (typeof user === 'string') return clip(user);
+  if (typeof user !== 'object' || user === null) return undefined;
+  const subject = (user as { subject?: unknown; sub?: unknown }).subject ?? (user as { sub?: unknown }).sub;
+  return typeof subject === 'string' ? clip(subject) : undefined;
+}
+
+/** ctx.chain: agent identities the call passed through, oldest first. */
+function chainOf(chain: unknown): string[] | undefined {
+  if (!Array.isArray(chain)) return undefined;
+  return chain.slice(0, MAX_CHAIN).filter((c): c is string => typeof c === 'string').map(clip);
+}
+
+/** ctx.decision as the policy layer sets it ({ allowed, rule, mode }). */
+function decisionOf(decision: unknown): { decision: Decision; rule: string | undefined } | undefined {
+  if (typeof decision !== 'object' || decision === null) return undefined;
+  const { allowed, rule, mode } = decision as { allowed?: unknown; rule?: unknown; mode?: unknown };
+  if (typeof allowed !== 'boolean') return undefined;
+  return {
+    decision: allowed ? 'allow' : mode === 'audit' ? 'would-deny' : 'deny',
+    rule: typeof rule === 'string' ? clip(rule) : undefined,
+  };
+}
+
+/** The trace id of a W3C traceparent (version-traceid-parentid-flags), or of ctx.trace when a tracer set one. */
+export function traceIdOf(trace: unknown, traceparent: string | string[] | undefined): string | undefined {
+  if (typeof trace === 'object' && trace !== null) {
+    const id = (trace as { traceId?: unknown }).traceId;
+    if (typeof id === 'string' && /^[0-9a-f]{32}$/.test(id)) return id;
+  }
+  if (typeof traceparent !== 'string') return undefined;
+  const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/.exec(traceparent);
+  return m?.[1];
+}
+
+function clip(value: string): string {
+  return value.length > MAX_FIELD ? value.slice(0, MAX_FIELD) : value;
+}

@@ -1,0 +1,107 @@
+// Where sealed audit lines go: the JetStream stream `{bucket}-audit` (subject `{bucket}-audit.{instance}`)
+// or, without NATS, a JSON-lines file per sidecar instance in audit.dir. A sink stores lines in order
+// and says how many (a prefix) it stored; it never throws at its caller.
+import { appendFile, mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openAuditStream, type AuditStream, type NatsAccess } from '../../registry/index.ts';
+
+export interface AuditSink {
+  readonly describe: string;
+  /** Stores `lines` in order; resolves with how many of the first ones are stored (all, or fewer on a failure). */
+  write(lines: readonly string[]): Promise<number>;
+  /** The last line this instance stored (to continue the chain after a restart), if it can be read. */
+  last(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+/** The file of one instance: `{dir}/{instance}.jsonl`. */
+export function auditFilePath(dir: string, instance: string): string {
+  return join(dir, `${instance}.jsonl`);
+}
+
+export async function fileSink(dir: string, instance: string): Promise<AuditSink> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const path = auditFilePath(dir, instance);
+  return {
+    describe: path,
+    async write(lines) {
+      try {
+        await appendFile(path, `${lines.join('\n')}\n`, { mode: 0o600 });
+        return lines.length;
+      } catch {
+        return 0;
+      }
+    },
+    async last() {
+      try {
+        const fh = await open(path, 'r');
+        try {
+          const { size } = await fh.stat();
+          const length = Math.min(size, 64 * 1024);
+          const buf = Buffer.alloc(length);
+          await fh.read(buf, 0, length, size - length);
+          return buf.toString('utf8').split('\n').filter((l) => l !== '').at(-1);
+        } finally {
+          await fh.close();
+        }
+      } catch {
+        return undefined;
+      }
+    },
+    async close() { /* nothing held open */ },
+  };
+}
+
+export interface NatsSinkOptions {
+  nats: string | string[];
+  access: NatsAccess;
+  bucket: string;
+  instance: string;
+  /** How long one batch waits for its JetStream acks. */
+  ackTimeoutMs: number;
+  onError: (err: unknown) => void;
+}
+
+/**
+ * The JetStream sink. It connects in the background (an absent NATS never delays start-up or calls) and
+ * reconnects forever; until connected, write stores nothing and the writer spools.
+ */
+export function natsSink(options: NatsSinkOptions): AuditSink {
+  const subject = `${options.bucket}-audit.${options.instance}`;
+  let stream: AuditStream | undefined;
+  let opening: Promise<AuditStream | undefined> | undefined;
+  let closed = false;
+  const connect = (): Promise<AuditStream | undefined> => (opening ??= openAuditStream({
+    nats: options.nats, access: options.access, bucket: options.bucket, name: `agentmesh-audit-${options.instance}`,
+  }).then((s) => {
+    if (closed) { void s.close(); return undefined; }
+    stream = s;
+    return s;
+  }, (err: unknown) => {
+    options.onError(err);
+    opening = undefined;
+    return undefined;
+  }));
+  void connect();
+  return {
+    describe: `nats stream ${options.bucket}-audit subject ${subject}`,
+    async write(lines) {
+      const s = stream ?? await connect();
+      if (!s) return 0;
+      // msg id = instance:seq, so a batch re-sent after a lost ack is stored once (JetStream dedup window).
+      return s.publish(subject, lines.map((data) => ({ id: `${options.instance}:${seqOf(data)}`, data })), options.ackTimeoutMs);
+    },
+    async last() {
+      const s = stream ?? await connect();
+      return s?.lastOf(subject);
+    },
+    async close() {
+      closed = true;
+      await (stream ?? await opening?.catch(() => undefined))?.close();
+    },
+  };
+}
+
+function seqOf(line: string): string {
+  return /"seq":(\d+)/.exec(line)?.[1] ?? '0';
+}

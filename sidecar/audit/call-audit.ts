@@ -1,0 +1,23 @@
+// The request path's one touch of the audit: onCall() captures the trace id when a request arrives and
+// returns the callback trackRequest runs when its response closes, which queues the call record.
+import type { IncomingMessage } from 'node:http';
+import type { RequestContext } from '../request-context.ts';
+import type { AuditLog } from './audit-log.ts';
+import { callFields, traceIdOf, type ToolFields } from './audit-record.ts';
+
+export class CallAudit {
+  readonly log: AuditLog;
+
+  constructor(log: AuditLog) {
+    this.log = log;
+  }
+
+  onCall(ctx: RequestContext, req: IncomingMessage): (code: number) => void {
+    const traceparent = req.headers.traceparent;
+    return (code) => this.log.record(callFields(ctx, code, traceIdOf(ctx.trace, traceparent)));
+  }
+
+  tool(fields: Omit<ToolFields, 'kind'>): void {
+    this.log.record({ kind: 'tool', ...fields });
+  }
+}

@@ -1,0 +1,43 @@
+// Opens the audit writer a sidecar's config asks for: the JetStream sink with an on-disk spool when the
+// registry is NATS, else the JSON-lines file sink; both in audit.dir (default: {registry dir}/{bucket}-audit).
+import { join } from 'node:path';
+import type { NatsAccess } from '../../registry/index.ts';
+import type { SidecarConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { AuditLog } from './audit-log.ts';
+import { fileSink, natsSink } from './audit-sink.ts';
+import { AuditSpool } from './audit-spool.ts';
+import { CallAudit } from './call-audit.ts';
+
+export function auditDir(config: Pick<SidecarConfig, 'audit' | 'registry'>, registryDir: string): string {
+  return config.audit.dir ?? join(config.registry.dir ?? registryDir, `${config.registry.bucket}-audit`);
+}
+
+export async function startAudit(options: {
+  config: SidecarConfig;
+  instance: string;
+  registryDir: string;
+  nats: { nats: string | string[]; natsAccess: NatsAccess } | undefined;
+  log: Logger;
+}): Promise<CallAudit | undefined> {
+  const { config, instance, log } = options;
+  if (!config.audit.enabled) return undefined;
+  const dir = auditDir(config, options.registryDir);
+  let lastWarn = 0;
+  const onError = (err: unknown) => {
+    // One warning a minute at most: an absent NATS must not flood the log.
+    if (Date.now() - lastWarn < 60_000) return;
+    lastWarn = Date.now();
+    log.warn({ err }, 'audit records are waiting: cannot store them (they are spooled and sent later)');
+  };
+  const sink = options.nats
+    ? natsSink({ nats: options.nats.nats, access: options.nats.natsAccess, bucket: config.registry.bucket, instance, ackTimeoutMs: config.audit.ackTimeout, onError })
+    : await fileSink(dir, instance);
+  const spool = options.nats ? await AuditSpool.open(join(dir, `${instance}.spool.jsonl`), config.audit.spoolSize) : undefined;
+  const auditLog = await AuditLog.open({
+    instance, sink, ...(spool ? { spool } : {}), maxPending: config.audit.maxPending, batchSize: config.audit.batchSize,
+    flushIntervalMs: config.audit.flushInterval, retryMs: 1000, onError,
+  });
+  log.info({ audit: sink.describe }, 'audit stream on');
+  return new CallAudit(auditLog);
+}

@@ -1,0 +1,173 @@
+// Tool integrity on the calling sidecar: pins each MCP tool's definition hash when first seen (or waits
+// for `agentmesh tools approve`), audits changes, shadows and flagged descriptions once per definition,
+// and decides which instances a tools/call may reach. Pins come from the `{bucket}-tools` store.
+import { MeshError } from '../../sdk/errors.ts';
+import type { McpRecord, RegistryView, ToolPin, ToolPins } from '../../registry/index.ts';
+import type { CallAudit } from '../audit/call-audit.ts';
+import type { Logger } from '../log.ts';
+import { definitionHash } from './tool-definition.ts';
+import { toolFlags } from './tool-flags.ts';
+
+export interface ToolGuardOptions {
+  store: ToolPins;
+  view: RegistryView;
+  pinning: 'first-use' | 'approve';
+  flagged: 'warn' | 'block';
+  audit: CallAudit | undefined;
+  log: Logger;
+}
+
+const MAX_REPORTED = 10_000;
+
+export class ToolGuard {
+  readonly #o: ToolGuardOptions;
+  readonly #pins = new Map<string, ToolPin>();
+  /** Events already audited (event, tool, hash): each is recorded once, not at every registry change. */
+  readonly #reported = new Set<string>();
+  readonly #unsubscribe: () => void;
+  #scanning: Promise<void> | undefined;
+  #rescan = false;
+
+  constructor(options: ToolGuardOptions) {
+    this.#o = options;
+    this.#unsubscribe = options.view.onChange(() => { void this.scan(); });
+  }
+
+  /** Looks at every tool in the registry: pins new ones (first-use), audits changes, shadows and flags. */
+  scan(): Promise<void> {
+    if (this.#scanning) {
+      this.#rescan = true;
+      return this.#scanning;
+    }
+    const run = (async () => {
+      do {
+        this.#rescan = false;
+        for (const record of this.#o.view.mcpServers()) {
+          for (const tool of record.tools) await this.#look(record, tool).catch((err: unknown) => this.#o.log.warn({ err, mcp: record.name, tool: tool.name }, 'tool pin store error'));
+        }
+      } while (this.#rescan);
+    })().finally(() => { this.#scanning = undefined; });
+    this.#scanning = run;
+    return run;
+  }
+
+  /**
+   * The instances of `server` a tools/call of `tool` may go to: those announcing the pinned definition
+   * under the pinned identity. Throws the refusal (changed, shadowed, not approved, flagged) otherwise.
+   */
+  async admit(server: string, tool: string, instances: readonly McpRecord[], requestId: string): Promise<McpRecord[]> {
+    const offering = instances.filter((r) => r.tools.some((t) => t.name === tool));
+    if (offering.length === 0) return [...instances]; // the server answers "unknown tool" itself
+    let pin = await this.#pin(server, tool, false);
+    const cached = pin;
+    if (!cached || !offering.some((r) => matches(r, tool, cached))) pin = await this.#pin(server, tool, true); // approved meanwhile?
+    if (!pin && this.#o.pinning === 'first-use') {
+      const first = offering[0];
+      if (first) pin = await this.#create(first, tool);
+    }
+    const name = `${server}__${tool}`;
+    if (!pin) {
+      this.#report('blocked', server, tool, { requestId });
+      throw new MeshError('TOOL_NOT_APPROVED', `tool '${tool}' of MCP server '${server}' (${name}) is not approved yet: run 'agentmesh tools approve ${server} ${tool}'`, { details: { server, tool } });
+    }
+    const pinned = pin;
+    const admitted = offering.filter((r) => matches(r, tool, pinned));
+    if (admitted.length === 0) {
+      const sameOwner = offering.filter((r) => r.identity === pin.identity);
+      const seen = definitionHash(findTool(sameOwner[0] ?? offering[0], tool) ?? { name: tool });
+      if (sameOwner.length === 0) {
+        this.#report('shadowed', server, tool, { pinned: pin.hash, seen, identity: offering[0]?.identity, requestId });
+        throw new MeshError('TOOL_SHADOWED', `tool '${tool}' of MCP server '${server}' (${name}) is announced by ${offering[0]?.identity ?? 'another identity'}, not by ${pin.identity} whose definition is approved: refused`, { details: { server, tool } });
+      }
+      this.#report('blocked', server, tool, { pinned: pin.hash, seen, requestId });
+      throw new MeshError('TOOL_DEFINITION_CHANGED', `tool '${tool}' of MCP server '${server}' (${name}) changed its definition since it was approved (pinned ${pin.hash.slice(0, 19)}…, now ${seen.slice(0, 19)}…): run 'agentmesh tools approve ${server} ${tool}'`, { details: { server, tool, pinned: pin.hash, seen } });
+    }
+    if (this.#o.flagged === 'block') {
+      const flags = toolFlags(findTool(admitted[0], tool) ?? { name: tool });
+      if (flags.length > 0) {
+        this.#report('blocked', server, tool, { flags, requestId });
+        throw new MeshError('TOOL_FLAGGED', `tool '${tool}' of MCP server '${server}' (${name}) has a flagged description (${flags.join(', ')}) and tools.flagged is block`, { details: { server, tool, flags } });
+      }
+    }
+    return admitted;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+  }
+
+  async #look(record: McpRecord, tool: McpRecord['tools'][number]): Promise<void> {
+    const seen = definitionHash(tool);
+    const flags = toolFlags(tool);
+    if (flags.length > 0) {
+      if (this.#report('flagged', record.name, tool.name, { seen, flags, identity: record.identity })) {
+        this.#o.log.warn({ mcp: record.name, tool: tool.name, flags }, 'flagged tool description');
+      }
+    }
+    let pin = await this.#pin(record.name, tool.name, false);
+    if (pin && (pin.hash !== seen || pin.identity !== record.identity)) pin = await this.#pin(record.name, tool.name, true);
+    if (!pin) {
+      if (this.#o.pinning === 'first-use') await this.#create(record, tool.name);
+      return;
+    }
+    if (pin.identity !== record.identity) {
+      if (this.#report('shadowed', record.name, tool.name, { pinned: pin.hash, seen, identity: record.identity })) {
+        this.#o.log.warn({ mcp: record.name, tool: tool.name, identity: record.identity, owner: pin.identity }, 'refusing a tool that shadows an approved one');
+      }
+    } else if (pin.hash !== seen) {
+      if (this.#report('changed', record.name, tool.name, { pinned: pin.hash, seen, identity: record.identity })) {
+        this.#o.log.warn({ mcp: record.name, tool: tool.name, pinned: pin.hash, seen }, 'tool definition changed: calls are blocked until it is approved again');
+      }
+    }
+  }
+
+  async #pin(server: string, tool: string, fresh: boolean): Promise<ToolPin | undefined> {
+    const key = `${server}.${tool}`;
+    if (!fresh && this.#pins.has(key)) return this.#pins.get(key);
+    const pin = await this.#o.store.get(server, tool);
+    if (pin) this.#pins.set(key, pin);
+    else this.#pins.delete(key);
+    return pin;
+  }
+
+  async #create(record: McpRecord, toolName: string): Promise<ToolPin | undefined> {
+    const tool = findTool(record, toolName);
+    if (!tool) return undefined;
+    const pin: ToolPin = { server: record.name, tool: toolName, hash: definitionHash(tool), identity: record.identity, how: 'first-use', at: new Date().toISOString() };
+    if (await this.#o.store.create(pin)) {
+      this.#pins.set(`${record.name}.${toolName}`, pin);
+      this.#report('pinned', record.name, toolName, { pinned: pin.hash, identity: record.identity });
+      return pin;
+    }
+    return this.#pin(record.name, toolName, true);
+  }
+
+  /** Audits an event once per (event, tool, hashes); true when it was new. */
+  #report(event: 'pinned' | 'changed' | 'shadowed' | 'flagged' | 'blocked', server: string, tool: string,
+    extra: { pinned?: string; seen?: string; identity?: string | undefined; flags?: string[]; requestId?: string }): boolean {
+    const key = `${event} ${server} ${tool} ${extra.pinned ?? ''} ${extra.seen ?? ''} ${extra.identity ?? ''}`;
+    if (event !== 'blocked') {
+      if (this.#reported.has(key)) return false;
+      if (this.#reported.size >= MAX_REPORTED) this.#reported.clear();
+      this.#reported.add(key);
+    }
+    this.#o.audit?.tool({
+      event, server, tool,
+      ...(extra.identity !== undefined ? { identity: extra.identity } : {}),
+      ...(extra.pinned !== undefined ? { pinned: extra.pinned } : {}),
+      ...(extra.seen !== undefined ? { seen: extra.seen } : {}),
+      ...(extra.flags !== undefined ? { flags: extra.flags } : {}),
+      ...(extra.requestId !== undefined ? { requestId: extra.requestId } : {}),
+    });
+    return true;
+  }
+}
+
+function findTool(record: McpRecord | undefined, tool: string): McpRecord['tools'][number] | undefined {
+  return record?.tools.find((t) => t.name === tool);
+}
+
+function matches(record: McpRecord, tool: string, pin: ToolPin): boolean {
+  const def = findTool(record, tool);
+  return def !== undefined && record.identity === pin.identity && definitionHash(def) === pin.hash;
+}
