@@ -5,7 +5,7 @@ import { MeshError } from '../sdk/errors.ts';
 import { parseArgs } from './cli/args.ts';
 import { USAGE, runAgents, runCa, runCall, runSidecar, runTools, runValidate, type CliContext } from './cli/commands.ts';
 
-const BOOLEANS = new Set(['json', 'help']);
+const BOOLEANS = new Set(['json', 'help', 'follow']);
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, BOOLEANS);
@@ -30,7 +30,8 @@ async function main(argv: string[]): Promise<number> {
     case 'validate': return runValidate(args, ctx);
     case 'ca': return runCa(args, ctx);
     case 'agents': return runAgents(args, ctx);
-    case 'tools': return runTools(args, ctx);
+    case 'tools': return args.positionals[1] === 'approve' ? (await import('./cli/tools.ts')).runToolsApprove(args, ctx) : runTools(args, ctx);
+    case 'audit': return (await import('./cli/audit.ts')).runAudit(args, ctx);
     case 'call': return runCall(args, ctx);
     case 'nats': return (await import('./cli/nats.ts')).runNats(args, ctx);
     case 'demo': {

@@ -92,9 +92,13 @@ export async function runTools(args: ParsedArgs, ctx: CliContext): Promise<numbe
     ctx.out(JSON.stringify(servers, null, 2));
     return 0;
   }
-  const rows = [['TOOL (on /mcp)', 'SERVER', 'INSTANCES', 'DESCRIPTION']];
+  const rows = [['TOOL (on /mcp)', 'SERVER', 'INSTANCES', 'INTEGRITY', 'DESCRIPTION']];
   for (const s of servers) {
-    for (const t of s.tools) rows.push([`${s.name}__${t.name}`, s.name, String(s.instances.length), (t.description ?? '').split('\n')[0]?.slice(0, 60) ?? '']);
+    for (const t of s.tools) {
+      const integrity = (t as { integrity?: { state?: string; flags?: string[] } }).integrity;
+      const state = integrity ? `${integrity.state ?? ''}${integrity.flags ? ` flagged:${integrity.flags.join(',')}` : ''}` : '-';
+      rows.push([`${s.name}__${t.name}`, s.name, String(s.instances.length), state, visible((t.description ?? '').split('\n')[0]?.slice(0, 60) ?? '')]);
+    }
   }
   ctx.out(servers.length === 0 ? 'no MCP servers registered' : table(rows));
   return 0;
@@ -109,6 +113,11 @@ export async function runCall(args: ParsedArgs, ctx: CliContext): Promise<number
     if (line) ctx.out(line);
   }
   return 0;
+}
+
+/** Invisible and bidirectional characters shown as \u{…} escapes, so a terminal shows what a model would read. */
+function visible(text: string): string {
+  return text.replace(/[\u00AD\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF\u{E0000}-\u{E007F}]/gu, (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`);
 }
 
 /** The SDK (A2A and MCP clients) loads only for the commands that call a sidecar, not into `agentmesh sidecar`. */
@@ -130,7 +139,13 @@ export const USAGE = `usage: agentmesh <command>
   ca serve --dir DIR [--listen 127.0.0.1:15100] [--svid-ttl 1h] [--ready-file FILE]   run the online CA
   ca token --dir DIR --id spiffe://TD/agent/NAME [--ttl 15m] [--json]          a one-time join token
   agents [--skill S] [--json] [--url URL]                         list agents in the registry
-  tools [--json] [--url URL]                                      list MCP servers and their tools
+  tools [--json] [--url URL]                                      list MCP servers and their tools (integrity: pinned, changed, flagged …)
+  tools approve SERVER [TOOL] [--url URL] [--config F | --nats URL | --registry-dir D]
+                                                                  pin the tool definitions announced now
+  audit tail [--follow] [--agent A] [--json] [--config F | --nats URL [--bucket B] | --dir D | --file F]
+                                                                  print audit records
+  audit verify [--json] [--config F | --nats URL [--bucket B] | --dir D | --file F]
+                                                                  check the hash chains; names the first bad record
   call AGENT "text" [--url URL]                                   send a message, print the stream
   demo                                                            run the multi-agent demo
 

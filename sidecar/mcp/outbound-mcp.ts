@@ -169,7 +169,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       for (const r of deps.view.mcpServers()) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
       return [...byName].map(([name, list]) => ({
         name,
-        tools: list[0]?.tools ?? [],
+        tools: (list[0]?.tools ?? []).map((t) => (deps.tools && list[0] ? { ...t, integrity: deps.tools.status(list[0], t) } : t)),
         instances: list.map((r) => ({ instance: r.instance, identity: r.identity, endpoint: r.endpoint, labels: r.labels, startedAt: r.startedAt, heartbeatAt: r.heartbeatAt })),
       }));
     },

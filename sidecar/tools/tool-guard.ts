@@ -19,6 +19,15 @@ export interface ToolGuardOptions {
 
 const MAX_REPORTED = 10_000;
 
+export interface ToolStatus {
+  /** changed, shadowed and not-approved tools are refused; flagged ones too under tools.flagged: block. */
+  state: 'pinned' | 'approved' | 'changed' | 'shadowed' | 'not-approved' | 'unpinned';
+  hash: string;
+  /** The pinned hash, when the definition differs from it. */
+  pinned?: string;
+  flags?: string[];
+}
+
 export class ToolGuard {
   readonly #o: ToolGuardOptions;
   readonly #pins = new Map<string, ToolPin>();
@@ -90,6 +99,18 @@ export class ToolGuard {
       }
     }
     return admitted;
+  }
+
+  /** What `agentmesh tools` shows for a tool of a record (from the pins this sidecar has read). */
+  status(record: McpRecord, tool: McpRecord['tools'][number]): ToolStatus {
+    const hash = definitionHash(tool);
+    const flags = toolFlags(tool);
+    const pin = this.#pins.get(`${record.name}.${tool.name}`);
+    const state: ToolStatus['state'] = !pin ? (this.#o.pinning === 'approve' ? 'not-approved' : 'unpinned')
+      : pin.identity !== record.identity ? 'shadowed'
+        : pin.hash !== hash ? 'changed'
+          : pin.how === 'approved' ? 'approved' : 'pinned';
+    return { state, hash, ...(pin && pin.hash !== hash ? { pinned: pin.hash } : {}), ...(flags.length > 0 ? { flags } : {}) };
   }
 
   close(): void {

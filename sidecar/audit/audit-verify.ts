@@ -1,0 +1,67 @@
+// Checks audit records per sidecar instance: each record's hash, its link to the one before, and its
+// sequence. Names the first record that was altered, removed, inserted or reordered. Pure: takes lines.
+import { GENESIS, recordHash } from './audit-record.ts';
+
+export interface InstanceResult {
+  instance: string;
+  records: number;
+  lastSeq: number;
+  gaps: number;
+  ok: boolean;
+  /** The first problem, naming the record (stream position or line, and its seq). */
+  problem?: string;
+}
+
+interface Chain { records: number; lastSeq: number; lastHash: string; gaps: number; problem?: string }
+
+/**
+ * `lines` in stored order, each with where it is (e.g. "line 12" or "stream seq 40"). An exact duplicate
+ * of the previous record (a re-sent batch) is skipped.
+ */
+export function verifyAudit(lines: Iterable<{ text: string; where: string }>): { ok: boolean; instances: InstanceResult[]; unreadable: string[] } {
+  const chains = new Map<string, Chain>();
+  const unreadable: string[] = [];
+  for (const { text, where } of lines) {
+    let record: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      record = parsed as Record<string, unknown>;
+    } catch {
+      unreadable.push(`${where}: not a JSON audit record`);
+      continue;
+    }
+    const { instance, seq, prev, hash } = record;
+    if (typeof instance !== 'string' || typeof seq !== 'number' || typeof prev !== 'string' || typeof hash !== 'string') {
+      unreadable.push(`${where}: not an audit record (instance, seq, prev, hash missing)`);
+      continue;
+    }
+    let chain = chains.get(instance);
+    if (!chain) {
+      chain = { records: 0, lastSeq: 0, lastHash: GENESIS, gaps: 0 };
+      chains.set(instance, chain);
+    }
+    if (chain.problem) continue;
+    if (seq === chain.lastSeq && hash === chain.lastHash && recordHash(record) === hash) continue; // duplicate delivery
+    const at = `${where} (instance ${instance}, seq ${seq})`;
+    if (recordHash(record) !== hash) {
+      chain.problem = `${at} was altered: its content does not match its hash`;
+    } else if (seq === chain.lastSeq + 1 && prev !== chain.lastHash) {
+      chain.problem = `${at} does not follow seq ${chain.lastSeq}: its prev is not that record's hash (altered, inserted or replaced)`;
+    } else if (seq > chain.lastSeq + 1) {
+      chain.problem = `${at}: records ${chain.lastSeq + 1}..${seq - 1} are missing (removed, or reordered after it)`;
+    } else if (seq <= chain.lastSeq) {
+      chain.problem = `${at} comes after seq ${chain.lastSeq}: reordered or inserted`;
+    }
+    if (chain.problem) continue;
+    if (record.kind === 'gap') chain.gaps++;
+    chain.records++;
+    chain.lastSeq = seq;
+    chain.lastHash = hash;
+  }
+  const instances = [...chains].map(([instance, c]): InstanceResult => ({
+    instance, records: c.records, lastSeq: c.lastSeq, gaps: c.gaps, ok: c.problem === undefined,
+    ...(c.problem ? { problem: c.problem } : {}),
+  }));
+  return { ok: unreadable.length === 0 && instances.every((i) => i.ok), instances, unreadable };
+}

@@ -1,0 +1,42 @@
+// `agentmesh tools approve SERVER [TOOL]`: pins the definitions the mesh announces now (as the local
+// sidecar lists them, --url) into the pin store (--nats / --config / --registry-dir), so calls resume.
+import { MeshError } from '../../sdk/errors.ts';
+import { openToolPinStore, type ToolPin } from '../../registry/index.ts';
+import { definitionHash, type ToolDefinition } from '../tools/tool-definition.ts';
+import { stringFlag, type ParsedArgs } from './args.ts';
+import type { CliContext } from './commands.ts';
+import { storeSource } from './store-source.ts';
+
+interface Listed { name: string; tools: ToolDefinition[]; instances: { identity: string }[] }
+
+export async function runToolsApprove(args: ParsedArgs, ctx: CliContext): Promise<number> {
+  const [, , server, tool] = args.positionals;
+  if (!server) throw new MeshError('CONFIG_INVALID', 'usage: agentmesh tools approve SERVER [TOOL] [--url URL] [--config FILE | --nats URL | --registry-dir DIR]');
+  const url = stringFlag(args, 'url') ?? ctx.env.AGENTMESH_URL ?? 'http://127.0.0.1:15001';
+  const res = await fetch(`${url}/registry/mcp`, { signal: ctx.signal }).catch((err: unknown) => {
+    throw new MeshError('SIDECAR_UNREACHABLE', `cannot reach the sidecar at ${url}: ${(err as Error).message}`);
+  });
+  const { servers } = await res.json() as { servers: Listed[] };
+  const found = servers.find((s) => s.name === server);
+  if (!found) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${server}' is not in the mesh`);
+  const identity = found.instances[0]?.identity;
+  if (!identity) throw new MeshError('MCP_SERVER_NOT_FOUND', `MCP server '${server}' has no live instance`);
+  const tools = found.tools.filter((t) => tool === undefined || t.name === tool);
+  if (tools.length === 0) throw new MeshError('MCP_TOOL_NOT_FOUND', `MCP server '${server}' has no tool '${tool ?? ''}'`);
+  const source = await storeSource(args, ctx.env);
+  const store = await openToolPinStore({
+    bucket: source.bucket, name: 'agentmesh-cli-tools',
+    ...(source.nats ? { nats: source.nats.servers, access: source.nats.access } : { dir: source.registryDir }),
+  });
+  try {
+    for (const t of tools) {
+      const { integrity: _shown, ...definition } = t as ToolDefinition & { integrity?: unknown };
+      const pin: ToolPin = { server, tool: t.name, hash: definitionHash(definition), identity, how: 'approved', at: new Date().toISOString() };
+      await store.put(pin);
+      ctx.out(`approved ${server}__${t.name} ${pin.hash} (announced by ${identity})`);
+    }
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
