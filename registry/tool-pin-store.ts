@@ -1,5 +1,5 @@
 // Tool definition pins: the hash each MCP tool's definition had when it was first seen or approved, kept
-// in the KV bucket `{bucket}-tools` (no expiry) or, without NATS, one JSON file in the registry directory.
+// in the KV bucket `{bucket}-tools` (no expiry) or, without NATS, `{registry dir}/{bucket}-tools/pins.json`.
 // Values are validated on read: a pin is an authority, a corrupt one counts as absent.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -88,8 +88,9 @@ export async function openToolPinStore(options: ToolPinStoreOptions): Promise<To
       async close() { await nc.drain().catch(() => nc.close()); },
     };
   }
-  const dir = options.dir ?? '.';
-  const file = join(dir, `${bucket}.json`);
+  // A directory of its own: the embedded registry reads every file at the top of its directory as a record.
+  const dir = join(options.dir ?? '.', bucket);
+  const file = join(dir, 'pins.json');
   const load = async (): Promise<Record<string, unknown>> => {
     try {
       const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
