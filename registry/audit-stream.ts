@@ -1,4 +1,4 @@
-// The JetStream stream `{bucket}-audit` (subjects `{bucket}-audit.{instance}`): created when missing
+// The JetStream stream `{bucket}-audit` (subjects `{bucket}-audit.{identity name}.{instance}`): created when missing
 // (file storage, 2-minute duplicate window), published to in acked batches, and read back in order for
 // `agentmesh audit`. Loaded only with the NATS client. Works on nats-server 2.9 (no 2.10+ features).
 import { connect, type NatsConnection } from '@nats-io/transport-node';

@@ -100,7 +100,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     ...affinityLog(log),
   );
   // Audit and tool integrity (audit/, tools/): started before the listeners, closed after them.
-  const audit = await startAudit({ config, instance, registryDir: defaultRegistryDir(), nats, log });
+  const audit = await startAudit({ config, instance, identity: identity.id, registryDir: defaultRegistryDir(), nats, log });
   const toolPins = await openToolPinStore({
     bucket: config.registry.bucket, name: `agentmesh-sidecar-${instance}-tools`,
     ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),

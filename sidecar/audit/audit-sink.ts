@@ -1,4 +1,4 @@
-// Where sealed audit lines go: the JetStream stream `{bucket}-audit` (subject `{bucket}-audit.{instance}`)
+// Where sealed audit lines go: the JetStream stream `{bucket}-audit` (subject `{bucket}-audit.{identity name}.{instance}`)
 // or, without NATS, a JSON-lines file per sidecar instance in audit.dir. A sink stores lines in order
 // and says how many (a prefix) it stored; it never throws at its caller.
 import { appendFile, mkdir, open } from 'node:fs/promises';
@@ -57,6 +57,8 @@ export interface NatsSinkOptions {
   access: NatsAccess;
   bucket: string;
   instance: string;
+  /** The subject token of this sidecar's identity (nats/server-config.ts auditOwner): `nats config` lets it publish only there. */
+  owner: string;
   /** How long one batch waits for its JetStream acks. */
   ackTimeoutMs: number;
   onError: (err: unknown) => void;
@@ -67,7 +69,7 @@ export interface NatsSinkOptions {
  * reconnects forever; until connected, write stores nothing and the writer spools.
  */
 export function natsSink(options: NatsSinkOptions): AuditSink {
-  const subject = `${options.bucket}-audit.${options.instance}`;
+  const subject = `${options.bucket}-audit.${options.owner}.${options.instance}`;
   let stream: AuditStream | undefined;
   let opening: Promise<AuditStream | undefined> | undefined;
   let closed = false;

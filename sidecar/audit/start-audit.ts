@@ -8,6 +8,7 @@ import { AuditLog } from './audit-log.ts';
 import { fileSink, natsSink } from './audit-sink.ts';
 import { AuditSpool } from './audit-spool.ts';
 import { CallAudit } from './call-audit.ts';
+import { auditOwner } from '../nats/server-config.ts';
 
 export function auditDir(config: Pick<SidecarConfig, 'audit' | 'registry'>, registryDir: string): string {
   return config.audit.dir ?? join(config.registry.dir ?? registryDir, `${config.registry.bucket}-audit`);
@@ -16,6 +17,8 @@ export function auditDir(config: Pick<SidecarConfig, 'audit' | 'registry'>, regi
 export async function startAudit(options: {
   config: SidecarConfig;
   instance: string;
+  /** This sidecar's SPIFFE ID (names its audit subject). */
+  identity: string;
   registryDir: string;
   nats: { nats: string | string[]; natsAccess: NatsAccess } | undefined;
   log: Logger;
@@ -31,7 +34,7 @@ export async function startAudit(options: {
     log.warn({ err }, 'audit records are waiting: cannot store them (they are spooled and sent later)');
   };
   const sink = options.nats
-    ? natsSink({ nats: options.nats.nats, access: options.nats.natsAccess, bucket: config.registry.bucket, instance, ackTimeoutMs: config.audit.ackTimeout, onError })
+    ? natsSink({ nats: options.nats.nats, access: options.nats.natsAccess, bucket: config.registry.bucket, instance, owner: auditOwner(options.identity), ackTimeoutMs: config.audit.ackTimeout, onError })
     : await fileSink(dir, instance);
   const spool = options.nats ? await AuditSpool.open(join(dir, `${instance}.spool.jsonl`), config.audit.spoolSize) : undefined;
   const auditLog = await AuditLog.open({

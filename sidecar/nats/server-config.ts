@@ -54,6 +54,7 @@ export function identityPublishAllow(bucket: string, grant: MeshIdentityGrant): 
     ...grant.agents.map((agent) => `$KV.${bucket}.agents.${agent}.>`),
     ...grant.mcp.map((server) => `$KV.${bucket}.mcp.${server}.>`),
     `$KV.${bucket}-tasks.>`,
+    ...auditPublishAllow(bucket, grant.id),
     '$JS.API.INFO',
     ...streams.flatMap((s) => [
       `$JS.API.STREAM.INFO.${s}`,
@@ -63,6 +64,26 @@ export function identityPublishAllow(bucket: string, grant: MeshIdentityGrant): 
       `$JS.FC.${s}.>`,
     ]),
   ];
+}
+
+/**
+ * Audit and tool integrity: append to its own audit subject ({bucket}-audit.{identity name}.>), read the
+ * stream's last message (to continue the chain), and read and write tool pins ({bucket}-tools).
+ */
+function auditPublishAllow(bucket: string, id: string): string[] {
+  const audit = `${bucket}-audit`;
+  const tools = `KV_${bucket}-tools`;
+  return [
+    `${audit}.${auditOwner(id)}.>`, `$JS.API.STREAM.INFO.${audit}`, `$JS.API.STREAM.MSG.GET.${audit}`,
+    `$KV.${bucket}-tools.>`, `$JS.API.STREAM.INFO.${tools}`, `$JS.API.CONSUMER.CREATE.${tools}`, `$JS.API.CONSUMER.CREATE.${tools}.>`,
+    `$JS.API.CONSUMER.DELETE.${tools}.>`, `$JS.API.CONSUMER.INFO.${tools}.>`, `$JS.API.DIRECT.GET.${tools}`, `$JS.API.DIRECT.GET.${tools}.>`,
+    `$JS.API.STREAM.MSG.GET.${tools}`, `$JS.FC.${tools}.>`,
+  ];
+}
+
+/** The subject token naming a sidecar identity in the audit stream: the last segment of its SPIFFE path. */
+export function auditOwner(id: string): string {
+  return (id.split('/').pop() ?? 'unknown').replace(/[^A-Za-z0-9_-]/g, '_') || 'unknown';
 }
 
 export function natsServerConfig(options: NatsServerConfigOptions): NatsServerConfig {
