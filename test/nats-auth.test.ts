@@ -30,6 +30,17 @@ function pemOf(files: IdentityFiles) {
 }
 
 /** Asserts that `action` fails with a NATS permission violation on a subject matching `subject`. */
+/** Polls `check` until it returns a value (10 s). */
+async function waitForValue<T>(check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function assertDenied(what: string, action: () => Promise<unknown>, subject: RegExp): Promise<void> {
   const err = await action().then(() => undefined, (e: unknown) => e);
   const denied = permissionViolation(err);
@@ -95,6 +106,20 @@ describe('NATS with doors (agentmesh nats config on nats-server 2.9)', () => {
     assert.equal(res.status, 200);
     const body = await res.json() as { result?: { message?: { parts?: { text?: string }[] } } };
     assert.equal(body.result?.message?.parts?.[0]?.text, `spiffe://${TD}/agent/alpha`);
+  });
+
+  test('audit records land under each identity\'s own subject; another identity cannot append there', async () => {
+    const admin = await clientAs(ids.admin);
+    const jsm = await jetstreamManager(admin);
+    const subjects = await waitForValue(async () => {
+      const info = await jsm.streams.info(`${bucket}-audit`, { subjects_filter: '>' });
+      const names = Object.keys(info.state.subjects ?? {});
+      return names.some((n) => n.startsWith(`${bucket}-audit.alpha.`)) && names.some((n) => n.startsWith(`${bucket}-audit.beta.`)) ? names : undefined;
+    });
+    assert.ok(subjects.every((n) => /\.(alpha|beta)\.[A-Za-z0-9_-]+$/.test(n)), subjects.join(' '));
+    const mallory = await clientAs(ids.mallory);
+    const { jetstream } = await import('@nats-io/jetstream');
+    await assertDenied('append to alpha\'s audit', () => jetstream(mallory).publish(`${bucket}-audit.alpha.forged`, '{}', { timeout: 2000 }), /-audit\.alpha\./);
   });
 
   test('a client without a mesh certificate cannot connect at all', async () => {
