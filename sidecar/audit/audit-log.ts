@@ -77,6 +77,7 @@ export class AuditLog {
       this.#lost++;
       this.#lostFrom ??= at;
       this.#lostTo = at;
+      this.#flushSoon(this.#o.flushIntervalMs); // the gap record is sealed once there is room
       return;
     }
     this.#queue.push(fields);
@@ -177,7 +178,10 @@ export class AuditLog {
         await this.#spoolUnsent();
         return this.#backoff();
       }
-      if (this.#unsent.length === 0) return;
+      if (this.#unsent.length === 0) {
+        if (this.#lost > 0) this.#flushSoon(this.#o.flushIntervalMs);
+        return;
+      }
       const batch = this.#unsent.slice(0, batchSize);
       const stored = await sink.write(batch);
       this.#unsent.splice(0, stored);

@@ -1,0 +1,45 @@
+// callFields reads what the policy and users layers put on the request context (decision, user, chain)
+// and nothing else: the user's subject but not its claims, the decision as allow / deny / would-deny.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { createLogger } from '../log.ts';
+import { RequestContext } from '../request-context.ts';
+import { callFields, traceIdOf } from './audit-record.ts';
+
+function context(): RequestContext {
+  const req = { headers: { 'x-agentmesh-request-id': 'req-1' } } as unknown as IncomingMessage;
+  const ctx = new RequestContext('inbound', req, createLogger('silent'));
+  ctx.caller = 'spiffe://mesh.test/agent/planner';
+  ctx.target = { kind: 'mcp', name: 'stats' };
+  ctx.method = 'tools/call';
+  ctx.tool = 'word_count';
+  return ctx;
+}
+
+test('a call record holds the context fields, the decision and the user subject', () => {
+  const ctx = context();
+  Object.assign(ctx, {
+    user: { subject: 'alice', claims: { role: 'analyst', email: 'alice@example.com' } },
+    chain: ['spiffe://mesh.test/agent/writer', 'spiffe://mesh.test/agent/planner'],
+    decision: { allowed: false, rule: 'analysts-count-words', mode: 'audit', reason: 'r', version: 3 },
+  });
+  const r = callFields(ctx, 200, traceIdOf(undefined, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'));
+  assert.equal(r.requestId, 'req-1');
+  assert.equal(r.caller, 'spiffe://mesh.test/agent/planner');
+  assert.equal(r.target, 'mcp/stats');
+  assert.equal(r.tool, 'word_count');
+  assert.equal(r.user, 'alice');
+  assert.deepEqual(r.chain, ['spiffe://mesh.test/agent/writer', 'spiffe://mesh.test/agent/planner']);
+  assert.equal(r.decision, 'would-deny');
+  assert.equal(r.rule, 'analysts-count-words');
+  assert.equal(r.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.ok(!JSON.stringify(r).includes('alice@example.com'), 'claims stay out of the audit');
+  Object.assign(ctx, { decision: { allowed: false, rule: undefined, mode: 'enforce' } });
+  assert.equal(callFields(ctx, 403, undefined).decision, 'deny');
+  Object.assign(ctx, { decision: { allowed: true, rule: 'x', mode: 'enforce' } });
+  assert.equal(callFields(ctx, 200, undefined).decision, 'allow');
+  Object.assign(ctx, { decision: undefined, user: undefined, chain: undefined });
+  const plain = callFields(ctx, 200, undefined);
+  assert.equal('decision' in plain || 'user' in plain || 'chain' in plain, false);
+});
