@@ -100,17 +100,27 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     ...affinityLog(log),
   );
   // Audit and tool integrity (audit/, tools/): started before the listeners, closed after them.
-  const audit = await startAudit({ config, instance, identity: identity.id, registryDir: defaultRegistryDir(), nats, log });
-  const toolPins = await openToolPinStore({
-    bucket: config.registry.bucket, name: `agentmesh-sidecar-${instance}-tools`,
-    ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
-  });
+  const opened = await Promise.allSettled([
+    startAudit({ config, instance, identity: identity.id, registryDir: defaultRegistryDir(), nats, log }),
+    openToolPinStore({
+      bucket: config.registry.bucket, name: `agentmesh-sidecar-${instance}-tools`,
+      ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+    }),
+  ]);
+  if (opened[0].status === 'rejected' || opened[1].status === 'rejected') {
+    offDiagnostics();
+    await Promise.allSettled([registry.close(), affinity.close(), ...opened.map((o) => (o.status === 'fulfilled' ? o.value?.close() : undefined))]);
+    identities.close();
+    throw opened[0].status === 'rejected' ? opened[0].reason : (opened[1] as PromiseRejectedResult).reason;
+  }
+  const audit = opened[0].value;
+  const toolPins = opened[1].value;
   const tools = new ToolGuard({ store: toolPins, view: registry, pinning: config.tools.pinning, flagged: config.tools.flagged, audit, log });
   void tools.scan();
   const closeIntegrity = async () => {
     tools.close();
     await toolPins.close().catch(() => undefined);
-    await audit?.log.close().catch(() => undefined);
+    await audit?.close().catch(() => undefined);
   };
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const dropHeaders = neverForward(config.hop.dropHeaders);

@@ -137,6 +137,15 @@ describe('audit stream (files) and tool integrity', () => {
         assert.match(err.message, /changed its definition/);
         return true;
       });
+      // The federated /mcp goes through /mcp/{server}: refused there too.
+      const federated = new Client({ name: 'audit-test-federated', version: '1.0.0' });
+      await federated.connect(new StreamableHTTPClientTransport(new URL(`${caller.outbound}/mcp`)));
+      try {
+        const refused = await federated.callTool({ name: 'dict__lookup', arguments: { q: 'b' } }).then((r) => JSON.stringify(r), (err: Error) => err.message);
+        assert.match(refused, /tool 'lookup' of MCP server 'dict' \(dict__lookup\) changed its definition/);
+      } finally {
+        await federated.close();
+      }
       const listing = await runCli(['tools', '--url', caller.outbound]);
       assert.match(listing.stdout, /dict__lookup .*changed flagged:instructions/);
       const records = readRecords(auditDir).filter((r) => r.kind === 'tool' && r.tool === 'lookup');

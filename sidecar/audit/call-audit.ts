@@ -20,4 +20,9 @@ export class CallAudit {
   tool(fields: Omit<ToolFields, 'kind'>): void {
     this.log.record({ kind: 'tool', ...fields });
   }
+
+  /** Stores what is pending (spooling what cannot be sent); idempotent. */
+  close(): Promise<void> {
+    return this.log.close();
+  }
 }

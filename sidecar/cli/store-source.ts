@@ -26,7 +26,11 @@ export async function storeSource(args: ParsedArgs, env: Record<string, string |
   let access: NatsAccess = {};
   if (config?.registry.nats && !stringFlag(args, 'nats')) {
     const cfg = config;
-    const identity = cfg.registry.tls ? await loadIdentity({ ...cfg.identity }) : undefined;
+    const { cert, key } = cfg.identity;
+    if (cfg.registry.tls && (cert === undefined || key === undefined)) {
+      throw new MeshError('CONFIG_INVALID', 'identity.cert: reading the audit stream or tool pins over mTLS needs certificate files (identity.cert and identity.key)');
+    }
+    const identity = cfg.registry.tls && cert !== undefined && key !== undefined ? await loadIdentity({ ...cfg.identity, cert, key }) : undefined;
     access = natsAccess(cfg, () => {
       if (!identity) throw new MeshError('CONFIG_INVALID', 'registry.tls needs identity');
       return identity;
