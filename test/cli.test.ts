@@ -46,7 +46,7 @@ describe('agentmesh agents | tools | call', () => {
   test('tools lists MCP servers and their tools under their federated names', async () => {
     const out = await runCli(['tools'], { env });
     assert.equal(out.code, 0, out.stderr);
-    assert.match(out.stdout, /text__reverse\s+text\s+1\s+Reverses text/);
+    assert.match(out.stdout, /text__reverse\s+text\s+1\s+pinned\s+Reverses text/); // INTEGRITY: pinned at first use
     const json = JSON.parse((await runCli(['tools', '--json'], { env })).stdout) as { name: string; tools: { name: string }[] }[];
     assert.deepEqual(json[0]?.tools.map((t) => t.name).sort(), ['crash', 'pid', 'reverse']);
   });
