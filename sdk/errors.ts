@@ -11,13 +11,13 @@ export const ERROR_CATALOG = {
   MCP_SESSION_NOT_FOUND: { http: 404, rpc: -32001 },
   MCP_TOOL_NOT_FOUND: { http: 404, rpc: -32602 },
   /** Tool integrity: the tool's definition differs from the pinned one (approve it again with `agentmesh tools approve`). */
-  TOOL_DEFINITION_CHANGED: { http: 403, rpc: -32061 },
+  TOOL_DEFINITION_CHANGED: { http: 403, rpc: -32070 },
   /** Tool integrity: tools.pinning is approve and nobody approved this tool yet. */
-  TOOL_NOT_APPROVED: { http: 403, rpc: -32062 },
+  TOOL_NOT_APPROVED: { http: 403, rpc: -32071 },
   /** Tool integrity: another identity announces a tool under the federated name of an approved one. */
-  TOOL_SHADOWED: { http: 403, rpc: -32063 },
+  TOOL_SHADOWED: { http: 403, rpc: -32072 },
   /** Tool integrity: tools.flagged is block and the tool's description was flagged. */
-  TOOL_FLAGGED: { http: 403, rpc: -32064 },
+  TOOL_FLAGGED: { http: 403, rpc: -32073 },
   ROUTE_NOT_FOUND: { http: 404, rpc: -32601 },
   METHOD_NOT_ALLOWED: { http: 405, rpc: -32600 },
   PARSE_ERROR: { http: 400, rpc: -32700 },
