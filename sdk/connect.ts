@@ -8,7 +8,7 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ERROR_CATALOG, MeshError, type MeshErrorCode } from './errors.ts';
 import { message } from './messages.ts';
-import { DEADLINE_HEADER, HOPS_HEADER } from './mesh-headers.ts';
+import { CHAIN_HEADER, DEADLINE_HEADER, HOPS_HEADER } from './mesh-headers.ts';
 import type { MeshContext } from './serve-agent.ts';
 
 export const DEFAULT_SIDECAR_URL = 'http://127.0.0.1:15001';
@@ -61,7 +61,7 @@ export interface Mesh {
    * A connected MCP Client: on the federated endpoint (every tool in the mesh, as `{server}__{tool}`),
    * or on one server's transparent route when `server` is given. Close it when done.
    */
-  mcp(server?: string, options?: CallOptions & { client?: ConstructorParameters<typeof McpClient>[1] }): Promise<McpClient>;
+  mcp(server?: string, options?: CallOptions & { client?: ConstructorParameters<typeof McpClient>[1]; context?: MeshContext | undefined }): Promise<McpClient>;
   /** MCP servers in the mesh with their tools, as the registry holds them. */
   mcpServers(options?: CallOptions): Promise<MeshMcpServer[]>;
 }
@@ -137,7 +137,9 @@ export function connectMesh(options: ConnectOptions = {}): Mesh {
       const client = new McpClient({ name: 'agentmesh-sdk', version: '0.1.0' }, opts.client);
       const endpoint = `${url}/mcp${server ? `/${encodeURIComponent(server)}` : ''}`;
       try {
-        await client.connect(new StreamableHTTPClientTransport(new URL(endpoint), { fetch: fetchImpl }), signalOption(opts));
+        // A session opened while serving a call belongs to that call: its hops, deadline and delegation chain.
+        const requestInit = opts.context ? { requestInit: { headers: contextHeaders(opts.context) } } : {};
+        await client.connect(new StreamableHTTPClientTransport(new URL(endpoint), { fetch: fetchImpl, ...requestInit }), signalOption(opts));
       } catch (err) {
         await client.close().catch(() => undefined);
         if (opts.signal?.aborted) throw new MeshError('ABORTED', `connecting to ${endpoint} was aborted`, { cause: err });
@@ -178,9 +180,15 @@ function signalOption(opts: CallOptions): { signal?: AbortSignal } {
 function callOptions(opts: SendOptions): { signal?: AbortSignal; serviceParameters?: Record<string, string> } {
   const context = opts.context;
   if (!context) return signalOption(opts);
+  return { ...signalOption(opts), serviceParameters: contextHeaders(context) };
+}
+
+/** The mesh headers that make a call part of the call being served: hops, deadline and the delegation chain. */
+export function contextHeaders(context: MeshContext): Record<string, string> {
   const params: Record<string, string> = { [HOPS_HEADER]: String(context.hops) };
   if (context.deadlineAt !== undefined) params[DEADLINE_HEADER] = String(Math.max(0, Math.round(context.deadlineAt - Date.now())));
-  return { ...signalOption(opts), serviceParameters: params };
+  if (context.chain !== undefined) params[CHAIN_HEADER] = context.chain;
+  return params;
 }
 
 /**
@@ -196,7 +204,8 @@ function meshErrorOf(err: unknown): unknown {
   return new MeshError(code as MeshErrorCode, String(wire.message ?? code), { cause: err, details: { ...wire.data } });
 }
 
-const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'SHUTTING_DOWN', 'INVALID_REQUEST']);
+const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'SHUTTING_DOWN', 'INVALID_REQUEST',
+  'UNAUTHENTICATED', 'RATE_LIMITED', 'CALL_BUDGET_EXHAUSTED', 'PUSH_TARGET_FORBIDDEN']);
 
 /** A sidecar error body (google.rpc.Status with an ErrorInfo reason) as a MeshError with the same code. */
 async function errorFromResponse(res: Response, what: string): Promise<MeshError> {

@@ -45,6 +45,14 @@ export const ERROR_CATALOG = {
   SIDECAR_UNREACHABLE: { http: 502, rpc: -32051 },
   A2A_ERROR: { http: 502, rpc: -32603 },
   ABORTED: { http: 499, rpc: -32603 },
+  /** The end user's bearer token, or a delegation chain from another sidecar, is missing what it needs or does not verify. */
+  UNAUTHENTICATED: { http: 401, rpc: -32064 },
+  /** The caller is over its rate to this target (token bucket per caller and target); Retry-After says when to retry. */
+  RATE_LIMITED: { http: 429, rpc: -32065 },
+  /** The originating request has spent its call budget (limits.callBudget): the fan-out stops here. */
+  CALL_BUDGET_EXHAUSTED: { http: 429, rpc: -32066 },
+  /** A push-notification URL the mesh refuses to let an agent call (not https, or a private, loopback or metadata address). */
+  PUSH_TARGET_FORBIDDEN: { http: 400, rpc: -32067 },
   INTERNAL: { http: 500, rpc: -32603 },
 } as const satisfies Record<string, { http: number; rpc: number }>;
 

@@ -20,14 +20,20 @@ export const ERROR_HEADER = 'x-agentmesh-error';
  * failure maps to, so tools that look at status codes still can.
  */
 export const STATUS_HEADER = 'x-agentmesh-status';
-/** The verified end user and the delegation chain (set by the receiving sidecar; see DESIGN.md). */
+/**
+ * The verified end user (JSON `{"subject","claims"}`, non-ASCII escaped) and the delegation chain: between
+ * sidecars a token the calling sidecar signed for this hop, towards the agent one its own sidecar signed,
+ * which the agent hands back unchanged on the calls it makes while serving this one (the SDK does).
+ */
 export const USER_HEADER = 'x-agentmesh-user';
 export const CHAIN_HEADER = 'x-agentmesh-chain';
+/** Calls the originating request may still make (limits.callBudget); informational, the signed chain decides. */
+export const BUDGET_HEADER = 'x-agentmesh-budget';
 
 /** Every header the mesh owns: a copy arriving from outside the mesh is never trusted. */
 export const MESH_HEADERS: readonly string[] = [
   CALLER_HEADER, HOPS_HEADER, DEADLINE_HEADER, REQUEST_ID_HEADER, RETRIED_HEADER, DEDUPLICATED_HEADER,
-  ERROR_HEADER, STATUS_HEADER, USER_HEADER, CHAIN_HEADER,
+  ERROR_HEADER, STATUS_HEADER, USER_HEADER, CHAIN_HEADER, BUDGET_HEADER,
 ];
 
 /** Largest value the integer headers accept (hops, deadline in ms): about 31 years of milliseconds. */

@@ -6,7 +6,7 @@ import express from 'express';
 import { A2A_PROTOCOL_VERSION, AGENT_CARD_PATH, type AgentCard, type AgentSkill } from '@a2a-js/sdk';
 import { DefaultRequestHandler, InMemoryTaskStore, type AgentExecutor, type RequestContext, type User } from '@a2a-js/sdk/server';
 import { agentCardHandler, jsonRpcHandler, restHandler } from '@a2a-js/sdk/server/express';
-import { CALLER_HEADER, DEADLINE_HEADER, HOPS_HEADER, parseHeaderInt } from './mesh-headers.ts';
+import { BUDGET_HEADER, CALLER_HEADER, CHAIN_HEADER, DEADLINE_HEADER, HOPS_HEADER, USER_HEADER, parseHeaderInt } from './mesh-headers.ts';
 
 
 export interface SkillInput {
@@ -59,6 +59,12 @@ export interface MeshContext {
   hops: number;
   /** When the budget runs out (epoch ms), if the caller set one. */
   deadlineAt: number | undefined;
+  /** The signed delegation chain the sidecar gave this call (x-agentmesh-chain): passed back unchanged on calls made for it. */
+  chain?: string | undefined;
+  /** The end user the call is made for, as the sidecar verified it (x-agentmesh-user). */
+  user?: { subject: string; claims: Record<string, unknown> } | undefined;
+  /** Calls the originating request may still make (x-agentmesh-budget), when it has a budget. */
+  budget?: number | undefined;
 }
 
 export function meshContextOf(ctx: RequestContext): MeshContext | undefined {
@@ -75,6 +81,19 @@ class MeshCaller implements User {
 
 function headerNumber(value: string | string[] | undefined): number | undefined {
   return parseHeaderInt(value) ?? undefined;
+}
+
+/** x-agentmesh-user as the sidecar wrote it ({"subject","claims"}); undefined when absent or malformed. */
+function userOf(value: string | string[] | undefined): MeshContext['user'] {
+  if (typeof value !== 'string') return undefined;
+  try {
+    const parsed = JSON.parse(value) as { subject?: unknown; claims?: unknown };
+    if (typeof parsed.subject !== 'string') return undefined;
+    const claims = typeof parsed.claims === 'object' && parsed.claims !== null ? parsed.claims as Record<string, unknown> : {};
+    return { subject: parsed.subject, claims };
+  } catch {
+    return undefined;
+  }
 }
 
 class Anonymous implements User {
@@ -102,9 +121,13 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
     const caller = req.headers[CALLER_HEADER];
     if (typeof caller !== 'string' || !caller) return new Anonymous();
     const budget = headerNumber(req.headers[DEADLINE_HEADER]);
+    const chain = req.headers[CHAIN_HEADER];
     return new MeshCaller({
       caller, hops: headerNumber(req.headers[HOPS_HEADER]) ?? 0,
       deadlineAt: budget === undefined ? undefined : Date.now() + budget,
+      chain: typeof chain === 'string' && chain !== '' ? chain : undefined,
+      user: userOf(req.headers[USER_HEADER]),
+      budget: headerNumber(req.headers[BUDGET_HEADER]),
     });
   };
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler, ...compat }));

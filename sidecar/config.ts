@@ -127,6 +127,56 @@ export type BreakerPolicy = z.output<typeof BreakerPolicySchema>;
 const DEFAULT_RETRY: RetryPolicy = RetryPolicySchema.parse({});
 const DEFAULT_BREAKER_POLICY: BreakerPolicy = BreakerPolicySchema.parse({});
 
+/** Signature algorithms a user's JWT may use: asymmetric only (never `none`, never an HMAC secret). */
+const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+const JwtAuthSchema = z.strictObject({
+  /** The `iss` every token must carry. */
+  issuer: z.string().min(1),
+  /** Accepted `aud` values (one must match). */
+  audiences: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
+  /** A JWKS file (read at start-up) … */
+  jwksFile: z.string().min(1).optional(),
+  /** … or an https URL (never one named by a token), fetched with jose's cache and cooldown. */
+  jwksUrl: z.url({ protocol: /^https$/, error: 'expected an https:// URL' }).optional(),
+  /** A PEM file of CAs trusted for jwksUrl besides the system's. */
+  jwksCa: z.string().min(1).optional(),
+  /** Unknown `kid`s refetch the JWKS at most this often. */
+  jwksCooldown: Duration.default(30_000).refine((ms) => ms >= 1000, 'expected at least 1s'),
+  algorithms: z.array(z.enum(JWT_ALGORITHMS, { error: `expected one of ${JWT_ALGORITHMS.join(', ')} (none and HS* are never accepted)` })).min(1).default(['RS256', 'ES256']),
+  /** Clock skew allowed on exp/nbf/iat. */
+  leeway: Duration.default(30_000).refine((ms) => ms <= 60_000, 'expected at most 60s'),
+  /** Claims copied into the delegation chain (and shown to agents and the policy) besides the subject. */
+  claims: z.array(z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'expected a claim name')).max(32).default([]),
+}).superRefine((j, ctx) => {
+  if ((j.jwksFile === undefined) === (j.jwksUrl === undefined)) ctx.addIssue({ code: 'custom', message: 'expected exactly one of jwksFile or jwksUrl' });
+  if (j.jwksCa !== undefined && j.jwksUrl === undefined) ctx.addIssue({ code: 'custom', path: ['jwksCa'], message: 'needs jwksUrl' });
+});
+export type JwtAuthConfig = z.output<typeof JwtAuthSchema>;
+
+const NameGlob = z.string().regex(/^[A-Za-z0-9_*?-]{1,64}$/, 'expected a name or a glob of [A-Za-z0-9_-*?]');
+/** `20/s`, `600/m`, `1000/h`: tokens per period. */
+const Rate = z.string().transform((v, ctx) => {
+  const m = /^(\d+(?:\.\d+)?)\/(s|m|h)$/.exec(v.trim());
+  const perMs = m?.[2] === 's' ? 1000 : m?.[2] === 'm' ? 60_000 : m?.[2] === 'h' ? 3_600_000 : undefined;
+  if (!m?.[1] || perMs === undefined || Number(m[1]) <= 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a rate like 20/s, 600/m or 1000/h, got ${JSON.stringify(v)}` });
+    return { tokens: 0, perMs: 1000 };
+  }
+  return { tokens: Number(m[1]), perMs };
+});
+const RateLimitSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/).optional(),
+  from: z.strictObject({
+    identity: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])).optional(),
+  }).default({}),
+  to: z.strictObject({ agent: NameGlob.optional(), mcp: NameGlob.optional() })
+    .refine((to) => (to.agent === undefined) !== (to.mcp === undefined), 'expected exactly one of agent or mcp'),
+  rate: Rate,
+  burst: z.number().int().min(1).optional(),
+});
+export type RateLimitConfig = z.output<typeof RateLimitSchema>;
+
 export const SidecarConfigSchema = z.strictObject({
   agent: z.strictObject({
     name: Name.optional(),
@@ -176,6 +226,23 @@ export const SidecarConfigSchema = z.strictObject({
   hop: z.strictObject({
     /** Request headers removed before the first hop, besides authorization, cookie, proxy-authorization and x-api-key. */
     dropHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name')).default([]),
+  }).prefault({}),
+  /** End users: the bearer JWT the local agent hands its sidecar (README "End users and delegation"). */
+  auth: z.strictObject({
+    jwt: JwtAuthSchema.optional(),
+  }).prefault({}),
+  /** The signed delegation chain between sidecars and the per-origin call budget it carries. */
+  delegation: z.strictObject({
+    /** Calls one originating request may make in all, across every hop; unset: no budget (no chain without a user). */
+    callBudget: z.coerce.number().int().min(1).max(1_000_000).optional(),
+    /** Lifetime of the token signed for one hop. */
+    ttl: Duration.default(30_000).refine((ms) => ms >= 1000 && ms <= 300_000, 'expected between 1s and 5m'),
+  }).prefault({}),
+  /** Token buckets per (caller, target), in the shape of the policy document's `limits` (rate and burst). */
+  rateLimits: z.array(RateLimitSchema).default([]),
+  /** Push-notification targets allowed besides public https URLs (URLs or host names), as the policy's `push.allow`. */
+  push: z.strictObject({
+    allow: z.array(z.string().min(1).max(2048)).default([]),
   }).prefault({}),
   limits: z.strictObject({
     maxBody: Size.default(4 * 1024 * 1024),
@@ -272,6 +339,7 @@ export const CONFIG_KEYS = [
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
   'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout',
   'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'log.level',
+  'auth.jwt.issuer', 'auth.jwt.audiences', 'auth.jwt.jwksFile', 'auth.jwt.jwksUrl', 'auth.jwt.jwksCa', 'auth.jwt.leeway', 'delegation.callBudget', 'delegation.ttl',
 ] as const;
 
 /** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { REQUEST_ID_HEADER, parseRequestId } from '../sdk/mesh-headers.ts';
 import type { Logger } from './log.ts';
+import type { Delegated, MeshUser } from './users/delegation-claims.ts';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -46,9 +47,13 @@ export class RequestContext {
   timeoutMs: number | undefined;
   /** Attempts beyond the first that the outbound side made. */
   retries = 0;
-  /** Room for what later layers add: end user, delegation chain, policy decision, trace. */
-  user: unknown;
-  chain: unknown;
+  /** The verified end user (users/: a bearer JWT on the outbound side, the signed chain on the inbound side). */
+  user: MeshUser | undefined;
+  /** Agent SPIFFE IDs the call passed through, oldest first, ending with the caller (this sidecar when outbound). */
+  chain: readonly string[] | undefined;
+  /** The verified delegation state this call carries (users/delegation.ts); undefined without one. */
+  delegation: Delegated | undefined;
+  /** Room for what later layers add: policy decision, trace. */
   decision: unknown;
   trace: unknown;
   readonly #baseLog: Logger;

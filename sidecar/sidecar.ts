@@ -34,6 +34,7 @@ import { registerOverloadMetrics } from './overload/overload-metrics.ts';
 import { PendingLimit } from './overload/pending-limit.ts';
 import { startAudit } from './audit/start-audit.ts';
 import { ToolGuard } from './tools/tool-guard.ts';
+import { createMeshUsers } from './users/create-mesh-users.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -64,6 +65,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const identities = await openIdentity(config.identity, log);
   // The SPIFFE ID and trust domain never change; the certificate behind them does (rotation.ts).
   const identity = identities.current();
+  // auth.jwt and the signer first: a bad JWKS file fails start-up before anything is opened.
+  const users = await createMeshUsers(config, () => identities.current()).catch((err: unknown) => { identities.close(); throw err; });
   const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identities.current()) } : undefined;
   const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
   if (natsWarning) log.warn({ registry: 'nats' }, natsWarning);
@@ -73,7 +76,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
     ...(nats ?? { dir: config.registry.dir ?? defaultRegistryDir() }),
-  }).catch((err: unknown) => { offDiagnostics(); identities.close(); throw err; });
+  }).catch((err: unknown) => { offDiagnostics(); identities.close(); users.close(); throw err; });
   const peers = new PeerPools(identities);
   const listeners: Listener[] = [];
   let selfUrl = '';
@@ -126,7 +129,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const dropHeaders = neverForward(config.hop.dropHeaders);
   const mcp = outboundMcp({
     resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders,
-    sessionIdleTimeoutMs, tools,
+    sessionIdleTimeoutMs, tools, users,
   });
   let localMcp: LocalMcpServers | undefined;
   const reaper = startReaper({
@@ -144,7 +147,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, log, audit,
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, users, log, audit,
       })),
     });
     listeners.push(outbound);
@@ -154,7 +157,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
         dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission,
-        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, log, audit,
+        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, users, log, audit,
       }),
     });
     listeners.push(inbound);
@@ -230,6 +233,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         identities.close();
+        users.close();
         log.info('sidecar stopped');
         offDiagnostics();
         resolveClosed();
@@ -248,6 +252,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close(), closeIntegrity()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     identities.close();
+    users.close();
     throw err;
   }
 }

@@ -5,9 +5,13 @@ import { readEnvelope } from '../http/http-util.ts';
 import type { RequestContext } from '../request-context.ts';
 import { restMethod, rpcMethod, rpcTaskId, type A2aMethod } from './methods.ts';
 
-/** Reads a JSON-RPC body into `ctx` (rpcId first, so errors echo it); the table entry, if the method is known. */
-export function readRpcRequest(body: Buffer, ctx: RequestContext): A2aMethod | undefined {
+/**
+ * Reads a JSON-RPC body into `ctx` (rpcId first, so errors echo it); the table entry, if the method is
+ * known. `into.params` receives the params for a caller that must look further (push targets).
+ */
+export function readRpcRequest(body: Buffer, ctx: RequestContext, into?: { params?: unknown }): A2aMethod | undefined {
   const envelope = readEnvelope(body, ctx);
+  if (into) into.params = envelope.params;
   const resolved = rpcMethod(envelope.method);
   ctx.method = resolved?.method.name ?? 'other';
   if (!resolved) return undefined;

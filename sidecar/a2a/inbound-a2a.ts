@@ -8,6 +8,7 @@ import { forwardHeaders, readBody } from '../http/http-util.ts';
 import type { A2aRoute } from '../http/routes.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
+import type { MeshUsers } from '../users/mesh-users.ts';
 import { forward } from '../transport/proxy.ts';
 import type { Admission } from '../overload/admission.ts';
 import { admitCall, admitted, budgetLeft } from '../overload/admit-call.ts';
@@ -35,6 +36,8 @@ export interface InboundA2aDeps {
   maxJsonDepth: number;
   /** Overload protection for the local agent, once it has been loaded. */
   admission?: () => Admission | undefined;
+  /** The delegation chain verified, rate limits, and the user headers for the agent (users/). */
+  users: MeshUsers;
 }
 
 export function inboundA2a(deps: InboundA2aDeps) {
@@ -50,6 +53,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     } else {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
     }
+    await deps.users.inbound(req, ctx, method?.readOnly === true || (method?.deduplicated === true && ctx.messageId !== undefined), route.rest !== CARD_PATH);
     ctx.hops = arrivingHops(req.headers);
     let budget = arrivingBudget(req.headers);
     ctx.timeoutMs = budget;
@@ -61,6 +65,8 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const target = agent.endpoints[binding];
     if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
     const key = binding === 'JSONRPC' && method?.deduplicated && ctx.messageId ? dedupKey(caller, agent.name, ctx.messageId) : undefined;
+    // Signed before admission and the dedup check, so nothing can fail between them and the forward.
+    const forAgent = await deps.users.agentHeaders(ctx, budget);
     // Admitted before the dedup check: nothing awaits between that check and begin().
     const permit = await admitCall(deps.admission?.(), caller, method, budget, res);
     ctx.timeoutMs = budget = budgetLeft(budget, ctx);
@@ -73,6 +79,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const record = key ? recorder(deps.dedup.begin(key)) : undefined;
     const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: target.host };
     if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
+    Object.assign(headers, forAgent);
     await admitted(permit, forward({
       dispatcher: agent.dispatcher,
       origin: target.origin,

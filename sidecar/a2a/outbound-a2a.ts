@@ -10,6 +10,7 @@ import { sendJson } from '../http/respond.ts';
 import type { A2aRoute } from '../http/routes.ts';
 import type { RequestContext } from '../request-context.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
+import type { MeshUsers } from '../users/mesh-users.ts';
 import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { PeerPools } from '../transport/peers.ts';
@@ -33,6 +34,8 @@ export interface OutboundA2aDeps {
   dropHeaders: ReadonlySet<string>;
   /** limits.pendingPerTarget: calls waiting per target agent, then a fast 503. */
   pending?: PendingLimit;
+  /** End user, delegation chain and push-target rules (users/). */
+  users: MeshUsers;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -52,19 +55,22 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     if (req.method === 'GET' && route.rest === CARD_PATH) return serveCard(req, res, agent, ctx);
     let body: Buffer | undefined;
     let method: A2aMethod | undefined;
+    const read: { params?: unknown } = {};
     if (route.rest === '') {
       if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
       body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
-      method = readRpcRequest(body, ctx);
+      method = readRpcRequest(body, ctx, read);
     } else {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
       if (req.method !== 'GET' && req.method !== 'HEAD') body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
     }
+    await deps.users.outbound(req, ctx, { params: read.params, body, rest: route.rest !== '' });
     requireAgent(agent);
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     ctx.hops = hop.hops;
     ctx.timeoutMs = hop.timeoutMs;
     deps.pending?.hold(agent, res);
+    const delegated = await deps.users.hopHeaders(ctx, deps.view.agentInstances(agent), `agent '${agent}'`);
     await resilientForward({
       candidates: () => deps.view.agentInstances(agent),
       preferred: await deps.affinity.ownerOf(agent, ctx.taskId),
@@ -78,7 +84,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       request: {
         method: req.method ?? 'GET',
         path: `/a2a/${agent}${route.rest}${route.search}`,
-        headers: forwardHeaders(req.headers, { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
+        headers: forwardHeaders(req.headers, { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
       },

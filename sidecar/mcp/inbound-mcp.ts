@@ -8,6 +8,7 @@ import type { ListenStreams } from '../http/listen-streams.ts';
 import type { McpRoute } from '../http/routes.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget } from '../resilience/hop-budget.ts';
+import type { MeshUsers } from '../users/mesh-users.ts';
 import { forward } from '../transport/proxy.ts';
 import { serveStdio, type LocalMcpServer } from './local-servers.ts';
 import { readMcpRequest } from './outbound-mcp.ts';
@@ -22,7 +23,12 @@ export interface InboundMcpDeps {
   maxBody: number;
   /** limits.maxJsonDepth */
   maxJsonDepth: number;
+  /** The delegation chain verified, rate limits, and the user headers for the server (users/). */
+  users: MeshUsers;
 }
+
+/** MCP messages the calling sidecar may send twice (read-only): their hop token may arrive twice too. */
+const MCP_REPEATABLE = new Set(['ping', 'tools/list', 'resources/list', 'resources/templates/list', 'resources/read', 'prompts/list', 'prompts/get', 'MCP GET']);
 
 export function inboundMcp(deps: InboundMcpDeps) {
   async function handle(req: IncomingMessage, res: ServerResponse, route: McpRoute & { name: string }, ctx: RequestContext, caller: string): Promise<void> {
@@ -36,6 +42,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
     // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
     readMcpRequest(body, req.method ?? 'GET', ctx);
+    await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'));
     const budget = arrivingBudget(req.headers);
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
@@ -47,7 +54,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
       origin: server.url.origin,
       method: req.method ?? 'GET',
       path: `${server.url.pathname}${route.search}`,
-      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host }),
+      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...await deps.users.agentHeaders(ctx, budget) }),
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),

@@ -14,6 +14,7 @@ import type { Federation } from './federation.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
 import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import type { RequestContext } from '../request-context.ts';
+import type { MeshUsers } from '../users/mesh-users.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
 import { IdleSessions } from './idle-sessions.ts';
 import { admitToolCall } from '../tools/admit-call.ts';
@@ -71,6 +72,8 @@ export interface OutboundMcpDeps {
   sessionIdleTimeoutMs: number;
   /** Tool integrity (tools/): which instances a tools/call may reach. */
   tools?: ToolGuard | undefined;
+  /** End user and delegation chain (users/). */
+  users: MeshUsers;
 }
 
 export function outboundMcp(deps: OutboundMcpDeps) {
@@ -99,6 +102,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const sessionId = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
+      await deps.users.outbound(req, ctx);
       const admitted = await admitToolCall(deps.tools, name, ctx, body, deps.view.mcpInstances(name));
       const owner = pick(name, sessionId);
       if (sessionId) res.once('close', idle.hold(sessionId));
@@ -106,6 +110,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(name), target: `MCP server '${name}'` });
       ctx.hops = hop.hops;
       ctx.timeoutMs = hop.timeoutMs;
+      const delegated = await deps.users.hopHeaders(ctx, deps.view.mcpInstances(name), `MCP server '${name}'`);
       await resilientForward({
         candidates: admitted ? () => admitted(deps.view.mcpInstances(name)) : () => deps.view.mcpInstances(name),
         // An MCP session lives on the instance that created it: such calls never move.
@@ -119,8 +124,8 @@ export function outboundMcp(deps: OutboundMcpDeps) {
           method: req.method ?? 'GET',
           path: `/mcp/${name}${search}`,
           headers: forwardHeaders(req.headers, req.method === 'GET'
-            ? { [HOPS_HEADER]: String(hop.hops), [REQUEST_ID_HEADER]: ctx.requestId }
-            : { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
+            ? { [HOPS_HEADER]: String(hop.hops), ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }
+            : { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
           ...(body ? { body } : {}),
           // The GET stream only listens: it has no deadline of its own.
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),

@@ -1,0 +1,65 @@
+// The request path's one entry to end users, delegation, rate limits and push-target rules: a few calls
+// from the A2A and MCP handlers on each side. Built once at start-up from config (and later the policy).
+import type { IncomingMessage } from 'node:http';
+import { parseJsonBody } from '../http/http-util.ts';
+import type { RequestContext } from '../request-context.ts';
+import { Delegation, type DelegationOptions } from './delegation.ts';
+import { checkPushUrls, pushUrls, type PushRules } from './push-targets.ts';
+import { RateLimiter, type LimitsFor } from './rate-limiter.ts';
+
+const PUSH_METHODS = new Set(['SendMessage', 'SendStreamingMessage', 'CreateTaskPushNotificationConfig']);
+
+export interface MeshUsersOptions extends DelegationOptions {
+  limitsFor: LimitsFor;
+  /** push.allow, read at each use (so a new policy applies at once). */
+  push: () => PushRules;
+}
+
+export class MeshUsers {
+  readonly #delegation: Delegation;
+  readonly #limiter: RateLimiter;
+  readonly #push: () => PushRules;
+
+  constructor(options: MeshUsersOptions) {
+    this.#delegation = new Delegation(options);
+    this.#limiter = new RateLimiter(options.limitsFor);
+    this.#push = options.push;
+  }
+
+  /**
+   * Calling side, once the method is known: who the agent acts for (ctx.user, ctx.chain) and, for A2A
+   * methods that carry push configs, their URLs checked. `params`: the JSON-RPC params when already read;
+   * otherwise a REST body is read here (only for those methods).
+   */
+  async outbound(req: IncomingMessage, ctx: RequestContext, a2a?: { params?: unknown; body?: Buffer | undefined; rest?: boolean }): Promise<void> {
+    await this.#delegation.outbound(req, ctx);
+    if (a2a && PUSH_METHODS.has(ctx.method)) {
+      const params = a2a.rest ? parseJsonBody(a2a.body) : a2a.params;
+      checkPushUrls(pushUrls(ctx.method, params), this.#push());
+    }
+  }
+
+  /** Calling side, per forwarded call: the budget debited and the hop's signed chain headers. */
+  hopHeaders(ctx: RequestContext, instances: readonly { identity: string }[], target: string): Promise<Record<string, string>> {
+    if (!ctx.delegation) return NONE;
+    return this.#delegation.hopHeaders(ctx, [...new Set(instances.map((i) => i.identity))], target);
+  }
+
+  /** Receiving side: the chain verified into ctx, then (when `limited`) the caller's rate to this target taken. */
+  async inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean, limited = true): Promise<void> {
+    await this.#delegation.inbound(req, ctx, repeatable);
+    if (limited && ctx.target && ctx.caller) this.#limiter.take(ctx.caller, ctx.target, ctx.user);
+  }
+
+  /** Receiving side: the user and chain headers for the local agent (or MCP server). */
+  agentHeaders(ctx: RequestContext, deadlineMs: number | undefined): Promise<Record<string, string>> {
+    if (!ctx.delegation) return NONE;
+    return this.#delegation.agentHeaders(ctx, deadlineMs);
+  }
+
+  close(): void {
+    this.#delegation.close();
+  }
+}
+
+const NONE: Promise<Record<string, string>> = Promise.resolve({});
