@@ -38,16 +38,16 @@ export function pushUrls(method: string, params: unknown): string[] {
       configs.push(conf.taskPushNotificationConfig, conf.task_push_notification_config, conf.pushNotificationConfig, conf.push_notification_config);
     }
   }
-  const urls: string[] = [];
+  const urls = new Set<string>();
   for (const c of configs) {
     if (typeof c !== 'object' || c === null) continue;
     const nested = (c as Record<string, unknown>).pushNotificationConfig ?? (c as Record<string, unknown>).push_notification_config;
     for (const holder of [c, nested]) {
       const url = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>).url : undefined;
-      if (url !== undefined) urls.push(typeof url === 'string' ? url : JSON.stringify(url) ?? '');
+      if (url !== undefined) urls.add(typeof url === 'string' ? url : JSON.stringify(url) ?? '');
     }
   }
-  return urls;
+  return [...urls];
 }
 
 /** Refuses (PUSH_TARGET_FORBIDDEN) the first URL the rules do not allow. */
