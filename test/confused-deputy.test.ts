@@ -1,0 +1,117 @@
+// The confused deputy, on real processes: user U may not call tool T; agent A may call T for itself; A
+// called on U's behalf is denied T, and the same call for user V is allowed. The verified user travels in
+// the signed chain, so the policy (DESIGN "Policy") at A's sidecar and at the tool's sidecar sees U, not A.
+// Needs the policy engine (branch `policy`): skipped until sidecar/policy/ exists on this branch.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
+import { connectMesh, meshContextOf, message, serveAgent, textOf, type AgentServer } from '../sdk/index.ts';
+import { serveTestMcp, type TestMcpServer } from './fixtures/mcp-http-server.ts';
+import { startTestIdp, type TestIdp } from './support/idp.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { rawRequest } from './support/raw-http.ts';
+import { ROOT, type SidecarProcess } from './support/sidecar-process.ts';
+import { waitFor } from './support/wait.ts';
+
+const POLICY_LANDED = existsSync(join(ROOT, 'sidecar/policy/policy-gate.ts'));
+const AUDIENCE = 'agentmesh-test';
+
+/** Agent A: on "tool" it calls word_count on MCP server stats, for the user it serves ("tool-self": for itself). */
+function deputyExecutor(meshUrl: () => string): AgentExecutor {
+  return {
+    async execute(ctx: RequestContext, bus: ExecutionEventBus) {
+      const text = textOf(ctx.userMessage.parts);
+      const context = text === 'tool-self' ? undefined : meshContextOf(ctx);
+      let reply: string;
+      const client = await connectMesh({ url: meshUrl() }).mcp('stats', { context });
+      try {
+        const result = await client.callTool({ name: 'word_count', arguments: { text: 'a b c' } });
+        reply = result.isError ? `tool error ${JSON.stringify(result.content)}` : `allowed: ${JSON.stringify(result.content)}`;
+      } catch (err) {
+        reply = `denied: ${(err as Error).message}`;
+      } finally {
+        await client.close();
+      }
+      bus.publish(AgentEvent.message(message('agent', reply, { contextId: ctx.contextId })));
+      bus.finished();
+    },
+    async cancelTask() { /* nothing runs long */ },
+  };
+}
+
+describe('confused deputy', { skip: POLICY_LANDED ? false : 'the policy engine (branch policy) has not landed on this branch' }, () => {
+  let dir: string;
+  let mesh: TestMesh;
+  let idp: TestIdp;
+  let front: SidecarProcess;
+  let deputySidecar: SidecarProcess;
+  let agent: AgentServer;
+  let mcp: TestMcpServer;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'agentmesh-deputy-'));
+    mesh = await createTestMesh({ backend: 'embedded' });
+    idp = await startTestIdp(dir, AUDIENCE);
+    const td = mesh.trustDomain;
+    // Applied before any workload starts; every sidecar loads the same document.
+    const policyFile = join(dir, 'policy.yaml');
+    writeFileSync(policyFile, [
+      'mode: enforce',
+      'default: deny',
+      'rules:',
+      '  - name: interns-never-count-words',
+      '    action: deny',
+      '    from: { user: { claims: { role: intern } } }',
+      '    to: { mcp: stats, tools: [word_count] }',
+      '  - name: deputy-counts-words',
+      `    from: { identity: "spiffe://${td}/agent/deputy" }`,
+      '    to: { mcp: stats, tools: [word_count] }',
+      '  - name: front-asks-deputy',
+      `    from: { identity: "spiffe://${td}/agent/front" }`,
+      '    to: { agent: deputy }',
+    ].join('\n'));
+    const policy = { policy: { file: policyFile } };
+    mcp = await serveTestMcp(['word_count']);
+    agent = await serveAgent({ name: 'deputy', executor: deputyExecutor(() => deputySidecar.outbound) });
+    await mesh.sidecar('stats', { ...policy, mcp: { servers: [{ name: 'stats', url: mcp.url }] } });
+    deputySidecar = await mesh.sidecar('deputy', { ...policy, agent: { url: agent.url } });
+    front = await mesh.sidecar('front', {
+      ...policy,
+      auth: { jwt: { issuer: idp.issuer, audiences: [AUDIENCE], jwksFile: idp.jwksFile, algorithms: ['ES256'], claims: ['role'] } },
+    });
+    await waitForAgent(front, 'deputy');
+    await waitFor('stats visible', async () => (await (await fetch(`${deputySidecar.outbound}/registry/mcp`)).text()).includes('"stats"'), 15_000);
+  });
+  after(async () => {
+    await mesh?.close();
+    await agent?.close();
+    await mcp?.close();
+    await idp?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function ask(user: { sub: string; role: string }, text: string): Promise<string> {
+    const res = await rawRequest(front.outbound, {
+      method: 'POST', path: '/a2a/deputy/message:send',
+      headers: { host: new URL(front.outbound).host, 'content-type': 'application/json', 'a2a-version': '1.0', authorization: `Bearer ${await idp.token(user)}` },
+      body: JSON.stringify({ message: { messageId: `m-${Math.random()}`, role: 'ROLE_USER', parts: [{ text }] } }),
+    });
+    assert.equal(res.status, 200, res.body);
+    return res.body;
+  }
+
+  test('A may call T for itself', async () => {
+    assert.match(await ask({ sub: 'u', role: 'intern' }, 'tool-self'), /allowed: .*word_count/);
+  });
+
+  test('A called on behalf of U (who may not call T) is denied T', async () => {
+    assert.match(await ask({ sub: 'u', role: 'intern' }, 'tool'), /denied: .*interns-never-count-words/);
+  });
+
+  test('the same call for V (who may) is allowed', async () => {
+    assert.match(await ask({ sub: 'v', role: 'analyst' }, 'tool'), /allowed: .*word_count/);
+  });
+});
