@@ -104,7 +104,7 @@ test('the package exports exactly these entry points', () => {
 test('the sdk exports exactly these names', async () => {
   const sdk = await import('../sdk/index.ts') as Record<string, unknown>;
   assert.deepEqual(Object.keys(sdk).sort(), [
-    'CALLER_HEADER', 'CHAIN_HEADER', 'DEADLINE_HEADER', 'DEDUPLICATED_HEADER', 'DEFAULT_SIDECAR_URL', 'ERROR_CATALOG',
+    'BUDGET_HEADER', 'CALLER_HEADER', 'CHAIN_HEADER', 'DEADLINE_HEADER', 'DEDUPLICATED_HEADER', 'DEFAULT_SIDECAR_URL', 'ERROR_CATALOG',
     'ERROR_HEADER', 'HOPS_HEADER', 'MESH_HEADERS', 'MeshError', 'REQUEST_ID_HEADER', 'RETRIED_HEADER', 'STATUS_HEADER',
     'USER_HEADER', 'artifactUpdate', 'callerOf', 'connectMesh', 'dataPart', 'isMeshError', 'meshContextOf', 'message',
     'newTask', 'parseHeaderInt', 'parseRequestId', 'serveAgent', 'statusUpdate', 'textOf', 'textPart',
