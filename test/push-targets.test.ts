@@ -69,6 +69,17 @@ describe('push-notification targets', () => {
     assert.equal(arrived, before, 'a refused push config reached the agent');
   });
 
+  test('a push config hidden behind JSON escapes in a REST body is still found', async () => {
+    const body = `{"message":{"messageId":"esc","role":"ROLE_USER","parts":[{"text":"x"}]},"configuration":{"taskP\\u0075shNotificationConfig":{"url":"https://169.254.169.254/"}}}`;
+    assert.ok(body.includes('\\u0075') && !body.includes('Push'));
+    const res = await rawRequest(caller.outbound, {
+      method: 'POST', path: '/a2a/hooked/message:send', body,
+      headers: { host: new URL(caller.outbound).host, 'content-type': 'application/json', 'a2a-version': '1.0' },
+    });
+    assert.equal(res.status, 400, res.body);
+    assert.match(res.body, /PUSH_TARGET_FORBIDDEN/);
+  });
+
   test('a target in push.allow passes to the agent', async () => {
     for (const shape of shapes(ALLOWED, 1000)) {
       const before = arrived;

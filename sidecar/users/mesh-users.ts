@@ -34,6 +34,9 @@ export class MeshUsers {
   async outbound(req: IncomingMessage, ctx: RequestContext, a2a?: { params?: unknown; body?: Buffer | undefined; rest?: boolean }): Promise<void> {
     await this.#delegation.outbound(req, ctx);
     if (a2a && PUSH_METHODS.has(ctx.method)) {
+      // A REST SendMessage body is parsed only when it could name a push config: "push" needs "ush" or a \u escape.
+      const mayHold = ctx.method === 'CreateTaskPushNotificationConfig' || a2a.body?.includes('ush') === true || a2a.body?.includes('\\u') === true;
+      if (a2a.rest && !mayHold) return;
       const params = a2a.rest ? parseJsonBody(a2a.body) : a2a.params;
       checkPushUrls(pushUrls(ctx.method, params), this.#push());
     }

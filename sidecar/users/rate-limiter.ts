@@ -15,6 +15,7 @@ export interface RateLimit {
 export type LimitsFor = (caller: string, target: Target, user: unknown) => readonly RateLimit[];
 
 const MAX_BUCKETS = 100_000;
+const NO_LIMITS: readonly RateLimit[] = [];
 
 export class RateLimiter {
   readonly #limitsFor: LimitsFor;
@@ -65,6 +66,7 @@ export function configLimits(limits: readonly RateLimitConfig[]): LimitsFor {
     kind: l.to.agent !== undefined ? 'agent' : 'mcp',
     to: glob(l.to.agent ?? l.to.mcp ?? ''),
   }));
+  if (compiled.length === 0) return () => NO_LIMITS;
   return (caller, target) => compiled
     .filter((c) => c.kind === target.kind && c.to(target.name) && (!c.from || c.from.some((m) => m(caller))))
     .map((c) => c.limit);
