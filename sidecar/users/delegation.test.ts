@@ -53,6 +53,9 @@ test('a chain crosses two hops: verified, handed to the agent, extended, and the
   assert.deepEqual(inB.chain, [a.id]);
   const forAgent = await atB.agentHeaders(inB, 5000);
   const held = forAgent[CHAIN_HEADER] ?? '';
+  const plumbing = context('outbound');
+  await atB.outbound(request({ [CHAIN_HEADER]: held }), plumbing);
+  assert.equal((await atB.hopHeaders(plumbing, [c.id], "MCP server 'c'", false))['x-agentmesh-budget'], '2', 'no debit for session plumbing');
   const first = context('outbound');
   await atB.outbound(request({ [CHAIN_HEADER]: held }), first);
   assert.deepEqual(first.chain, [a.id, b.id]);

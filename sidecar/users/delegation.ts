@@ -70,12 +70,14 @@ export class Delegation {
     ctx.delegation = { budget, parent, parentExp };
   }
 
-  /** Calling side, once per forwarded call: debits the budget and signs the token for this hop. */
-  async hopHeaders(ctx: RequestContext, audience: readonly string[], target: string): Promise<Record<string, string>> {
+  /** Calling side, once per forwarded call: debits the budget (unless `debit` is false) and signs the token for this hop. */
+  async hopHeaders(ctx: RequestContext, audience: readonly string[], target: string, debit = true): Promise<Record<string, string>> {
     const delegated = ctx.delegation;
     if (!delegated || !ctx.chain) return {};
     let remaining = delegated.budget;
-    if (remaining !== undefined) {
+    if (remaining !== undefined && !debit) {
+      remaining = (delegated.parent === undefined ? undefined : this.#budgets.get(delegated.parent)?.remaining) ?? remaining;
+    } else if (remaining !== undefined) {
       const entry = delegated.parent === undefined ? undefined : this.#budgets.get(delegated.parent);
       if (entry) remaining = entry.remaining;
       if (remaining < 1) {

@@ -8,6 +8,7 @@ import { checkPushUrls, pushUrls, type PushRules } from './push-targets.ts';
 import { RateLimiter, type LimitsFor } from './rate-limiter.ts';
 
 const PUSH_METHODS = new Set(['SendMessage', 'SendStreamingMessage', 'CreateTaskPushNotificationConfig']);
+const MCP_PLUMBING = new Set(['initialize', 'ping', 'MCP GET', 'MCP DELETE']);
 
 export interface MeshUsersOptions extends DelegationOptions {
   limitsFor: LimitsFor;
@@ -45,7 +46,9 @@ export class MeshUsers {
   /** Calling side, per forwarded call: the budget debited and the hop's signed chain headers. */
   hopHeaders(ctx: RequestContext, instances: readonly { identity: string }[], target: string): Promise<Record<string, string>> {
     if (!ctx.delegation) return NONE;
-    return this.#delegation.hopHeaders(ctx, [...new Set(instances.map((i) => i.identity))], target);
+    // MCP session plumbing (opening, listening, closing, pings) carries the chain but costs no budget.
+    const debit = ctx.target?.kind !== 'mcp' || !(MCP_PLUMBING.has(ctx.method) || ctx.method.startsWith('notifications/'));
+    return this.#delegation.hopHeaders(ctx, [...new Set(instances.map((i) => i.identity))], target, debit);
   }
 
   /** Receiving side: the chain verified into ctx, then (when `limited`) the caller's rate to this target taken. */
