@@ -35,6 +35,8 @@ import { PendingLimit } from './overload/pending-limit.ts';
 import { startAudit } from './audit/start-audit.ts';
 import { ToolGuard } from './tools/tool-guard.ts';
 import { createMeshUsers } from './users/create-mesh-users.ts';
+import { RecentCalls, withRecentCalls } from './dashboard/recent-calls.ts';
+import { dashboardRoutes } from './dashboard/dashboard-routes.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -83,7 +85,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log });
   const listenStreams = new ListenStreams();
-  const metrics = createMetrics();
+  const recentCalls = new RecentCalls();
+  const metrics = withRecentCalls(createMetrics(), recentCalls);
   const resilience = createResilienceState({
     retry: (name) => targetRetry(config, name),
     breaker: (name) => targetBreaker(config, name),
@@ -165,7 +168,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const admin = await listen({
       ...config.listen.admin, onError,
       handler: adminHandler({
-        metrics, view: registry,
+        metrics, view: registry, dashboard: dashboardRoutes({ registry: metrics.registry, recent: recentCalls, self: () => agent?.name ?? identity.id }),
         notReady: () => [
           ...(registry.synced() ? [] : ['registry not synced']),
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),

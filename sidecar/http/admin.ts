@@ -5,6 +5,7 @@ import { MeshError } from '../../sdk/errors.ts';
 import type { RegistryView } from '../../registry/index.ts';
 import { sendError, sendJson } from './respond.ts';
 import type { Metrics } from '../metrics.ts';
+import type { DashboardRoutes } from '../dashboard/dashboard-routes.ts';
 
 export interface AdminDeps {
   metrics: Metrics;
@@ -12,13 +13,15 @@ export interface AdminDeps {
   /** Reasons the sidecar is not ready; empty when it is. */
   notReady: () => string[];
   state: () => Record<string, unknown>;
+  dashboard?: DashboardRoutes;
 }
 
 export function adminHandler(deps: AdminDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path = '/', query] = (req.url ?? '/').split('?');
     try {
       if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on the admin listener`);
+      if (await deps.dashboard?.(path, new URLSearchParams(query), res)) return;
       switch (path) {
         case '/healthz':
           return sendJson(res, 200, { status: 'ok' });
