@@ -69,7 +69,7 @@ describe('dashboard', () => {
     assert.equal((await fetch(`${planner.admin}/dashboard.js/..%2f..%2fpackage.json`)).status, 404);
   });
 
-  test('shows the agents, the MCP server, and a call as it happens: live, as an edge, with cert expiry', async () => {
+  test('shows the agents, the MCP server, and a call as it happens: live, as an edge, with cert expiry', async (t) => {
     await page.goto(`${planner.admin}/`);
     await page.locator('#agents td.agent-name', { hasText: 'echo' }).waitFor();
     await page.locator('#agents td.agent-name', { hasText: 'planner' }).waitFor();
@@ -78,8 +78,11 @@ describe('dashboard', () => {
     // Nothing called yet: no live call is shown.
     assert.equal(await page.locator('#calls tbody tr', { hasText: 'agent/echo' }).count(), 0);
     // The call: what the planner agent does when it asks echo through its sidecar.
-    const source = await page.locator('#live-source').textContent();
-    await waitFor('the page to start watching calls', async () => /tap|polling/.test(await page.locator('#live-source').textContent() ?? ''));
+    const source = await waitFor('the page to start watching calls', async () => {
+      const text = await page.locator('#live-source').textContent() ?? '';
+      return /tap|polling/.test(text) && text;
+    });
+    t.diagnostic(`live calls ${source}`);
     const res = await fetch(`${planner.outbound}/a2a/echo`, {
       method: 'POST', headers: { 'content-type': 'application/json', 'a2a-version': '1.0' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: { message: { messageId: `m-${Date.now()}`, role: 'ROLE_USER', parts: [{ text: 'hello dashboard' }] } } }),
@@ -93,7 +96,7 @@ describe('dashboard', () => {
     await edge.first().waitFor();
     assert.match(await edge.first().textContent() ?? '', /planner/);
     await page.locator('#breakers', { hasText: 'agent/echo' }).waitFor();
-    assert.deepEqual(problems, [], `the page ran without errors or CSP violations (live source: ${source ?? ''})`);
+    assert.deepEqual(problems, [], `the page ran without errors or CSP violations (live calls ${source})`);
     const shot = join(profile, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
     const png = readFileSync(shot);
