@@ -1,6 +1,7 @@
 // Announces one of this process's records: the first put is awaited, a heartbeat re-puts it every
 // ttl/3 with a fresh heartbeatAt and again as soon as the backend is back from an outage; update()
-// changes it, withdraw() deletes it. Writes are serialised so an older one never lands last.
+// changes it, withdraw() writes a tombstone (readers ignore raw deletes). Writes are serialised so an
+// older one never lands last.
 import { MeshError } from '../sdk/errors.ts';
 import { abortable } from './abort.ts';
 import { validateRecord } from './codec.ts';
@@ -21,7 +22,10 @@ export interface Announcement {
   readonly key: string;
   /** Validates and writes the change; if the write fails the change stays and goes out with the next heartbeat. */
   update(patch: AnnouncementPatch): Promise<void>;
-  /** Stops heart-beating and deletes the record. Idempotent. */
+  /**
+   * Stops heart-beating and writes a tombstone (the record with `withdrawn: true` and a newer
+   * heartbeatAt, signed like every write), which readers honour at once. Idempotent.
+   */
   withdraw(): Promise<void>;
 }
 
@@ -60,7 +64,7 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
       if (queued === next) queued = undefined;
       if (withdrawn) return;
       const seq = ++started;
-      current = { ...current, heartbeatAt: new Date().toISOString() };
+      current = { ...current, heartbeatAt: nextBeat(current.heartbeatAt) };
       try {
         await backend.put(current);
       } catch (err) {
@@ -87,9 +91,9 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
     if (!backend.connected()) {
       throw new MeshError('REGISTRY_UNAVAILABLE', `withdrew ${key} but could not delete it: the registry is unreachable (it goes stale within the TTL)`);
     }
-    // The delete must land after the last put; an older put stuck in an outage went out before it.
+    // The tombstone must land after the last put; an older put stuck in an outage went out before it.
     await latest.catch(() => undefined);
-    await backend.delete(key);
+    await backend.put({ ...current, withdrawn: true, heartbeatAt: nextBeat(current.heartbeatAt) });
   })());
 
   try {
@@ -114,4 +118,9 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
     },
     withdraw,
   };
+}
+
+/** Now, but always after `previous`: readers refuse a value whose heartbeatAt is not newer than the last. */
+function nextBeat(previous: string): string {
+  return new Date(Math.max(Date.now(), Date.parse(previous) + 1)).toISOString();
 }

@@ -5,11 +5,17 @@ import { channel } from 'node:diagnostics_channel';
 export const REGISTRY_CHANNEL = 'agentmesh:registry';
 const registryChannel = channel(REGISTRY_CHANNEL);
 
+import type { RejectReason } from './record-codec.ts';
+
 type Backend = 'nats' | 'embedded';
 
 export type RegistryEvent =
-  /** A stored value failed validation; it was skipped. */
-  | { type: 'invalid'; backend: Backend; key: string; error: string }
+  /**
+   * A stored value was not used: it failed validation or verification, replays an older heartbeat, or
+   * claims an MCP server name another identity claims too. Published each time it is seen (a forged
+   * record is seen at every one of its heartbeats): subscribers count it, and rate-limit any logging.
+   */
+  | { type: 'rejected'; backend: Backend; key: string; reason: RejectReason; error: string }
   /** The NATS connection dropped (the view keeps serving what it knows) or came back. */
   | { type: 'disconnect' | 'reconnect'; backend: 'nats'; server: string; connection: string }
   /** The watch was (re)started after a reconnect or a failure; `reason` says which. */

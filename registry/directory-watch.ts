@@ -4,9 +4,9 @@
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeRecord } from './codec.ts';
 import { errorMessage, publish } from './diagnostics.ts';
-import { isFresh, type RegistryRecord } from './record.ts';
+import type { RecordCodec, SealedRecord } from './record-codec.ts';
+import { isFresh } from './record.ts';
 import type { RegistryChange } from './types.ts';
 
 export const RECORD_SUFFIX = '.json';
@@ -16,7 +16,7 @@ interface Known {
   /** inode, mtime and size: a rename or rewrite changes it, so unchanged files are not re-read. */
   version: string;
   /** Absent when the file did not hold a valid record. */
-  record?: RegistryRecord;
+  sealed?: SealedRecord;
   mtimeMs: number;
   /** Whether the watcher was given this key as a put (and so must hear of its delete). */
   delivered: boolean;
@@ -35,13 +35,15 @@ export class DirectoryWatch {
 
   readonly #dir: string;
   readonly #ttlMs: number;
+  readonly #decode: RecordCodec['decode'];
   readonly #onChange: (change: RegistryChange) => void;
   readonly #onInvalid: ((key: string, err: unknown) => void) | undefined;
 
   /** Files whose record is stale beyond 2×ttlMs (or corrupt files untouched that long) are removed. */
-  constructor(dir: string, ttlMs: number, onChange: (change: RegistryChange) => void, onInvalid?: (key: string, err: unknown) => void) {
+  constructor(dir: string, ttlMs: number, decode: RecordCodec['decode'], onChange: (change: RegistryChange) => void, onInvalid?: (key: string, err: unknown) => void) {
     this.#dir = dir;
     this.#ttlMs = ttlMs;
+    this.#decode = decode;
     this.#onChange = onChange;
     this.#onInvalid = onInvalid;
   }
@@ -121,15 +123,15 @@ export class DirectoryWatch {
       if (text === undefined) return undefined;
       entry = { version, mtimeMs: info.mtimeMs, delivered: false };
       try {
-        entry.record = decodeRecord(key, text);
+        entry.sealed = await this.#decode(key, text);
       } catch (err) {
         this.#onInvalid?.(key, err);
       }
       this.#known.set(key, entry);
     }
     // An owner that was SIGKILLed leaves its file behind; any process may remove it once clearly dead.
-    const dead = entry.record ? !isFresh(entry.record, 2 * this.#ttlMs, now) : now - entry.mtimeMs > 2 * this.#ttlMs;
-    if (dead && await this.#reap(name, key, entry.record ? 'stale' : 'corrupt')) {
+    const dead = entry.sealed ? !isFresh(entry.sealed.record, 2 * this.#ttlMs, now) : now - entry.mtimeMs > 2 * this.#ttlMs;
+    if (dead && await this.#reap(name, key, entry.sealed ? 'stale' : 'corrupt')) {
       entry.delivered ||= previous?.delivered ?? false; // so the scan delivers the delete
       return undefined;
     }
@@ -138,8 +140,9 @@ export class DirectoryWatch {
   }
 
   #deliver(key: string, entry: Known, previous: Known | undefined): void {
-    if (entry.record) {
-      this.#onChange({ op: 'put', key, record: entry.record });
+    if (entry.sealed) {
+      const { record, granted, tag } = entry.sealed;
+      this.#onChange({ op: 'put', key, record, granted, tag });
       entry.delivered = true;
     } else if (previous?.delivered) {
       this.#onChange({ op: 'delete', key });

@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { MeshError } from '../sdk/errors.ts';
 import { throwIfAborted } from './abort.ts';
-import { encodeRecord } from './codec.ts';
 import { errorMessage } from './diagnostics.ts';
 import { DirectoryWatch, RECORD_SUFFIX, TEMP_SUFFIX } from './directory-watch.ts';
+import { recordCodec, type RecordCodec } from './record-codec.ts';
 import { recordKey } from './record.ts';
 import type { RegistryBackend } from './types.ts';
 
@@ -20,6 +20,8 @@ export interface EmbeddedBackendOptions {
   /** The safety-net rescan period; default ttl/10 within [50 ms, 250 ms]. */
   rescanMs?: number;
   signal?: AbortSignal;
+  /** How values are written and read (signed and verified in a sidecar); plain validated JSON by default. */
+  codec?: RecordCodec;
 }
 
 export async function openEmbeddedBackend(options: EmbeddedBackendOptions): Promise<RegistryBackend> {
@@ -33,6 +35,7 @@ export async function openEmbeddedBackend(options: EmbeddedBackendOptions): Prom
   }
   const pathOf = (key: string): string => join(dir, `${key}${RECORD_SUFFIX}`);
   const watches = new Set<DirectoryWatch>();
+  const codec = options.codec ?? recordCodec();
 
   return {
     kind: 'embedded',
@@ -42,7 +45,7 @@ export async function openEmbeddedBackend(options: EmbeddedBackendOptions): Prom
       throwIfAborted(signal, 'registry put');
       const key = recordKey(record);
       const tmp = join(dir, `.${key}.${randomUUID()}${TEMP_SUFFIX}`);
-      await writeFile(tmp, encodeRecord(record), { flag: 'wx' });
+      await writeFile(tmp, await codec.encode(record), { flag: 'wx' });
       try {
         await rename(tmp, pathOf(key));
       } catch (err) {
@@ -56,7 +59,7 @@ export async function openEmbeddedBackend(options: EmbeddedBackendOptions): Prom
     },
     async watch(onChange, { signal, onInvalid }) {
       throwIfAborted(signal, 'registry watch');
-      const watch = new DirectoryWatch(dir, ttlMs, onChange, onInvalid);
+      const watch = new DirectoryWatch(dir, ttlMs, codec.decode, onChange, onInvalid);
       await watch.start(rescanMs);
       watches.add(watch);
       signal.addEventListener('abort', () => { watches.delete(watch); watch.stop(); }, { once: true });

@@ -19,6 +19,11 @@ export { RecordView, type RecordViewOptions } from './view.ts';
 export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';
 export { REGISTRY_CHANNEL, type RegistryEvent } from './diagnostics.ts';
 export { natsAccessWarning, natsServers, type NatsAccess, type NatsTls } from './nats-access.ts';
+export { recordCodec, rejectReason, type RecordCodec, type RecordSigner, type RecordVerifier, type RejectReason, type SealedRecord } from './record-codec.ts';
+export { createRecordSigner, createRecordVerifier, RECORD_TYPE, type RecordVerifierOptions, type SigningIdentity } from './signed-records.ts';
+export { nameOwnership, type Ownership, type Registrations } from './name-binding.ts';
+export { signGrant, verifyGrant, GRANT_TYPE, type Grant } from './name-grant.ts';
+export { TrustBundle } from './trust-chain.ts';
 export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-store.ts';
 export type { AuditStream, AuditStreamOptions } from './audit-stream.ts';
 /** The JetStream audit stream `{bucket}-audit`; loads the NATS client on first use. */

@@ -5,12 +5,12 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
 import { abortable, pause, throwIfAborted } from './abort.ts';
-import { encodeRecord } from './codec.ts';
 import { errorMessage, publish } from './diagnostics.ts';
 import type { NatsAccess } from './nats-access.ts';
 import { openBucket } from './nats-bucket.ts';
 import { natsAccessOptions } from './nats-connect.ts';
 import { NatsWatch } from './nats-watch.ts';
+import { recordCodec, type RecordCodec } from './record-codec.ts';
 import { recordKey, type RegistryRecord } from './record.ts';
 import type { RegistryBackend, RegistryChange, WatchOptions } from './types.ts';
 
@@ -28,6 +28,8 @@ export interface NatsBackendOptions {
   timeoutMs?: number;
   /** mTLS and/or credentials; without them the connection is anonymous (the laptop mode). */
   access?: NatsAccess;
+  /** How values are written and read (signed and verified in a sidecar); plain validated JSON by default. */
+  codec?: RecordCodec;
 }
 
 const BUCKET_PATTERN = /^[-\w]+$/;
@@ -51,7 +53,7 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
     if (signal?.aborted) throw err;
     throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${where} (registry.nats): ${errorMessage(err)}`, { cause: err });
   }
-  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs, options.name ?? 'agentmesh');
+  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs, options.name ?? 'agentmesh', options.codec ?? recordCodec());
   try {
     await abortable(backend.ensureBucket(), signal, 'opening the NATS registry bucket');
   } catch (err) {
@@ -71,6 +73,7 @@ class NatsBackend implements RegistryBackend {
   readonly #timeoutMs: number;
   /** The connection name, which diagnostics carry so a process with several registries can tell them apart. */
   readonly #name: string;
+  readonly #codec: RecordCodec;
   #kv: KV | undefined;
   #closed = false;
   #connected = true;
@@ -80,7 +83,8 @@ class NatsBackend implements RegistryBackend {
   readonly #listeners = new Set<(connected: boolean) => void>();
   readonly #watches = new Set<NatsWatch>();
 
-  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number, name: string) {
+  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number, name: string, codec: RecordCodec) {
+    this.#codec = codec;
     this.#nc = nc;
     this.#name = name;
     this.#bucket = bucket;
@@ -122,7 +126,8 @@ class NatsBackend implements RegistryBackend {
 
   async put(record: RegistryRecord, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(signal, 'registry put');
-    await this.#bucketHandle().put(recordKey(record), encodeRecord(record));
+    const value = await this.#codec.encode(record);
+    await this.#bucketHandle().put(recordKey(record), value);
   }
 
   async delete(key: string, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
@@ -135,7 +140,7 @@ class NatsBackend implements RegistryBackend {
     const local = new AbortController();
     const watchSignal = AbortSignal.any([signal, local.signal, this.#closing.signal]);
     const watch = new NatsWatch(
-      { ensureBucket: () => this.ensureBucket(), isClosed: () => this.#closed, syncTimeoutMs: this.#timeoutMs },
+      { ensureBucket: () => this.ensureBucket(), isClosed: () => this.#closed, syncTimeoutMs: this.#timeoutMs, decode: this.#codec.decode },
       onChange, { signal: watchSignal, ...(onInvalid ? { onInvalid } : {}) });
     this.#watches.add(watch);
     watchSignal.addEventListener('abort', () => this.#watches.delete(watch), { once: true });

@@ -4,8 +4,8 @@
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
 import { abortError, pause } from './abort.ts';
-import { decodeRecord } from './codec.ts';
 import { errorMessage, publish } from './diagnostics.ts';
+import type { RecordCodec } from './record-codec.ts';
 import type { RegistryChange, WatchOptions } from './types.ts';
 
 export interface NatsWatchDeps {
@@ -15,6 +15,8 @@ export interface NatsWatchDeps {
   isClosed(): boolean;
   /** Bound on loading the first snapshot. */
   syncTimeoutMs: number;
+  /** Verifies and decodes one stored value. */
+  decode: RecordCodec['decode'];
 }
 
 const MAX_BACKOFF_MS = 5000;
@@ -92,7 +94,7 @@ export class NatsWatch {
     void this.#detectEmptySnapshot(kv, watcher, snapshot);
     try {
       for await (const e of watcher) {
-        this.#deliver(e, snapshot.done ? undefined : snapshot.seen);
+        await this.#deliver(e, snapshot.done ? undefined : snapshot.seen);
         if (e.isUpdate || e.delta === 0) this.#endSnapshot(snapshot);
       }
     } finally {
@@ -100,16 +102,16 @@ export class NatsWatch {
     }
   }
 
-  #deliver(e: KvWatchEntry, seen: Set<string> | undefined): void {
+  async #deliver(e: KvWatchEntry, seen: Set<string> | undefined): Promise<void> {
     if (e.operation !== 'PUT') {
       if (this.#live.delete(e.key)) this.#onChange({ op: 'delete', key: e.key });
       return;
     }
     try {
-      const record = decodeRecord(e.key, e.string());
+      const { record, granted, tag } = await this.#deps.decode(e.key, e.string());
       this.#live.add(e.key);
       seen?.add(e.key);
-      this.#onChange({ op: 'put', key: e.key, record });
+      this.#onChange({ op: 'put', key: e.key, record, granted, tag });
     } catch (err) {
       this.#onInvalid?.(e.key, err);
       if (this.#live.delete(e.key)) this.#onChange({ op: 'delete', key: e.key });

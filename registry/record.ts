@@ -28,6 +28,10 @@ const Common = {
   labels: z.record(z.string(), z.string()).default({}),
   startedAt: z.iso.datetime(),
   heartbeatAt: z.iso.datetime(),
+  /** Name grants from the mesh authority (JWTs signed with a CA key) for names beyond the default rule. */
+  grants: z.array(z.string().min(1).max(8192)).max(16).optional(),
+  /** A tombstone: the owner withdrew this instance (graceful shutdown); readers drop it at once. */
+  withdrawn: z.literal(true).optional(),
 };
 
 export const AgentRecordSchema = z.object({ kind: z.literal('agent'), ...Common, card: AgentCardRecordSchema });

@@ -1,6 +1,7 @@
 // The registry facade a sidecar opens: picks the backend (NATS when configured, embedded otherwise),
-// feeds the in-memory view from its watch, and owns this process's announcements. It never logs:
-// invalid records, outages and failed heartbeats go to diagnostics_channel 'agentmesh:registry'.
+// feeds the in-memory view from its watch (through the gate: forward-only heartbeats, tombstones), and
+// owns this process's announcements. It never logs: rejected records, outages and failed heartbeats go
+// to diagnostics_channel 'agentmesh:registry'.
 import { MeshError } from '../sdk/errors.ts';
 import { abortError } from './abort.ts';
 import { announce, type AnnouncedRecord, type Announcement } from './announcer.ts';
@@ -8,6 +9,8 @@ import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { NatsAccess } from './nats-access.ts';
 import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
+import { recordCodec, rejectReason, type RecordSigner, type RecordVerifier } from './record-codec.ts';
+import { RecordGate } from './record-gate.ts';
 import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
 
@@ -28,8 +31,12 @@ export interface RegistryOptions {
   signal?: AbortSignal;
   /** NATS: bound on the first connection and the first snapshot (default 5 s). */
   timeoutMs?: number;
-  /** Called for each stored value that fails validation (it is skipped; this is never fatal). */
+  /** Called for each stored value that fails validation or verification (it is skipped; this is never fatal). */
   onInvalid?: (key: string, err: unknown) => void;
+  /** Signs every value this process writes (a sidecar: its workload key). Plain JSON without one. */
+  signer?: RecordSigner;
+  /** Verifies every value read (chain, identity, name binding). Without one, values are only validated. */
+  verifier?: RecordVerifier;
 }
 
 export interface Registry extends RegistryView, AsyncDisposable {
@@ -52,7 +59,7 @@ export async function openRegistry(options: RegistryOptions): Promise<Registry> 
   const backend = await openBackend(options);
   const registry = new BackendRegistry(backend, ttlMs);
   const onInvalid = (key: string, err: unknown): void => {
-    publish({ type: 'invalid', backend: backend.kind, key, error: errorMessage(err) });
+    publish({ type: 'rejected', backend: backend.kind, key, reason: rejectReason(err), error: errorMessage(err) });
     options.onInvalid?.(key, err);
   };
   try {
@@ -82,11 +89,15 @@ class BackendRegistry implements Registry {
   #closing: Promise<void> | undefined;
   #resolveClosed: () => void = () => undefined;
 
+  readonly #gate: RecordGate;
+
   constructor(store: RegistryBackend, ttlMs: number) {
     this.backend = store.kind;
     this.#store = store;
     this.#ttlMs = ttlMs;
-    this.#view = new RecordView({ ttlMs });
+    const backend = store.kind;
+    this.#gate = new RecordGate(ttlMs, (key, error) => publish({ type: 'rejected', backend, key, reason: 'replay', error }));
+    this.#view = new RecordView({ ttlMs, onOwnershipConflict: (key, reason, error) => publish({ type: 'rejected', backend, key, reason, error }) });
     this.#offConnection = store.onConnectionChange((connected) => this.#view.setConnected(connected));
     this.closed = new Promise<void>((resolve) => { this.#resolveClosed = resolve; });
   }
@@ -94,7 +105,10 @@ class BackendRegistry implements Registry {
   /** Starts the watch; resolves once the initial snapshot is in the view. */
   async load(onInvalid: (key: string, err: unknown) => void, signal: AbortSignal | undefined): Promise<void> {
     const watchSignal = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
-    await this.#store.watch((change) => this.#view.apply(change), { signal: watchSignal, onInvalid });
+    await this.#store.watch((change) => {
+      const passed = this.#gate.filter(change);
+      if (passed) this.#view.apply(passed);
+    }, { signal: watchSignal, onInvalid });
   }
 
   agents(query?: AgentQuery): AgentRecord[] { return this.#view.agents(query); }
@@ -150,11 +164,12 @@ class BackendRegistry implements Registry {
 async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
   const { ttlMs, signal } = options;
   if (signal?.aborted) throw abortError(signal, 'opening the registry');
+  const codec = recordCodec(options.signer, options.verifier);
   if (options.nats !== undefined && options.nats.length > 0) {
     // The NATS client loads only when it is used: an embedded registry never needs it.
     const { openNatsBackend } = await import('./nats-backend.ts');
     return openNatsBackend({
-      servers: options.nats, ttlMs,
+      servers: options.nats, ttlMs, codec,
       ...(options.bucket !== undefined ? { bucket: options.bucket } : {}),
       ...(options.name !== undefined ? { name: options.name } : {}),
       ...(options.natsAccess !== undefined ? { access: options.natsAccess } : {}),
@@ -162,6 +177,6 @@ async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
       ...(signal ? { signal } : {}),
     });
   }
-  if (options.dir !== undefined) return openEmbeddedBackend({ dir: options.dir, ttlMs, ...(signal ? { signal } : {}) });
+  if (options.dir !== undefined) return openEmbeddedBackend({ dir: options.dir, ttlMs, codec, ...(signal ? { signal } : {}) });
   throw new MeshError('CONFIG_INVALID', 'registry: set registry.nats for NATS, or registry.dir for the embedded registry');
 }

@@ -7,7 +7,8 @@ import type { AgentRecord, McpRecord, RegistryRecord } from './record.ts';
  * was down); the record is kept until its own TTL runs out, giving its owner time to re-announce.
  */
 export type RegistryChange =
-  | { op: 'put'; key: string; record: RegistryRecord }
+  /** `granted`: the owner holds a grant for the name; `tag` tells two values with one heartbeatAt apart. */
+  | { op: 'put'; key: string; record: RegistryRecord; granted?: boolean; tag?: string }
   | { op: 'delete'; key: string }
   | { op: 'vanished'; key: string };
 
@@ -21,7 +22,7 @@ export interface WatchOptions {
 /** A storage backend: NATS JetStream KV, or the embedded single-host store. */
 export interface RegistryBackend {
   readonly kind: 'nats' | 'embedded';
-  /** Validates and writes (create or overwrite) one record. */
+  /** Validates, encodes (signs, when the registry was given a signer) and writes (create or overwrite) one record. */
   put(record: RegistryRecord, options?: { signal?: AbortSignal }): Promise<void>;
   delete(key: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**

@@ -1,7 +1,9 @@
 // The watch-fed, in-memory view a sidecar routes from: live records indexed by name, skill and tag,
 // filtered by freshness at read time, with a sweep that notices expiry (nats-server 2.9 sends none).
 // It never talks to a backend itself; whoever owns it feeds it with apply() and setConnected().
+// MCP server names claimed by two identities are served by neither (mcp-owners.ts).
 import type { AgentRecord, McpRecord, RegistryRecord } from './record.ts';
+import { McpOwners, type OwnershipReport } from './mcp-owners.ts';
 import { OutageClock } from './outage-clock.ts';
 import type { AgentQuery, RegistryChange, RegistryView } from './types.ts';
 
@@ -10,6 +12,8 @@ export interface RecordViewOptions {
   ttlMs: number;
   /** How often the sweep looks for records gone stale; default ttl/10 within [50 ms, 1 s]. */
   sweepMs?: number;
+  /** An MCP server name claimed by several identities, or by one without the grant another holds. */
+  onOwnershipConflict?: OwnershipReport;
 }
 
 interface Entry<R extends RegistryRecord = RegistryRecord> {
@@ -18,6 +22,8 @@ interface Entry<R extends RegistryRecord = RegistryRecord> {
   signature: string;
   /** On the outage clock: heartbeatAt + TTL. */
   expiresAt: number;
+  /** The owner holds a grant for the name (decides MCP server names claimed by several identities). */
+  granted: boolean;
 }
 
 export class RecordView implements RegistryView {
@@ -34,9 +40,11 @@ export class RecordView implements RegistryView {
   readonly #sweep: NodeJS.Timeout;
   #nextExpiry = Number.POSITIVE_INFINITY;
   #sweepQueued = false;
+  readonly #owners: McpOwners;
 
-  constructor({ ttlMs, sweepMs }: RecordViewOptions) {
+  constructor({ ttlMs, sweepMs, onOwnershipConflict }: RecordViewOptions) {
     this.#ttlMs = ttlMs;
+    this.#owners = new McpOwners(onOwnershipConflict ?? (() => undefined));
     this.#sweep = setInterval(() => this.sweep(), sweepMs ?? Math.min(1000, Math.max(50, Math.floor(ttlMs / 10))));
     this.#sweep.unref();
   }
@@ -54,7 +62,8 @@ export class RecordView implements RegistryView {
       return;
     }
     const { record } = change;
-    const signature = JSON.stringify({ ...record, heartbeatAt: undefined });
+    const granted = change.granted === true;
+    const signature = JSON.stringify({ ...record, heartbeatAt: undefined, granted });
     this.#nextExpiry = Math.min(this.#nextExpiry, expiresAt);
     if (old && old.signature === signature) {
       // Heartbeat: same content, later heartbeatAt. Update in place; nobody is told.
@@ -63,9 +72,10 @@ export class RecordView implements RegistryView {
       return;
     }
     if (old) this.#remove(change.key, old.record);
-    const entry: Entry = { record, signature, expiresAt };
+    const entry: Entry = { record, signature, expiresAt, granted };
     this.#entries.set(change.key, entry);
     this.#add(change.key, entry);
+    if (record.kind === 'mcp') this.mcpInstances(record.name); // a new claimant: any conflict is reported now
     this.#emit();
   }
 
@@ -93,12 +103,12 @@ export class RecordView implements RegistryView {
 
   mcpServers(): McpRecord[] {
     const out: McpRecord[] = [];
-    for (const instances of this.#mcp.values()) out.push(...this.#fresh(instances));
+    for (const [name, instances] of this.#mcp) out.push(...this.#owners.owned(name, this.#freshEntries(instances)));
     return out.sort(byKey);
   }
 
   mcpInstances(server: string): McpRecord[] {
-    return this.#fresh(this.#mcp.get(server));
+    return this.#owners.owned(server, this.#freshEntries(this.#mcp.get(server)));
   }
 
   onChange(listener: () => void): () => void {
@@ -144,6 +154,17 @@ export class RecordView implements RegistryView {
       const entry = this.#entries.get(key);
       if (entry?.record.kind === 'agent') yield entry as Entry<AgentRecord>;
     }
+  }
+
+  #freshEntries<R extends RegistryRecord>(instances: Map<string, Entry<R>> | undefined): Entry<R>[] {
+    if (!instances) return [];
+    const now = this.#clock.now();
+    const out: Entry<R>[] = [];
+    for (const entry of instances.values()) {
+      if (now < entry.expiresAt) out.push(entry);
+      else this.#sweepSoon();
+    }
+    return out;
   }
 
   #fresh<R extends RegistryRecord>(instances: Map<string, Entry<R>> | undefined): R[] {

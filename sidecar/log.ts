@@ -41,9 +41,8 @@ export function bridgeDiagnostics(log: Logger, own: { connection: string; instan
         heartbeats.get(event.key)?.success();
         heartbeats.delete(event.key);
         return;
-      case 'invalid':
-        log.warn({ registry: event.backend, key: event.key, err: event.error }, 'skipped an invalid registry record');
-        return;
+      case 'rejected':
+        return; // counted and logged, at most once a minute per key and reason, by registry-rejections.ts
       case 'watch-restart':
         log.info({ registry: event.backend, reason: event.reason }, 'registry watch restarted');
         return;
