@@ -1,26 +1,37 @@
 // The contract every registry backend passes: one suite, run against the embedded directory backend
 // (a fresh temp dir) and NATS JetStream KV (a real nats-server for this file, on a random port).
+// Records are signed and verified as in a sidecar (certificates from a test CA).
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { isMeshError } from '../sdk/index.ts';
 import { openRegistry, REGISTRY_CHANNEL, type Registry, type RegistryEvent, type RegistryOptions } from './index.ts';
 import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { agentRecord, mcpRecord, startChild, storedAgentRecord, unique, until } from '../test/support/registry-records.ts';
+import { createCa, type PemPair } from '../sidecar/identity/index.ts';
+import { meshSigning, type MeshSigning } from '../test/support/record-signing.ts';
 
 const TTL_MS = 1500;
 
 interface Fixture {
+  /** Where the registry is; without the signer and verifier (see signedOptions). */
   options(): Pick<RegistryOptions, 'nats' | 'bucket' | 'dir' | 'ttlMs'>;
-  /** Writes a raw value under a key, bypassing validation (to plant a corrupt record). */
+  /** Writes a raw value under a key, bypassing validation (to plant a corrupt or forged record). */
   writeRaw(key: string, value: string): Promise<void>;
+  readRaw(key: string): Promise<string | undefined>;
+  /** Removes a key behind the registry's back (NATS: delete, then purge the whole bucket). */
+  removeRaw(key: string): Promise<void>;
 }
+
+const ca: PemPair = await createCa({ trustDomain: 'mesh.test' });
+const signing: MeshSigning = meshSigning(ca, 'mesh.test');
 
 function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardown: () => Promise<void> }>): void {
   describe(`registry contract: ${label}`, () => {
@@ -30,8 +41,9 @@ function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardo
     after(async () => { await teardown?.(); });
 
     /** Opens a registry that is closed when the test ends. */
+    const options = (): RegistryOptions => ({ ...fixture.options(), signer: signing.signer, verifier: signing.verifier });
     const open = async (t: TestContext, extra: Partial<RegistryOptions> = {}): Promise<Registry> => {
-      const registry = await openRegistry({ ...fixture.options(), ...extra });
+      const registry = await openRegistry({ ...options(), ...extra });
       t.after(() => registry.close());
       return registry;
     };
@@ -79,7 +91,7 @@ function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardo
     });
 
     test('withdraw removes the record from another view at once; close() withdraws the rest', async (t) => {
-      const a = await openRegistry(fixture.options());
+      const a = await openRegistry(options());
       t.after(() => a.close());
       const b = await open(t);
       const [one, two] = [unique('wd'), unique('wd')];
@@ -99,7 +111,7 @@ function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardo
       const view = await open(t);
       const [mine, theirs] = [unique('parent'), unique('child')];
       await view.announce(agentRecord(mine));
-      const child = startChild({ registry: fixture.options(), name: theirs, instance: 'c1', expect: mine });
+      const child = startChild({ registry: fixture.options(), ca, name: theirs, instance: 'c1', expect: mine });
       t.after(() => child.stop('SIGKILL'));
       await child.line(`saw ${mine}`);
       await until(view, 'the child\'s record', () => view.agentInstances(theirs).length === 1);
@@ -110,7 +122,7 @@ function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardo
     test('a record whose owner was SIGKILLed leaves every view within the TTL', async (t) => {
       const view = await open(t);
       const name = unique('kid');
-      const child = startChild({ registry: fixture.options(), name, instance: 'c1' });
+      const child = startChild({ registry: fixture.options(), ca, name, instance: 'c1' });
       t.after(() => child.stop('SIGKILL'));
       await child.line('announced');
       await until(view, 'the child\'s record', () => view.agentInstances(name).length === 1);
@@ -120,7 +132,7 @@ function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardo
       assert.equal(view.agents({ name }).length, 0);
     });
 
-    test('a corrupt value is reported and skipped, never fatal; the other records are still served', async (t) => {
+    test('a corrupt or unverifiable value is reported with its reason and skipped, never fatal; the other records are still served', async (t) => {
       const invalid: string[] = [];
       const events: RegistryEvent[] = [];
       const onEvent = (event: unknown): void => { events.push(event as RegistryEvent); };
@@ -132,19 +144,83 @@ function contract(label: string, setup: () => Promise<{ fixture: Fixture; teardo
       const bad = unique('bad');
       await fixture.writeRaw(`agents.${bad}.i1`, '{"kind":"agent","name":');
       await fixture.writeRaw(`agents.${bad}.i2`, JSON.stringify({ kind: 'agent', name: bad }));
-      await fixture.writeRaw(`agents.${bad}.i3`, JSON.stringify(storedAgentRecord(unique('other'), 'i3')));
-      await waitFor('three reports', () => invalid.filter((k) => k.includes(bad)).length === 3, 5000);
+      await fixture.writeRaw(`agents.${bad}.i3`, await signing.signer.sign(storedAgentRecord(unique('other'), 'i3')));
+      await fixture.writeRaw(`agents.${bad}.i4`, JSON.stringify(storedAgentRecord(bad, 'i4'))); // valid, but unsigned
+      await waitFor('four reports', () => invalid.filter((k) => k.includes(bad)).length === 4, 5000);
       assert.equal(view.agentInstances(bad).length, 0);
       assert.equal(view.agentInstances(good).length, 1);
-      assert.ok(events.some((e) => e.type === 'invalid' && e.key === `agents.${bad}.i1`), 'published on the diagnostics channel');
+      const reasons = events.filter((e) => e.type === 'rejected' && e.key.includes(bad)).map((e) => e.type === 'rejected' ? e.reason : '');
+      assert.deepEqual(reasons, ['invalid', 'invalid', 'invalid', 'invalid'], 'published on the diagnostics channel with the reason');
       const fresh = await open(t);
       assert.equal(fresh.agentInstances(good).length, 1, 'a new registry opens past the corrupt values');
-      // A corrupt value replacing a good one removes the good one (a planted record: no heartbeat restores it).
+      // A corrupt value replacing a good one does not remove it: it stays until its own TTL.
       const planted = unique('planted');
-      await fixture.writeRaw(`agents.${planted}.i1`, JSON.stringify(storedAgentRecord(planted, 'i1')));
+      await fixture.writeRaw(`agents.${planted}.i1`, await signing.signer.sign(storedAgentRecord(planted, 'i1')));
       await until(fresh, 'the planted record', () => fresh.agentInstances(planted).length === 1);
+      const overwrittenAt = Date.now();
       await fixture.writeRaw(`agents.${planted}.i1`, 'garbage');
-      await until(fresh, 'the overwritten record gone', () => fresh.agentInstances(planted).length === 0, TTL_MS / 2);
+      await waitFor('the garbage reported', () => events.some((e) => e.type === 'rejected' && e.key === `agents.${planted}.i1`), 5000);
+      assert.equal(fresh.agentInstances(planted).length, 1, 'still served after the garbage overwrite');
+      await until(fresh, 'the record aged out', () => fresh.agentInstances(planted).length === 0, TTL_MS * 2);
+      assert.ok(Date.now() - overwrittenAt >= TTL_MS / 2, 'it lasted until its TTL, not until the overwrite');
+    });
+
+    test('records are refused when forged: another identity\'s name, a signature by someone else, an older replay', async (t) => {
+      const events: RegistryEvent[] = [];
+      const onEvent = (event: unknown): void => { events.push(event as RegistryEvent); };
+      subscribe(REGISTRY_CHANNEL, onEvent);
+      t.after(() => unsubscribe(REGISTRY_CHANNEL, onEvent));
+      const reasonFor = (key: string) => waitFor(`a rejection of ${key}`, () => {
+        const found = events.find((e) => e.type === 'rejected' && e.key === key);
+        return found?.type === 'rejected' ? found.reason : undefined;
+      }, 5000);
+      const view = await open(t);
+      const victim = unique('victim');
+      const real = await view.announce(agentRecord(victim, 'real'));
+      await until(view, 'the real record', () => view.agentInstances(victim).length === 1);
+      // Mallory signs a record for the victim's name with her own identity: the name is not hers.
+      const forged = { ...storedAgentRecord(victim, 'forged'), identity: 'spiffe://mesh.test/agent/mallory' };
+      await fixture.writeRaw(`agents.${victim}.forged`, await signing.signer.sign(forged));
+      assert.equal(await reasonFor(`agents.${victim}.forged`), 'name_not_owned');
+      // Mallory's signature over a record claiming the victim's identity.
+      const mallory = await signing.identity('spiffe://mesh.test/agent/mallory');
+      const { createRecordSigner } = await import('./index.ts');
+      await fixture.writeRaw(`agents.${victim}.claimed`, await createRecordSigner(() => mallory).sign(storedAgentRecord(victim, 'claimed')));
+      assert.equal(await reasonFor(`agents.${victim}.claimed`), 'identity_mismatch');
+      // Outside the trust domain.
+      const outsider = { ...storedAgentRecord(victim, 'outside'), identity: `spiffe://elsewhere.test/agent/${victim}` };
+      await fixture.writeRaw(`agents.${victim}.outside`, await signing.signer.sign(outsider));
+      assert.equal(await reasonFor(`agents.${victim}.outside`), 'untrusted_chain');
+      // A replay of the real record's first value after it has heart-beaten.
+      const key = `agents.${victim}.real`;
+      const first = await fixture.readRaw(key);
+      assert.ok(first);
+      await waitFor('a newer heartbeat', async () => (await fixture.readRaw(key)) !== first, TTL_MS * 2);
+      await waitFor('the view has it', () => Date.parse(view.agentInstances(victim)[0]?.heartbeatAt ?? '0') > Date.parse(JSON.parse(Buffer.from(first.split('.')[1] ?? '', 'base64url').toString()).heartbeatAt as string), TTL_MS);
+      await fixture.writeRaw(key, first);
+      assert.equal(await reasonFor(key), 'replay');
+      assert.deepEqual(view.agentInstances(victim).map((r) => r.instance), ['real']);
+      await real.withdraw();
+      await until(view, 'the tombstone honoured', () => view.agentInstances(victim).length === 0, TTL_MS / 2);
+      await fixture.writeRaw(key, first);
+      await waitFor('the replay after the tombstone refused', () => events.filter((e) => e.type === 'rejected' && e.key === key).length === 2, 5000);
+      assert.equal(view.agentInstances(victim).length, 0, 'a withdrawn record cannot be brought back by a replay');
+    });
+
+    test('a raw delete or purge of a live record removes nothing before its TTL; the next heartbeat restores it', async (t) => {
+      const [owner, view] = [await open(t), await open(t)];
+      const name = unique('kept');
+      await owner.announce(agentRecord(name));
+      await until(view, 'the record', () => view.agentInstances(name).length === 1);
+      let gap = false;
+      const off = view.onChange(() => { if (view.agentInstances(name).length === 0) gap = true; });
+      t.after(off);
+      const key = `agents.${name}.i1`;
+      const before = await fixture.readRaw(key);
+      await fixture.removeRaw(key);
+      await waitFor('the owner\'s next heartbeat', async () => ![undefined, before].includes(await fixture.readRaw(key)), TTL_MS * 2);
+      assert.equal(gap, false, 'the record never left the view');
+      assert.equal(view.agentInstances(name).length, 1);
     });
   });
 }
@@ -155,6 +231,8 @@ contract('embedded', async () => {
     fixture: {
       options: () => ({ dir, ttlMs: TTL_MS }),
       writeRaw: async (key, value) => writeFileSync(join(dir, `${key}.json`), value),
+      readRaw: async (key) => { try { return readFileSync(join(dir, `${key}.json`), 'utf8'); } catch { return undefined; } },
+      removeRaw: async (key) => rmSync(join(dir, `${key}.json`), { force: true }),
     },
     teardown: async () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -172,6 +250,11 @@ contract('nats', async () => {
       fixture: {
         options: () => ({ nats: server.url, bucket, ttlMs: TTL_MS }),
         writeRaw: async (key, value) => { await kv.put(key, value); },
+        readRaw: async (key) => { const e = await kv.get(key); return e?.operation === 'PUT' ? e.string() : undefined; },
+        removeRaw: async (key) => {
+          await kv.delete(key);
+          await (await jetstreamManager(conn)).streams.purge(`KV_${bucket}`);
+        },
       },
       teardown: async () => {
         await conn.close();

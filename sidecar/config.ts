@@ -87,6 +87,8 @@ const IdentitySchema = z.strictObject({
   ca: z.url({ protocol: /^https$/, error: 'expected the https:// URL of `agentmesh ca serve`' }).optional(),
   token: z.string().min(1).optional(),
   tokenFile: z.string().min(1).optional(),
+  /** Files written by `agentmesh ca grant`: names beyond agent/{name} that this identity may announce. */
+  grants: z.array(z.string().min(1)).max(16).default([]),
 }).superRefine((id, ctx) => {
   const issue = (key: string, message: string) => ctx.addIssue({ code: 'custom', path: [key], message });
   if (id.ca === undefined) {

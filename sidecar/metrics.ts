@@ -24,6 +24,8 @@ export interface Metrics {
   forgetInstance(target: string, instance: string): void;
   /** Serves agentmesh_cert_expiry_seconds: seconds until the current SVID expires (negative once it has). */
   certExpiry(notAfter: () => Date): void;
+  /** A registry value this sidecar did not use, by reason (bad_signature, name_not_owned, replay …). */
+  registryRejected(reason: string): void;
 }
 
 const MAX_CACHED_SERIES = 10_000;
@@ -46,6 +48,7 @@ export function createMetrics(): Metrics {
   const retries = new Counter({ name: 'agentmesh_retries_total', help: 'Retries made by the outbound side, by target and reason', labelNames: ['target', 'reason'] as const, registers: [registry] });
   const transitions = new Counter({ name: 'agentmesh_breaker_transitions_total', help: 'Circuit breaker state changes per target instance (state="open" is an ejection)', labelNames: ['target', 'instance', 'state'] as const, registers: [registry] });
   const open = new Gauge({ name: 'agentmesh_breaker_open', help: '1 while the breaker of a target instance is open', labelNames: ['target', 'instance'] as const, registers: [registry] });
+  const rejected = new Counter({ name: 'agentmesh_registry_rejected_total', help: 'Registry values ignored, by reason (signature, chain, expiry, name binding, replay, MCP name conflict, invalid)', labelNames: ['reason'] as const, registers: [registry] });
   // The labelled series of each (direction, target, method, caller, code), looked up once: prom-client hashes labels on every call.
   const children = new Map<string, { requests: { inc(): void }; errors: { inc(): void } | undefined; latency: { observe(v: number): void } }>();
   return {
@@ -58,6 +61,9 @@ export function createMetrics(): Metrics {
     },
     retry(target, reason) {
       retries.inc({ target, reason: /^(HTTP \d{3}|circuit-open|[A-Z][A-Z_]{1,40})$/.test(reason) ? reason : 'other' });
+    },
+    registryRejected(reason) {
+      rejected.inc({ reason });
     },
     breaker(target, instance, state) {
       transitions.inc({ target, instance, state });

@@ -3,10 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { natsAccessWarning, openKeyValueStore, openRegistry, openToolPinStore, type Announcement, type Registry } from '../registry/index.ts';
+import { createRecordSigner, createRecordVerifier, natsAccessWarning, openKeyValueStore, openRegistry, openToolPinStore, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './http/admin.ts';
 import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
-import { openIdentity, serverTlsOptions } from './identity/index.ts';
+import { assertOwnsAgentName, loadGrants, openIdentity, serverTlsOptions, type LoadedGrants } from './identity/index.ts';
+import { watchRegistryRejections } from './registry-rejections.ts';
 import { inboundHandler } from './http/inbound.ts';
 import { listen, type Listener } from './http/listener.ts';
 import { loadLocalAgent, type LoadedAgent } from './a2a/local-agent.ts';
@@ -67,26 +68,40 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const identities = await openIdentity(config.identity, log);
   // The SPIFFE ID and trust domain never change; the certificate behind them does (rotation.ts).
   const identity = identities.current();
+  let grants: LoadedGrants;
+  try {
+    grants = await loadGrants(config.identity.grants, identity);
+    if (config.agent?.name !== undefined) assertOwnsAgentName(config.agent.name, identity, grants);
+  } catch (err) {
+    identities.close();
+    throw err;
+  }
   // auth.jwt and the signer first: a bad JWKS file fails start-up before anything is opened.
   const users = await createMeshUsers(config, () => identities.current()).catch((err: unknown) => { identities.close(); throw err; });
+  const recentCalls = new RecentCalls();
+  const metrics = withRecentCalls(createMetrics(), recentCalls);
+  const stopRejections = watchRegistryRejections(metrics, log);
+  // Records are signed with the current workload key (renewed certificates take effect at the next
+  // heartbeat) and verified against the current bundle.
+  const currentIdentity = () => identities.current();
   const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identities.current()) } : undefined;
   const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
   if (natsWarning) log.warn({ registry: 'nats' }, natsWarning);
   const offDiagnostics = bridgeDiagnostics(log, { connection: `agentmesh-sidecar-${instance}`, instance });
   const registry: Registry = await openRegistry({
+    signer: createRecordSigner(currentIdentity),
+    verifier: createRecordVerifier({ trustDomain: identity.trustDomain, bundle: () => currentIdentity().bundlePem }),
     ttlMs: config.registry.ttl,
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
     ...(nats ?? { dir: config.registry.dir ?? defaultRegistryDir() }),
-  }).catch((err: unknown) => { offDiagnostics(); identities.close(); users.close(); throw err; });
+  }).catch((err: unknown) => { offDiagnostics(); stopRejections(); identities.close(); users.close(); throw err; });
   const peers = new PeerPools(identities);
   const listeners: Listener[] = [];
   let selfUrl = '';
   const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log });
   const listenStreams = new ListenStreams();
-  const recentCalls = new RecentCalls();
-  const metrics = withRecentCalls(createMetrics(), recentCalls);
   const resilience = createResilienceState({
     retry: (name) => targetRetry(config, name),
     breaker: (name) => targetBreaker(config, name),
@@ -183,24 +198,25 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     });
     listeners.push(admin);
     const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
-    localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint }, sessionIdleTimeoutMs, log });
+    localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint, ...withGrants(grants.tokens) }, sessionIdleTimeoutMs, log });
     if (config.agent) {
       agent = await loadLocalAgent({
         url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
         ...(config.agent.name ? { name: config.agent.name } : {}),
       });
+      assertOwnsAgentName(agent.name, identity, grants); // the name may come from the card
       admission = new Admission({
         agent: agent.name, concurrency: config.limits.concurrency, queue: config.limits.queue,
         streams: config.limits.streams, streamsPerCaller: config.limits.streamsPerCaller,
         callers: (caller) => config.limits.callers[caller], maxQueueWaitMs: config.resilience.defaults.timeout,
       });
       announcement = await registry.announce({
-        kind: 'agent', name: agent.name, instance, identity: identity.id, endpoint,
+        kind: 'agent', name: agent.name, instance, identity: identity.id, endpoint, ...withGrants(grants.tokens),
         labels: { ...config.agent.labels }, card: agent.card,
       });
       log.info({ agent: agent.name, identity: identity.id, endpoint }, 'registered local agent');
       const loaded = agent;
-      const record = { kind: 'agent', name: loaded.name, instance, identity: identity.id, endpoint, labels: { ...config.agent.labels } } as const;
+      const record = { kind: 'agent', name: loaded.name, instance, identity: identity.id, endpoint, ...withGrants(grants.tokens), labels: { ...config.agent.labels } } as const;
       if (config.agent.healthInterval > 0) {
         health = watchAgentHealth({
           name: loaded.name, readCard: loaded.readCard, log,
@@ -237,6 +253,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         identities.close();
         users.close();
+        stopRejections();
         log.info('sidecar stopped');
         offDiagnostics();
         resolveClosed();
@@ -256,6 +273,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     identities.close();
     users.close();
+    stopRejections();
     throw err;
   }
 }
@@ -270,6 +288,11 @@ function agentNotReady(down: string | undefined, unregistered: boolean): string[
 function affinityLog(log: Logger): [onError: (err: unknown) => void, onOk: () => void] {
   const failures = new FailureLog(log, { what: 'task affinity store' });
   return [(err) => failures.failure(err), () => failures.success()];
+}
+
+/** The grants field of a record: absent when there are none. */
+function withGrants(tokens: readonly string[]): { grants?: string[] } {
+  return tokens.length > 0 ? { grants: [...tokens] } : {};
 }
 
 /** A host this process can reach a listener on: 127.0.0.1 for the wildcard addresses. */

@@ -58,7 +58,7 @@ describe('two instances under faults', () => {
         }),
       });
       agents.push(agent);
-      sidecars.push(await mesh.sidecar(`worker${i}`, { agent: { url: agent.url, name: 'worker' }, instance: `w${i}` }));
+      sidecars.push(await mesh.sidecar('worker', { agent: { url: agent.url, name: 'worker' }, instance: `w${i}` }));
     }
     caller = await mesh.sidecar('caller');
     await waitForAgent(caller, 'worker', 2);

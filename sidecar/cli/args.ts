@@ -41,6 +41,11 @@ export function parseArgs(argv: readonly string[], booleans: ReadonlySet<string>
   return { positionals, flags, lists };
 }
 
+/** All values of a repeatable flag, also split at commas (`--agent a,b --agent c`). */
+export function listFlag(args: ParsedArgs, name: string): string[] {
+  return (args.lists.get(name) ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
 /** A string flag's value, or a clear error naming the flag when it is required and missing. */
 export function stringFlag(args: ParsedArgs, name: string, required: true): string;
 export function stringFlag(args: ParsedArgs, name: string, required?: false): string | undefined;

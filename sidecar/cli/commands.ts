@@ -4,10 +4,10 @@ import { writeFile, rename } from 'node:fs/promises';
 import { MeshError } from '../../sdk/errors.ts';
 import type { Mesh } from '../../sdk/index.ts';
 import { CONFIG_KEYS, readConfigFile, resolveConfig, parseDuration, type SidecarConfig } from '../config.ts';
-import { caInit, caIssue } from '../identity/index.ts';
+import { caGrant, caInit, caIssue } from '../identity/index.ts';
 import { createLogger } from '../log.ts';
 import { startSidecar, type Sidecar } from '../sidecar.ts';
-import { stringFlag, type ParsedArgs } from './args.ts';
+import { listFlag, stringFlag, type ParsedArgs } from './args.ts';
 import { formatEvent, table } from './format.ts';
 
 export interface CliContext {
@@ -65,7 +65,19 @@ export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> 
   }
   if (action === 'serve') return (await import('./ca-commands.ts')).runCaServe(args, ctx);
   if (action === 'token') return (await import('./ca-commands.ts')).runCaToken(args, ctx);
-  throw new MeshError('CONFIG_INVALID', `unknown command 'ca ${action ?? ''}': use 'ca init', 'ca issue', 'ca serve' or 'ca token'`);
+  if (action === 'grant') {
+    const ttl = stringFlag(args, 'ttl');
+    const ttlMs = ttl === undefined ? undefined : parseDuration(ttl);
+    if (ttlMs !== undefined && ttlMs <= 0) throw new MeshError('CONFIG_INVALID', `--ttl: expected a duration like 365d, got '${ttl ?? ''}'`);
+    if (ttl !== undefined && ttlMs === undefined) throw new MeshError('CONFIG_INVALID', `--ttl: expected a duration like 365d, got '${ttl}'`);
+    const out = await caGrant({
+      dir: stringFlag(args, 'dir', true), identity: stringFlag(args, 'identity', true), out: stringFlag(args, 'out', true),
+      agents: listFlag(args, 'agent'), mcp: listFlag(args, 'mcp'), ...(ttlMs === undefined ? {} : { ttlMs }),
+    });
+    ctx.out(`name grant written: ${out} (add it to the sidecar's identity.grants)`);
+    return 0;
+  }
+  throw new MeshError('CONFIG_INVALID', `unknown command 'ca ${action ?? ''}': use 'ca init', 'ca issue', 'ca grant', 'ca serve' or 'ca token'`);
 }
 
 export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<number> {
@@ -132,6 +144,8 @@ export const USAGE = `usage: agentmesh <command>
   validate --config FILE                                          check a config
   ca init --trust-domain TD --dir DIR                             create a mesh CA
   ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h]
+  ca grant --dir DIR --identity spiffe://TD/… [--agent NAME ...] [--mcp NAME ...] --out FILE [--ttl 365d]
+                                                                  grant names to an identity (CA-signed)
   nats config --trust-domain TD --agent NAME[=mcp1,mcp2] ... [--grant ID=agent:NAME,mcp:SERVER ...]
         --server-cert F --server-key F --bundle F [--bucket agentmesh] [--admin spiffe://TD/admin] [--listen 0.0.0.0:4222] [--store-dir DIR] [--json]
                                                                   print a nats-server config with per-identity permissions

@@ -6,3 +6,4 @@ export { loadIdentity, serverTlsOptions, verifyClientPeer, clientConnectOptions,
 export { svidRefusal, peerSvidRefusal, MAX_SPIFFE_ID_BYTES } from './svid-rules.ts';
 export { openIdentity, type IdentityConfig } from './open-identity.ts';
 export { IdentityHolder, type IdentitySource } from './identity-holder.ts';
+export { caGrant, loadGrants, assertOwnsAgentName, type LoadedGrants } from './grants.ts';

@@ -33,7 +33,7 @@ export async function startLocalMcpServers(options: {
   servers: readonly McpServerConfig[];
   registry: McpAnnouncer;
   /** The fields of the registry record that do not depend on the server. */
-  record: { instance: string; identity: string; endpoint: string };
+  record: { instance: string; identity: string; endpoint: string; grants?: string[] };
   /** mcp.sessionIdleTimeout: a stdio session idle this long is closed and its process ends. */
   sessionIdleTimeoutMs: number;
   log: Logger;

@@ -3,9 +3,13 @@
 // Usage: node --import tsx test/support/registry-child.ts '<json ChildOptions>'
 // Prints "announced" and then "saw <name>" on stdout; SIGTERM closes the registry (withdraws) and exits 0.
 import { openRegistry, type RegistryOptions } from '../../registry/index.ts';
+import type { PemPair } from '../../sidecar/identity/index.ts';
+import { meshSigning } from './record-signing.ts';
 
 export interface ChildOptions {
   registry: Pick<RegistryOptions, 'nats' | 'bucket' | 'dir' | 'ttlMs'>;
+  /** Sign and verify records with certificates from this CA (trust domain mesh.test). */
+  ca?: PemPair;
   name: string;
   instance: string;
   /** An agent name to wait for in this process's view. */
@@ -13,7 +17,8 @@ export interface ChildOptions {
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
-const registry = await openRegistry(options.registry);
+const signing = options.ca ? meshSigning(options.ca, 'mesh.test') : undefined;
+const registry = await openRegistry({ ...options.registry, ...(signing ? { signer: signing.signer, verifier: signing.verifier } : {}) });
 const keepAlive = setInterval(() => undefined, 60_000); // registry timers are unref'd; this process must idle
 process.once('SIGTERM', () => {
   void registry.close().finally(() => { clearInterval(keepAlive); process.exit(0); });
