@@ -34,7 +34,7 @@ test('the first put is done when announce resolves; heartbeats then move heartbe
   assert.equal(read(a.key)?.startedAt, first.startedAt);
 });
 
-test('update rewrites the record; withdraw deletes it, twice is fine, and later updates are refused', async (t) => {
+test('update rewrites the record; withdraw writes a newer tombstone, twice is fine, and later updates are refused', async (t) => {
   const { dir, backend, read } = await setup(t, 60_000);
   const a = await announce(backend, agentRecord('up'), { ttlMs: 60_000 });
   await a.update({ labels: { v: '2' }, card: { name: 'up', skills: [{ id: 'new' }] } });
@@ -43,7 +43,10 @@ test('update rewrites the record; withdraw deletes it, twice is fine, and later 
   assert.equal(updated?.kind === 'agent' ? updated.card.skills?.[0]?.id : undefined, 'new');
   await a.withdraw();
   await a.withdraw();
-  assert.deepEqual(readdirSync(dir), []);
+  assert.deepEqual(readdirSync(dir), ['agents.up.i1.json']);
+  const tombstone = read(a.key);
+  assert.equal(tombstone?.withdrawn, true, 'readers ignore raw deletes, so withdrawal is a signed tombstone');
+  assert.ok(Date.parse(tombstone.heartbeatAt) > Date.parse(updated?.heartbeatAt ?? ''), 'newer than the last heartbeat');
   await assert.rejects(a.update({ labels: {} }), (err) => isMeshError(err, 'INTERNAL'));
 });
 

@@ -2,12 +2,19 @@
 // handling (before open: ABORTED; after open: close), and close() being idempotent and final.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMeshError } from '../sdk/index.ts';
 import { openRegistry } from './index.ts';
 import { agentRecord, cleanup } from '../test/support/registry-records.ts';
+
+/** The files in `dir` that hold withdrawn records (tombstones); any other file fails the test. */
+function tombstones(dir: string): string[] {
+  const files = readdirSync(dir);
+  for (const f of files) assert.equal((JSON.parse(readFileSync(join(dir, f), 'utf8')) as { withdrawn?: boolean }).withdrawn, true, `${f} is a tombstone`);
+  return files;
+}
 
 /** A fresh directory, removed after everything the test registers later with `defer`. */
 function tempDir(t: TestContext): { dir: string; defer: (fn: () => unknown) => void } {
@@ -37,7 +44,7 @@ test('an already-aborted signal refuses to open; aborting later closes and withd
   assert.equal(readdirSync(dir).length, 1);
   controller.abort();
   await registry.closed;
-  assert.deepEqual(readdirSync(dir), []);
+  assert.deepEqual(tombstones(dir), ['agents.aborted.i1.json']);
   await registry.close();
   await assert.rejects(registry.announce(agentRecord('after')), (err) => isMeshError(err, 'SHUTTING_DOWN'));
 });
@@ -51,5 +58,5 @@ test('await using closes the registry', async (t) => {
     await registry.announce(agentRecord('scoped'));
   }
   await closed;
-  assert.deepEqual(readdirSync(dir), []);
+  assert.deepEqual(tombstones(dir), ['agents.scoped.i1.json']);
 });

@@ -1,0 +1,115 @@
+// The record verifier on its own: what a reader accepts and the reason it gives for everything it
+// refuses (bad signature, untrusted chain, expired leaf, identity and name binding, grants), the gate's
+// forward-only rule, and MCP server names claimed by two identities.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createCa, issueWorkload, type PemPair } from '../sidecar/identity/index.ts';
+import { createRecordSigner, createRecordVerifier, rejectReason, signGrant, type SigningIdentity } from './index.ts';
+import { RecordGate } from './record-gate.ts';
+import { recordKey, type McpRecord, type RegistryRecord } from './record.ts';
+import { RecordView } from './view.ts';
+import { storedAgentRecord } from './test-support/helpers.ts';
+
+const TD = 'mesh.test';
+const ca: PemPair = await createCa({ trustDomain: TD });
+const verifier = createRecordVerifier({ trustDomain: TD, bundle: () => ca.certPem });
+
+async function workload(name: string, options: { from?: PemPair; notBefore?: Date; notAfter?: Date } = {}): Promise<SigningIdentity> {
+  const issuer = options.from ?? ca;
+  const id = `spiffe://${TD}/agent/${name}`;
+  const pair = await issueWorkload({ caCertPem: issuer.certPem, caKeyPem: issuer.keyPem, id, ...(options.notBefore ? { notBefore: options.notBefore } : {}), ...(options.notAfter ? { notAfter: options.notAfter } : {}) });
+  return { id, certPem: pair.certPem, keyPem: pair.keyPem };
+}
+
+const sign = (who: SigningIdentity, record: RegistryRecord): Promise<string> => createRecordSigner(() => who).sign(record);
+const recordOf = (name: string, identity: string, extra: Partial<RegistryRecord> = {}): RegistryRecord => ({ ...storedAgentRecord(name, 'i1'), identity, ...extra } as RegistryRecord);
+
+async function reason(key: string, value: string): Promise<string> {
+  return verifier.verify(key, value).then(() => 'accepted', (err: unknown) => rejectReason(err));
+}
+
+test('a record signed by its owner verifies; the payload is the record', async () => {
+  const beta = await workload('beta');
+  const record = recordOf('beta', beta.id);
+  const sealed = await verifier.verify('agents.beta.i1', await sign(beta, record));
+  assert.deepEqual(sealed.record, record);
+  assert.equal(sealed.granted, false);
+});
+
+test('refusals name their reason', async () => {
+  const beta = await workload('beta');
+  const mallory = await workload('mallory');
+  const good = await sign(beta, recordOf('beta', beta.id));
+  const [header, payload, signature] = good.split('.');
+  const tampered = Buffer.from(JSON.stringify({ ...recordOf('beta', beta.id), endpoint: 'https://evil.example:1' })).toString('base64url');
+  assert.equal(await reason('agents.beta.i1', `${header}.${tampered}.${signature}`), 'bad_signature', 'payload changed after signing');
+  assert.equal(await reason('agents.beta.i1', `${header}.${payload}.${(signature ?? '').replace(/^../, 'AA')}`), 'bad_signature');
+  const otherCa = await createCa({ trustDomain: TD });
+  const foreign = await workload('beta', { from: otherCa });
+  assert.equal(await reason('agents.beta.i1', await sign(foreign, recordOf('beta', foreign.id))), 'untrusted_chain', 'a chain to a CA not in the bundle');
+  const expired = await workload('beta', { notBefore: new Date(Date.now() - 2 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) });
+  assert.equal(await reason('agents.beta.i1', await sign(expired, recordOf('beta', expired.id))), 'expired');
+  assert.equal(await reason('agents.beta.i1', await sign(mallory, recordOf('beta', mallory.id))), 'name_not_owned', 'mallory announcing beta');
+  assert.equal(await reason('agents.beta.i1', await sign(mallory, recordOf('beta', beta.id))), 'identity_mismatch', 'mallory signing as beta');
+  assert.equal(await reason('agents.beta.i1', JSON.stringify(recordOf('beta', beta.id))), 'invalid', 'unsigned');
+  assert.equal(await reason('agents.other.i1', good), 'invalid', 'a record moved to another key');
+});
+
+test('a grant from a CA in the bundle gives a name; one signed by anyone else is ignored', async () => {
+  const mallory = await workload('mallory');
+  const granted = await signGrant({ caKeyPem: ca.keyPem, identity: mallory.id, agents: ['beta'], mcp: [] });
+  const sealed = await verifier.verify('agents.beta.i1', await sign(mallory, recordOf('beta', mallory.id, { grants: [granted] })));
+  assert.equal(sealed.granted, true);
+  // Mallory signs her own grant with her workload key, and one with another CA's key.
+  const selfMade = await signGrant({ caKeyPem: mallory.keyPem, identity: mallory.id, agents: ['beta'], mcp: [] });
+  const otherCa = await createCa({ trustDomain: TD });
+  const foreign = await signGrant({ caKeyPem: otherCa.keyPem, identity: mallory.id, agents: ['beta'], mcp: [] });
+  for (const grant of [selfMade, foreign]) {
+    const err = await verifier.verify('agents.beta.i1', await sign(mallory, recordOf('beta', mallory.id, { grants: [grant] }))).then(() => undefined, (e: unknown) => e);
+    assert.equal(rejectReason(err), 'name_not_owned');
+    assert.match(String(err), /not signed by a CA in the trust bundle/);
+  }
+  // A grant for someone else, and an expired one, do not count either.
+  const forOther = await signGrant({ caKeyPem: ca.keyPem, identity: `spiffe://${TD}/agent/other`, agents: ['beta'], mcp: [] });
+  const old = await signGrant({ caKeyPem: ca.keyPem, identity: mallory.id, agents: ['beta'], mcp: [], ttlMs: -60_000 });
+  for (const grant of [forOther, old]) assert.equal(await reason('agents.beta.i1', await sign(mallory, recordOf('beta', mallory.id, { grants: [grant] }))), 'name_not_owned');
+});
+
+test('the gate refuses older and equal-but-different heartbeats, ignores raw deletes, honours tombstones', () => {
+  const replays: string[] = [];
+  const gate = new RecordGate(60_000, (key) => replays.push(key));
+  const at = (ms: number) => ({ ...storedAgentRecord('a', 'i1'), heartbeatAt: new Date(ms).toISOString() });
+  const key = 'agents.a.i1';
+  const now = Date.now();
+  assert.ok(gate.filter({ op: 'put', key, record: at(now), tag: 'x' }));
+  assert.equal(gate.filter({ op: 'put', key, record: at(now), tag: 'x' }), undefined, 'the same value again');
+  assert.equal(replays.length, 0, 'a re-delivery is no replay');
+  assert.equal(gate.filter({ op: 'put', key, record: at(now), tag: 'y' }), undefined);
+  assert.equal(gate.filter({ op: 'put', key, record: at(now - 1000), tag: 'z' }), undefined);
+  assert.deepEqual(replays, [key, key]);
+  assert.equal(gate.filter({ op: 'delete', key }), undefined, 'raw deletes are not applied');
+  assert.deepEqual(gate.filter({ op: 'put', key, record: { ...at(now + 1), withdrawn: true }, tag: 't' }), { op: 'delete', key });
+});
+
+test('an MCP server name claimed by two identities is served by neither; a grant decides it', (t) => {
+  const reports: string[] = [];
+  const view = new RecordView({ ttlMs: 60_000, onOwnershipConflict: (key, why) => reports.push(`${why} ${key}`) });
+  t.after(() => view.close());
+  const at = new Date().toISOString();
+  const mcp = (instance: string, identity: string): McpRecord => ({
+    kind: 'mcp', name: 'stats', instance, identity, endpoint: 'https://127.0.0.1:9', labels: {}, tools: [], startedAt: at, heartbeatAt: at,
+  });
+  const put = (record: McpRecord, granted = false) => view.apply({ op: 'put', key: recordKey(record), record, granted });
+  put(mcp('a1', `spiffe://${TD}/agent/a`));
+  put(mcp('a2', `spiffe://${TD}/agent/a`));
+  assert.equal(view.mcpInstances('stats').length, 2, 'one identity, two instances: balanced');
+  put(mcp('m1', `spiffe://${TD}/agent/mallory`));
+  assert.deepEqual(view.mcpInstances('stats'), [], 'a conflict: none served');
+  assert.deepEqual(view.mcpServers().filter((s) => s.name === 'stats'), []);
+  assert.deepEqual(reports.sort(), ['mcp_name_conflict mcp.stats.a1', 'mcp_name_conflict mcp.stats.a2', 'mcp_name_conflict mcp.stats.m1']);
+  view.mcpInstances('stats');
+  assert.equal(reports.length, 3, 'reported once, not per read');
+  put(mcp('a1', `spiffe://${TD}/agent/a`), true);
+  assert.deepEqual(view.mcpInstances('stats').map((r) => r.instance).sort(), ['a1', 'a2'], 'the grant holder\'s instances only');
+  assert.ok(reports.includes('name_not_owned mcp.stats.m1'));
+});
