@@ -45,11 +45,13 @@ export async function startSidecarProcess(config: Record<string, unknown>, optio
   let exitCode: number | null | undefined;
   void exited.then((code) => { exitCode = code; });
   let ready: { outbound: string; inbound: string; admin: string };
+  // A sidecar that exits during start-up fails this at once, with everything it printed ('close': stdio flushed).
+  const failed = new Promise<never>((_, reject) => child.once('close', (code) => reject(new Error(`sidecar exited with ${code}:\n${output}`))));
+  failed.catch(() => undefined);
   try {
-    ready = await waitFor('sidecar ready file', () => {
-      if (exitCode !== undefined) throw new Error(`sidecar exited with ${exitCode}:\n${output}`);
+    ready = await Promise.race([failed, waitFor('sidecar ready file', () => {
       try { return JSON.parse(readFileSync(readyFile, 'utf8')) as typeof ready; } catch { return undefined; }
-    }, options.timeoutMs ?? 30_000);
+    }, options.timeoutMs ?? 30_000)]);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
