@@ -2,5 +2,5 @@
 // and the mesh CA functions the CLI uses.
 export { startSidecar, defaultRegistryDir, type Sidecar, type SidecarAddresses } from './sidecar.ts';
 export { resolveConfig, readConfigFile, parseDuration, SidecarConfigSchema, type SidecarConfig, type SidecarConfigInput } from './config.ts';
-export { caInit, caIssue, createCa, issueWorkload, loadIdentity, type Identity } from './identity/index.ts';
+export { caGrant, caInit, caIssue, createCa, issueWorkload, loadIdentity, type Identity } from './identity/index.ts';
 export { createLogger } from './log.ts';

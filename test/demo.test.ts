@@ -9,6 +9,7 @@ for (const backend of ['embedded', 'nats'] as const) {
     const { code, stdout, stderr } = await runCli(['demo'], { env: { AGENTMESH_DEMO_REGISTRY: backend }, timeoutMs: 90_000 });
     assert.equal(code, 0, `demo failed:\n${stdout}\n${stderr}`);
     assert.match(stdout, new RegExp(`registry\\s+${backend === 'nats' ? 'NATS JetStream KV' : 'embedded'}`));
+    assert.match(stdout, /trust\s+registry records are signed \(JWS/);
     assert.match(stdout, /hop 1\s+console → planner\s+caller=spiffe:\/\/demo\.local\/user\/console/);
     assert.match(stdout, /hop 2\s+planner → researcher\s+caller=spiffe:\/\/demo\.local\/agent\/planner\s+\d+ events/);
     assert.match(stdout, /hop 3\s+planner → writer\s+caller=spiffe:\/\/demo\.local\/agent\/planner/);

@@ -14,6 +14,7 @@ import { callerExecutor } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
 import type { IdentityFiles } from './support/certs.ts';
 import type { SidecarProcess } from './support/sidecar-process.ts';
+import { createRecordSigner, type AgentRecord } from '../registry/index.ts';
 
 const SEND = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'SendMessage',
@@ -123,26 +124,27 @@ describe('mTLS between sidecars', () => {
   });
 
   test('the caller refuses an endpoint whose certificate is not the identity registered for it', async () => {
-    // An impostor with a valid mesh certificate serves at an endpoint whose registry record claims the
-    // real agent's identity (as a forged or stale record would): the calling sidecar must not talk to it.
-    const impostorAgent = await serveAgent({ name: 'imp', executor: callerExecutor() });
+    // A record signed by agent/spoofed (a valid mesh certificate) points at an endpoint served by an
+    // impostor with another valid certificate (as a stale record would): the caller must not talk to it.
+    const impostorAgent = await serveAgent({ name: 'impostor', executor: callerExecutor() });
     try {
-      await mesh.sidecar('impostor', { agent: { url: impostorAgent.url, name: 'imp' }, instance: 'imp1' });
-      await waitForAgent(caller, 'imp');
-      const dir = String(mesh.registry.dir);
-      const forged = JSON.parse(readFileSync(join(dir, 'agents.imp.imp1.json'), 'utf8')) as Record<string, unknown>;
-      Object.assign(forged, {
-        name: 'spoofed', instance: 'forged1', identity: `spiffe://${mesh.trustDomain}/agent/who`,
-        heartbeatAt: new Date(Date.now() + 60_000).toISOString(),
-      });
-      writeFileSync(join(dir, 'agents.spoofed.forged1.json'), JSON.stringify(forged));
+      const impostor = await mesh.sidecar('impostor', { agent: { url: impostorAgent.url }, instance: 'imp1' });
+      const id = `spiffe://${mesh.trustDomain}/agent/spoofed`;
+      const files = await mesh.pki.issue(id);
+      const signer = createRecordSigner(() => ({ id, certPem: readFileSync(files.cert, 'utf8'), keyPem: readFileSync(files.key, 'utf8') }));
+      const now = new Date().toISOString();
+      const record: AgentRecord = {
+        kind: 'agent', name: 'spoofed', instance: 'forged1', identity: id, endpoint: impostor.inbound, labels: {},
+        card: { name: 'spoofed' }, startedAt: now, heartbeatAt: new Date(Date.now() + 60_000).toISOString(),
+      };
+      writeFileSync(join(String(mesh.registry.dir), 'agents.spoofed.forged1.json'), await signer.sign(record));
       await waitForAgent(caller, 'spoofed');
       const res = await fetch(`${caller.outbound}/a2a/spoofed`, { method: 'POST', body: SEND, headers: { 'content-type': 'application/json', 'a2a-version': '1.0' } });
       assert.equal(res.status, 200, 'a JSON-RPC error, with HTTP 200 as A2A servers answer');
       assert.equal(res.headers.get('x-agentmesh-status'), '502');
       const body = await res.json() as { error: { message: string; data: { code: string } } };
       assert.equal(body.error.data.code, 'PEER_IDENTITY_MISMATCH');
-      assert.match(body.error.message, new RegExp(`expected spiffe://${mesh.trustDomain}/agent/who`));
+      assert.match(body.error.message, new RegExp(`expected spiffe://${mesh.trustDomain}/agent/spoofed`));
       assert.match(body.error.message, /presented spiffe:\/\/mesh\.test\/agent\/impostor/);
     } finally {
       await impostorAgent.close();

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectMesh, textOf } from '../../sdk/index.ts';
-import { caInit, caIssue } from '../../sidecar/index.ts';
+import { caGrant, caInit, caIssue } from '../../sidecar/index.ts';
 import { ROOT, natsServerBinary, startDemoNats, startDemoSidecar, waitFor, type DemoProcess, type DemoSidecar } from './processes.ts';
 import type { Hop, Role } from './agents.ts';
 
@@ -35,6 +35,12 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
     ctx.out('agentmesh demo');
     ctx.out(`  registry  ${description}`);
     ctx.out(`  identity  mesh CA for trust domain ${TRUST_DOMAIN}; every hop is mTLS between sidecars`);
+    ctx.out(`  trust     registry records are signed (JWS, each sidecar's workload key, x5c chain); readers check the chain,`);
+    ctx.out(`            the signer's SPIFFE ID and its name: agent N belongs to spiffe://${TRUST_DOMAIN}/agent/N, and the MCP`);
+    ctx.out(`            server name 'stats' is granted to the researcher by the CA (agentmesh ca grant)`);
+    const statsGrant = await caGrant({
+      dir: join(dir, 'ca'), identity: `spiffe://${TRUST_DOMAIN}/agent/researcher`, agents: [], mcp: ['stats'], out: join(dir, 'stats-grant.jwt'),
+    });
     ctx.out('');
     for (const role of ROLES) {
       const agentReady = join(dir, `${role}-agent.json`);
@@ -45,7 +51,8 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
       const { url } = await waitFor(`the ${role} agent to listen`, () => readJson<{ url: string }>(agentReady), 20_000);
       // The researcher's sidecar also launches the demo's stdio MCP server and serves it to the mesh.
       const mcp = role === 'researcher' ? { servers: [{ name: 'stats', command: [process.execPath, '--import', 'tsx', join(ROOT, 'examples/demo/stats-server.ts')], cwd: ROOT }] } : undefined;
-      const sidecar = await startDemoSidecar({ agent: { url }, registry, identity: await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`), ...(mcp ? { mcp } : {}) }, sidecarReady);
+      const files = await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`);
+      const sidecar = await startDemoSidecar({ agent: { url }, registry, identity: { ...files, ...(mcp ? { grants: [statsGrant] } : {}) }, ...(mcp ? { mcp } : {}) }, sidecarReady);
       sidecars.push(sidecar);
       ctx.out(`  sidecar   ${role.padEnd(10)} spiffe://${TRUST_DOMAIN}/agent/${role.padEnd(10)} inbound ${sidecar.inbound}  (agent at ${url})`);
     }
