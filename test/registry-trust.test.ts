@@ -3,7 +3,9 @@
 // a replayed older record is ignored, and deleting or purging with a plain NATS client removes no one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -12,7 +14,7 @@ import { createRecordSigner, type AgentRecord } from '../registry/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
 import { waitFor } from '../examples/support/wait.ts';
-import type { SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { runCli, type SidecarProcess } from '../examples/support/sidecar-process.ts';
 
 const SEND = (text: string) => JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'SendMessage',
@@ -142,5 +144,28 @@ describe('registry trust (nats registry, real processes)', () => {
     assert.deepEqual(new Set(statuses), new Set([200]), 'every call succeeded');
     assert.deepEqual(new Set(seen), new Set(['b1']), 'beta never left the caller\'s view');
     assert.equal(await rejected(beta, 'replay'), replaysBefore, 'beta\'s own heartbeats after the purge are not taken for replays');
+  });
+
+  test('agentmesh ca grant gives mallory the name gamma; a grant she signs herself is refused at start-up', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentmesh-grant-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'ca.pem'), mesh.pki.ca.certPem);
+    writeFileSync(join(dir, 'ca-key.pem'), mesh.pki.ca.keyPem, { mode: 0o600 });
+    const id = `spiffe://${mesh.trustDomain}/agent/mallory`;
+    const out = join(dir, 'gamma.jwt');
+    const granted = await runCli(['ca', 'grant', '--dir', dir, '--identity', id, '--agent', 'gamma', '--mcp', 'g1,g2', '--out', out]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const gamma = await serveAgent({ name: 'gamma', executor: echoExecutor() });
+    agents.push(gamma);
+    const files = await mesh.pki.issue(id);
+    await mesh.sidecar('mallory', { agent: { url: gamma.url }, identity: { ...files, grants: [out] } });
+    await waitForAgent(caller, 'gamma');
+    assert.equal(await call(caller, 'gamma'), 200);
+    // The same grant signed with mallory's own key: not from a CA in the bundle.
+    writeFileSync(join(dir, 'ca-key.pem'), readFileSync(files.key, 'utf8'));
+    const selfMade = join(dir, 'self.jwt');
+    assert.equal((await runCli(['ca', 'grant', '--dir', dir, '--identity', id, '--agent', 'beta', '--out', selfMade])).code, 0);
+    await assert.rejects(mesh.sidecar('mallory', { agent: { url: gamma.url, name: 'beta' }, identity: { ...files, grants: [selfMade] } }),
+      /CONFIG_INVALID: identity\.grants\[0\] \([^)]*self\.jwt\): the grant is not signed by a CA in the trust bundle/);
   });
 });
