@@ -3,7 +3,8 @@
 // RSS, and the agentmesh pair's per-request cost with 1 versus 1,000 agents registered.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { openRegistry, type AnnouncedRecord, type Registry } from '../registry/index.ts';
+import { openRegistry, type AnnouncedRecord, type Registry, type RegistryOptions } from '../registry/index.ts';
+import { meshSigning } from '../test/support/record-signing.ts';
 import { waitFor } from '../test/support/wait.ts';
 import type { HttpClient } from './load.ts';
 import { latencyAtOne, throughputSlices, type Clients } from './phases.ts';
@@ -94,7 +95,7 @@ async function seenBy(client: HttpClient, name: string, deadline: number): Promi
   throw new Error(`sidecar did not list '${name}' in time`);
 }
 
-type Opts = { nats: string; bucket: string; ttlMs: number };
+type Opts = Pick<RegistryOptions, 'signer' | 'verifier'> & { nats: string; bucket: string; ttlMs: number };
 
 /** Announces `count` simulated agents (heartbeating every ttl/3 like real sidecars); resolves once both sidecars list them. */
 async function populate(opts: Opts, sidecars: HttpClient[], count: number): Promise<{ simulator: Registry; announceSeconds: number; syncSeconds: number }> {
@@ -148,7 +149,9 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.le
 
 export async function registryScale(world: World, clients: Clients, sidecars: HttpClient[], options: { agents: number; probes: number; maxMs: number }): Promise<RegistryScaleResult> {
   const until = performance.now() + options.maxMs;
-  const opts = { nats: world.registry.nats, bucket: world.registry.bucket, ttlMs: world.registry.ttlMs };
+  // Records are signed (a certificate per simulated agent, issued once) and verified, as between sidecars.
+  const { signer, verifier } = meshSigning(world.ca, 'bench.test');
+  const opts = { nats: world.registry.nats, bucket: world.registry.bucket, ttlMs: world.registry.ttlMs, signer, verifier };
   const probes: CostProbe[] = [await probeCost(clients, world, 1)];
   let populated = await populate(opts, sidecars, options.agents);
   const { announceSeconds, syncSeconds } = populated;

@@ -8,6 +8,7 @@ import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts
 import { startSidecarProcess, type SidecarProcess } from '../test/support/sidecar-process.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { createTestPki } from '../test/support/certs.ts';
+import type { PemPair } from '../sidecar/identity/index.ts';
 import type { AgentProcessInfo } from './agent-process.ts';
 import { builtOrSource, startChild, type Child } from './child.ts';
 import { pin } from './proc.ts';
@@ -36,6 +37,8 @@ export interface World {
   readonly nats: NatsServer;
   /** Registry settings the sidecars use (for the registry-scale part). */
   readonly registry: { nats: string; bucket: string; ttlMs: number };
+  /** The mesh CA: the registry-scale part signs its simulated records with certificates from it. */
+  readonly ca: PemPair;
   close(): Promise<void>;
 }
 
@@ -138,7 +141,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       sidecarOutbounds: [a.outbound, b.outbound],
       sidecarOutput: () => [a.output(), b.output()],
       nats,
-      registry: { nats: nats.url, bucket: registry.bucket, ttlMs },
+      registry: { nats: nats.url, bucket: registry.bucket, ttlMs }, ca: pki.ca,
       close,
     };
   } catch (err) {
