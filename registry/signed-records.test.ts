@@ -8,7 +8,7 @@ import { createRecordSigner, createRecordVerifier, rejectReason, signGrant, type
 import { RecordGate } from './record-gate.ts';
 import { recordKey, type McpRecord, type RegistryRecord } from './record.ts';
 import { RecordView } from './view.ts';
-import { storedAgentRecord } from './test-support/helpers.ts';
+import { storedAgentRecord } from '../test/support/registry-records.ts';
 
 const TD = 'mesh.test';
 const ca: PemPair = await createCa({ trustDomain: TD });

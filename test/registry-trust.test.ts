@@ -12,9 +12,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { createRecordSigner, type AgentRecord } from '../registry/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
-import { createTestMesh, waitForAgent, type TestMesh } from './helpers/mesh.ts';
-import { waitFor } from '../examples/support/wait.ts';
-import { runCli, type SidecarProcess } from '../examples/support/sidecar-process.ts';
+import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
+import { waitFor } from './support/wait.ts';
+import { runCli, type SidecarProcess } from './support/sidecar-process.ts';
 
 const SEND = (text: string) => JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'SendMessage',
