@@ -12,6 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { createRecordSigner, type AgentRecord } from '../registry/index.ts';
 import { echoExecutor } from './fixtures/agents.ts';
+import { serveTestMcp } from './fixtures/mcp-http-server.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
 import { waitFor } from './support/wait.ts';
 import { runCli, type SidecarProcess } from './support/sidecar-process.ts';
@@ -167,5 +168,26 @@ describe('registry trust (nats registry, real processes)', () => {
     assert.equal((await runCli(['ca', 'grant', '--dir', dir, '--identity', id, '--agent', 'beta', '--out', selfMade])).code, 0);
     await assert.rejects(mesh.sidecar('mallory', { agent: { url: gamma.url, name: 'beta' }, identity: { ...files, grants: [selfMade] } }),
       /CONFIG_INVALID: identity\.grants\[0\] \([^)]*self\.jwt\): the grant is not signed by a CA in the trust bundle/);
+  });
+
+  test('two identities fronting one MCP server name: neither is served, loudly, until one leaves', async (t) => {
+    const [one, two] = [await serveTestMcp(['t']), await serveTestMcp(['t'])];
+    t.after(() => Promise.allSettled([one.close(), two.close()]));
+    const listed = async () => ((await (await fetch(`${caller.outbound}/registry/mcp`)).json()) as { servers: { name: string; instances: { identity: string }[] }[] })
+      .servers.find((s) => s.name === 'shared')?.instances.map((i) => i.identity) ?? [];
+    await mesh.sidecar('alpha', { mcp: { servers: [{ name: 'shared', url: one.url }] } });
+    await waitFor('shared listed', async () => (await listed()).length === 1);
+    const before = await rejected(caller, 'mcp_name_conflict');
+    const second = await mesh.sidecar('mallory', { mcp: { servers: [{ name: 'shared', url: two.url }] } });
+    await waitFor('the conflict counted at the caller', async () => (await rejected(caller, 'mcp_name_conflict')) > before);
+    assert.deepEqual(await listed(), [], 'not listed while two identities claim it');
+    const res = await fetch(`${caller.outbound}/mcp/shared`, {
+      method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+    });
+    assert.equal(res.status, 404, 'not balanced across the two');
+    assert.match(second.output() + caller.output(), /MCP server name 'shared' is claimed by spiffe:\/\/mesh\.test\/agent\/alpha and spiffe:\/\/mesh\.test\/agent\/mallory/);
+    assert.equal(await second.stop('SIGTERM'), 0);
+    await waitFor('alpha\'s server served again', async () => (await listed()).join() === `spiffe://${mesh.trustDomain}/agent/alpha`);
   });
 });
