@@ -3,8 +3,8 @@
 // RSS, and the agentmesh pair's per-request cost with 1 versus 1,000 agents registered.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { openRegistry, type AnnouncedRecord, type Registry, type RegistryOptions } from '../registry/index.ts';
-import { meshSigning } from '../test/support/record-signing.ts';
+import { createRecordSigner, createRecordVerifier, openRegistry, signGrant, type AnnouncedRecord, type RecordSigner, type RecordVerifier, type Registry, type RegistryOptions } from '../registry/index.ts';
+import { issueWorkload, type PemPair } from '../sidecar/identity/index.ts';
 import { waitFor } from '../test/support/wait.ts';
 import type { HttpClient } from './load.ts';
 import { latencyAtOne, throughputSlices, type Clients } from './phases.ts';
@@ -45,15 +45,16 @@ export interface RegistryScaleResult {
   propagationSidecars: Summary;
 }
 
-const TRUST = 'spiffe://bench.test/agent';
+/** The simulator signs every simulated record as one identity, granted each name by the CA. */
+const SIMULATOR = 'spiffe://bench.test/agent/simulator';
 /** How long each probe watches the sidecars with no traffic, to see what the registry alone costs. */
 const IDLE_MS = 2500;
 
 /** A simulated record shaped like a real agent's: a ~1 KB card with skills and two interfaces. */
-function simulated(name: string, i: number): AnnouncedRecord {
+function simulated(name: string, i: number, grant: string): AnnouncedRecord {
   const url = `https://10.0.${Math.floor(i / 250)}.${i % 250}:15443`;
   return {
-    kind: 'agent', name, instance: `sim${i}`, identity: `${TRUST}/${name}`, endpoint: url, labels: { team: `t${i % 17}`, region: i % 2 ? 'eu' : 'us' },
+    kind: 'agent', name, instance: `sim${i}`, identity: SIMULATOR, grants: [grant], endpoint: url, labels: { team: `t${i % 17}`, region: i % 2 ? 'eu' : 'us' },
     card: {
       name, description: `simulated agent ${i} for the registry-scale benchmark`, version: '1.0.0',
       supportedInterfaces: [{ url: `${url}/a2a/jsonrpc`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }, { url: `${url}/a2a/rest`, protocolBinding: 'HTTP+JSON', protocolVersion: '1.0' }],
@@ -96,13 +97,32 @@ async function seenBy(client: HttpClient, name: string, deadline: number): Promi
 }
 
 type Opts = Pick<RegistryOptions, 'signer' | 'verifier'> & { nats: string; bucket: string; ttlMs: number };
+type Grants = (name: string) => Promise<string>;
+
+/**
+ * Signed records as between sidecars: one workload certificate for the simulator (issuing 1,000 would
+ * take longer than the whole run), a CA-signed grant per simulated name (one small JWT in each record).
+ */
+async function simulatorSigning(ca: PemPair): Promise<{ signer: RecordSigner; verifier: RecordVerifier; grant: Grants }> {
+  const pair = await issueWorkload({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: SIMULATOR });
+  const grants = new Map<string, Promise<string>>();
+  return {
+    signer: createRecordSigner(() => ({ id: SIMULATOR, certPem: pair.certPem, keyPem: pair.keyPem })),
+    verifier: createRecordVerifier({ trustDomain: 'bench.test', bundle: () => ca.certPem }),
+    grant(name) {
+      let grant = grants.get(name);
+      if (!grant) grants.set(name, (grant = signGrant({ caKeyPem: ca.keyPem, identity: SIMULATOR, agents: [name], mcp: [] })));
+      return grant;
+    },
+  };
+}
 
 /** Announces `count` simulated agents (heartbeating every ttl/3 like real sidecars); resolves once both sidecars list them. */
-async function populate(opts: Opts, sidecars: HttpClient[], count: number): Promise<{ simulator: Registry; announceSeconds: number; syncSeconds: number }> {
+async function populate(opts: Opts, grant: Grants, sidecars: HttpClient[], count: number): Promise<{ simulator: Registry; announceSeconds: number; syncSeconds: number }> {
   const simulator = await openRegistry({ ...opts, name: 'bench-simulator' });
   const t0 = performance.now();
   for (let i = 0; i < count; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => simulator.announce(simulated(`sim-${i + k}`, i + k))));
+    await Promise.all(Array.from({ length: Math.min(50, count - i) }, async (_, k) => simulator.announce(simulated(`sim-${i + k}`, i + k, await grant(`sim-${i + k}`)))));
   }
   const announceSeconds = (performance.now() - t0) / 1000;
   await Promise.all(sidecars.map((s) => seenBy(s, `sim-${count - 1}`, performance.now() + 30_000)));
@@ -121,7 +141,7 @@ async function depopulate(simulator: Registry, sidecars: HttpClient[], count: nu
 }
 
 /** New records, one at a time: time until every in-process watcher and both sidecars have each. */
-async function propagation(opts: Opts, simulator: Registry, sidecars: HttpClient[], first: number, probes: number, until: number) {
+async function propagation(opts: Opts, grant: Grants, simulator: Registry, sidecars: HttpClient[], first: number, probes: number, until: number) {
   const watchers: Registry[] = [];
   try {
     for (let w = 0; w < 3; w++) watchers.push(await openRegistry({ ...opts, name: `bench-watcher-${w}` }));
@@ -130,12 +150,13 @@ async function propagation(opts: Opts, simulator: Registry, sidecars: HttpClient
     const viaSidecars: number[] = [];
     for (let k = 0; k < probes && performance.now() < until; k++) {
       const name = `probe-${k}`;
+      const token = await grant(name); // before the clock starts: the CA's work is not propagation
       const seen = watchers.map((w) => new Promise<number>((resolve) => {
         const off = w.onChange(() => { if (w.agentInstances(name).length > 0) { off(); resolve(performance.now()); } });
       }));
       const polled = Promise.all(sidecars.map((s) => seenBy(s, name, performance.now() + 5000)));
       const at = performance.now();
-      await simulator.announce(simulated(name, first + k));
+      await simulator.announce(simulated(name, first + k, token));
       viaWatchers.push(Math.max(...await Promise.all(seen)) - at);
       viaSidecars.push(Math.max(...await polled) - at);
     }
@@ -149,20 +170,19 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.le
 
 export async function registryScale(world: World, clients: Clients, sidecars: HttpClient[], options: { agents: number; probes: number; maxMs: number }): Promise<RegistryScaleResult> {
   const until = performance.now() + options.maxMs;
-  // Records are signed (a certificate per simulated agent, issued once) and verified, as between sidecars.
-  const { signer, verifier } = meshSigning(world.ca, 'bench.test');
+  const { signer, verifier, grant } = await simulatorSigning(world.ca);
   const opts = { nats: world.registry.nats, bucket: world.registry.bucket, ttlMs: world.registry.ttlMs, signer, verifier };
   const probes: CostProbe[] = [await probeCost(clients, world, 1)];
-  let populated = await populate(opts, sidecars, options.agents);
+  let populated = await populate(opts, grant, sidecars, options.agents);
   const { announceSeconds, syncSeconds } = populated;
   try {
     probes.push(await probeCost(clients, world, options.agents + 1));
     // A-B-A-B: withdraw and announce again, so drift on a shared machine does not pass for a registry effect.
     await depopulate(populated.simulator, sidecars, options.agents);
     probes.push(await probeCost(clients, world, 1));
-    populated = await populate(opts, sidecars, options.agents);
+    populated = await populate(opts, grant, sidecars, options.agents);
     probes.push(await probeCost(clients, world, options.agents + 1));
-    const spread = await propagation(opts, populated.simulator, sidecars, options.agents, options.probes, until);
+    const spread = await propagation(opts, grant, populated.simulator, sidecars, options.agents, options.probes, until);
     const pick = (f: (p: CostProbe) => number): [number, number] => [mean(probes.filter((p) => p.agentsRegistered === 1).map(f)), mean(probes.filter((p) => p.agentsRegistered > 1).map(f))];
     return {
       simulatedAgents: options.agents, heartbeatsPerSecond: options.agents / (Math.max(100, Math.floor(opts.ttlMs / 3)) / 1000), announceSeconds, syncSeconds, probes,

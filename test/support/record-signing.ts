@@ -13,6 +13,7 @@ export interface MeshSigning {
 
 export function meshSigning(ca: PemPair, trustDomain: string): MeshSigning {
   const issued = new Map<string, Promise<SigningIdentity>>();
+  const signers = new Map<string, RecordSigner>();
   const identity = (id: string): Promise<SigningIdentity> => {
     let found = issued.get(id);
     if (!found) {
@@ -28,7 +29,9 @@ export function meshSigning(ca: PemPair, trustDomain: string): MeshSigning {
     signer: {
       async sign(record) {
         const id = await identity(record.identity);
-        return createRecordSigner(() => id).sign(record);
+        let signer = signers.get(id.id);
+        if (!signer) signers.set(id.id, (signer = createRecordSigner(() => id)));
+        return signer.sign(record);
       },
     },
     verifier: createRecordVerifier({ trustDomain, bundle: () => ca.certPem }),
