@@ -96,7 +96,7 @@ class BackendRegistry implements Registry {
     this.#store = store;
     this.#ttlMs = ttlMs;
     const backend = store.kind;
-    this.#gate = new RecordGate(ttlMs, (key, error) => publish({ type: 'rejected', backend, key, reason: 'replay', error }));
+    this.#gate = new RecordGate(ttlMs, (key, reason, error) => publish({ type: 'rejected', backend, key, reason, error }));
     this.#view = new RecordView({ ttlMs, onOwnershipConflict: (key, reason, error) => publish({ type: 'rejected', backend, key, reason, error }) });
     this.#offConnection = store.onConnectionChange((connected) => this.#view.setConnected(connected));
     this.closed = new Promise<void>((resolve) => { this.#resolveClosed = resolve; });

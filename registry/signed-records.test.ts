@@ -77,7 +77,7 @@ test('a grant from a CA in the bundle gives a name; one signed by anyone else is
 
 test('the gate refuses older and equal-but-different heartbeats, ignores raw deletes, honours tombstones', () => {
   const replays: string[] = [];
-  const gate = new RecordGate(60_000, (key) => replays.push(key));
+  const gate = new RecordGate(60_000, (key, reason) => replays.push(`${reason} ${key}`));
   const at = (ms: number) => ({ ...storedAgentRecord('a', 'i1'), heartbeatAt: new Date(ms).toISOString() });
   const key = 'agents.a.i1';
   const now = Date.now();
@@ -86,9 +86,11 @@ test('the gate refuses older and equal-but-different heartbeats, ignores raw del
   assert.equal(replays.length, 0, 'a re-delivery is no replay');
   assert.equal(gate.filter({ op: 'put', key, record: at(now), tag: 'y' }), undefined);
   assert.equal(gate.filter({ op: 'put', key, record: at(now - 1000), tag: 'z' }), undefined);
-  assert.deepEqual(replays, [key, key]);
+  assert.deepEqual(replays, [`replay ${key}`, `replay ${key}`]);
   assert.equal(gate.filter({ op: 'delete', key }), undefined, 'raw deletes are not applied');
   assert.deepEqual(gate.filter({ op: 'put', key, record: { ...at(now + 1), withdrawn: true }, tag: 't' }), { op: 'delete', key });
+  assert.equal(gate.filter({ op: 'put', key: 'agents.b.i1', record: { ...at(now + 120_000), name: 'b' }, tag: 'f' }), undefined, 'from the future');
+  assert.equal(replays.at(-1), 'invalid agents.b.i1');
 });
 
 test('an MCP server name claimed by two identities is served by neither; a grant decides it', (t) => {

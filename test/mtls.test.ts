@@ -135,7 +135,7 @@ describe('mTLS between sidecars', () => {
       const now = new Date().toISOString();
       const record: AgentRecord = {
         kind: 'agent', name: 'spoofed', instance: 'forged1', identity: id, endpoint: impostor.inbound, labels: {},
-        card: { name: 'spoofed' }, startedAt: now, heartbeatAt: new Date(Date.now() + 60_000).toISOString(),
+        card: { name: 'spoofed' }, startedAt: now, heartbeatAt: new Date(Date.now() + 2500).toISOString(), // fresh for ~5.5 s (TTL 3 s)
       };
       writeFileSync(join(String(mesh.registry.dir), 'agents.spoofed.forged1.json'), await signer.sign(record));
       await waitForAgent(caller, 'spoofed');

@@ -86,7 +86,7 @@ describe('registry trust (nats registry, real processes)', () => {
     const now = new Date().toISOString();
     const forged: AgentRecord = {
       kind: 'agent', name: 'beta', instance: 'forged', identity: `spiffe://${mesh.trustDomain}/agent/mallory`, endpoint: mallory.inbound,
-      labels: {}, card: { name: 'beta', skills: [] }, startedAt: now, heartbeatAt: new Date(Date.now() + 60_000).toISOString(),
+      labels: {}, card: { name: 'beta', skills: [] }, startedAt: now, heartbeatAt: new Date(Date.now() + 2500).toISOString(), // fresh for ~5.5 s
     };
     const before = await rejected(caller, 'name_not_owned');
     await kv.put('agents.beta.forged', await signer.sign(forged));
@@ -97,6 +97,7 @@ describe('registry trust (nats registry, real processes)', () => {
     assert.deepEqual(new Set(statuses), new Set([200]));
     assert.equal(malloryExecutor.executions - malloryBefore, 0, 'mallory got none');
     assert.equal(betaExecutor.executions - betaBefore, 50, 'the real beta got them all');
+    assert.ok(Date.now() < Date.parse(forged.heartbeatAt) + 3000, 'the forged record was fresh throughout (else this proves nothing)');
     await kv.delete('agents.beta.forged');
   });
 
