@@ -11,6 +11,7 @@ import { echoExecutor } from './fixtures/agents.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
 import { waitFor } from './support/wait.ts';
 import { startSidecarProcess, type SidecarProcess } from './support/sidecar-process.ts';
+import { meshSigning } from './support/record-signing.ts';
 
 const INSTANCES = 1000;
 const BATCH = 100;
@@ -114,7 +115,9 @@ describe('1,000 instances join and leave', () => {
     assert.ok(listed?.instances[0]);
     real = { ...listed.instances[0], card: listed.card };
     const { registry } = mesh as unknown as { registry: { nats: string; bucket: string } };
-    writer = await openRegistry({ nats: registry.nats, bucket: registry.bucket, ttlMs: 30_000, name: 'leaks-test-writer' });
+    // Records are signed: the writer signs the extra instances with a certificate of the real agent's identity.
+    const { signer, verifier } = meshSigning(mesh.pki.ca, mesh.trustDomain);
+    writer = await openRegistry({ nats: registry.nats, bucket: registry.bucket, ttlMs: 30_000, name: 'leaks-test-writer', signer, verifier });
   });
   after(async () => {
     await writer?.close();
