@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { openRegistry, type Registry } from '../registry/index.ts';
+import { createRecordSigner, openRegistry, type Registry } from '../registry/index.ts';
 import { serveAgent, type AgentServer } from '../sdk/index.ts';
 import { caInit, caIssue, issueWorkload } from '../sidecar/identity/index.ts';
 import { requestSvid } from '../sidecar/identity/ca-client.ts';
@@ -73,7 +73,9 @@ describe('certificate rotation', () => {
     const obsFiles = await caIssue({ dir: paths.caDir, id: id('obs'), out: join(dir, 'obs') });
     observer = await startTlsObserver({ cert: readFileSync(obsFiles.cert, 'utf8'), key: readFileSync(obsFiles.key, 'utf8'), ca: readFileSync(paths.bundleBoth, 'utf8') });
     // The observer stands in for a peer sidecar: its record points at it, so calls to 'obs' show it our client certificate.
-    registry = await openRegistry({ ttlMs: 3000, bucket: 'agentmesh', name: 'rotation-test', dir: paths.registry, onInvalid: () => undefined });
+    // Signed with obs's certificate, as the observer's own sidecar would (readers ignore unsigned records).
+    const obsIdentity = { id: id('obs'), certPem: readFileSync(obsFiles.cert, 'utf8'), keyPem: readFileSync(obsFiles.key, 'utf8') };
+    registry = await openRegistry({ ttlMs: 3000, bucket: 'agentmesh', name: 'rotation-test', dir: paths.registry, onInvalid: () => undefined, signer: createRecordSigner(() => obsIdentity) });
     await registry.announce({ kind: 'agent', name: 'obs', instance: 'obs1', identity: id('obs'), endpoint: observer.url, labels: {}, card: { name: 'obs', skills: [] } });
     const reg = { dir: paths.registry, ttl: '3s' };
     for (const name of ['alpha', 'beta']) agents.push(await serveAgent({ name, executor: echoExecutor() }));
