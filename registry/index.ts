@@ -31,3 +31,4 @@ export const openAuditStream: typeof AuditStream.openAuditStream = async (option
 export type { ToolPin, ToolPinStore as ToolPins, ToolPinStoreOptions } from './tool-pin-store.ts';
 /** Tool definition pins: the KV bucket `{bucket}-tools`, or a file without NATS. */
 export const openToolPinStore: typeof ToolPinStore.openToolPinStore = async (options) => (await import('./tool-pin-store.ts')).openToolPinStore(options);
+export { openPolicyStore, decodeStoredPolicy, watchFile, type PolicyStore, type PolicyStoreOptions, type StoredPolicy } from './policy-store.ts';

@@ -204,7 +204,7 @@ function meshErrorOf(err: unknown): unknown {
   return new MeshError(code as MeshErrorCode, String(wire.message ?? code), { cause: err, details: { ...wire.data } });
 }
 
-const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'SHUTTING_DOWN', 'INVALID_REQUEST',
+const CODES = new Set<string>(['AGENT_NOT_FOUND', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'PEER_IDENTITY_MISMATCH', 'FORBIDDEN', 'POLICY_DENIED', 'SHUTTING_DOWN', 'INVALID_REQUEST',
   'UNAUTHENTICATED', 'RATE_LIMITED', 'CALL_BUDGET_EXHAUSTED', 'PUSH_TARGET_FORBIDDEN']);
 
 /** A sidecar error body (google.rpc.Status with an ErrorInfo reason) as a MeshError with the same code. */

@@ -24,6 +24,8 @@ export const ERROR_CATALOG = {
   INVALID_REQUEST: { http: 400, rpc: -32600 },
   BODY_TOO_LARGE: { http: 413, rpc: -32600 },
   FORBIDDEN: { http: 403, rpc: -32053 },
+  /** The mesh policy does not allow the call (DESIGN.md "Policy, delegation and audit"). */
+  POLICY_DENIED: { http: 403, rpc: -32060 },
   UPSTREAM_UNAVAILABLE: { http: 502, rpc: -32051 },
   UPSTREAM_TIMEOUT: { http: 504, rpc: -32052 },
   PEER_IDENTITY_MISMATCH: { http: 502, rpc: -32054 },

@@ -324,6 +324,10 @@ export const SidecarConfigSchema = z.strictObject({
     /** warn: flagged descriptions are shown and audited; block: calls to such tools are refused. */
     flagged: z.enum(['warn', 'block']).default('warn'),
   }).prefault({}),
+  /** The mesh policy from a file (reloaded when it changes) instead of the registry's policy store. */
+  policy: z.strictObject({
+    file: z.string().min(1).optional(),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
@@ -340,7 +344,7 @@ export const CONFIG_KEYS = [
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
   'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout',
-  'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'log.level',
+  'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'policy.file', 'log.level',
   'auth.jwt.issuer', 'auth.jwt.audiences', 'auth.jwt.jwksFile', 'auth.jwt.jwksUrl', 'auth.jwt.jwksCa', 'auth.jwt.leeway', 'delegation.callBudget', 'delegation.ttl',
 ] as const;
 

@@ -38,6 +38,9 @@ import { ToolGuard } from './tools/tool-guard.ts';
 import { createMeshUsers } from './users/create-mesh-users.ts';
 import { RecentCalls, withRecentCalls } from './dashboard/recent-calls.ts';
 import { dashboardRoutes } from './dashboard/dashboard-routes.ts';
+import { PolicyGate } from './policy/policy-gate.ts';
+import { createPolicyMetrics } from './policy/policy-metrics.ts';
+import { startPolicySource, type PolicySource } from './policy/policy-source.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -100,8 +103,9 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const listeners: Listener[] = [];
   let selfUrl = '';
   const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
-  const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log });
   const listenStreams = new ListenStreams();
+  const policy = new PolicyGate(identity.id, createPolicyMetrics(metrics.registry));
+  const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log, policy });
   const resilience = createResilienceState({
     retry: (name) => targetRetry(config, name),
     breaker: (name) => targetBreaker(config, name),
@@ -147,7 +151,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const dropHeaders = neverForward(config.hop.dropHeaders);
   const mcp = outboundMcp({
     resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders,
-    sessionIdleTimeoutMs, tools, users,
+    sessionIdleTimeoutMs, tools, users, policy,
   });
   let localMcp: LocalMcpServers | undefined;
   const reaper = startReaper({
@@ -160,12 +164,18 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   let admission: Admission | undefined;
   const pending = new PendingLimit(config.limits.pendingPerTarget);
   registerOverloadMetrics(metrics.registry, { pending, admission: () => (agent && admission ? { agent: agent.name, snapshot: admission.snapshot() } : undefined) });
+  let policySource: PolicySource | undefined;
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
   try {
+    // The policy is in force before the first call is accepted.
+    policySource = await startPolicySource({
+      file: config.policy.file, nats, dir: config.registry.dir ?? defaultRegistryDir(), bucket: config.registry.bucket,
+      name: `agentmesh-sidecar-${instance}`, gate: policy, log,
+    });
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, users, log, audit,
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, users, policy, log, audit,
       })),
     });
     listeners.push(outbound);
@@ -174,7 +184,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission,
+        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
         maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, users, log, audit,
       }),
     });
@@ -192,7 +202,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         ],
         state: () => ({
           instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(),
-          overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, config: redactConfig(config),
+          overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, policy: policy.status(), config: redactConfig(config),
         }),
       }),
     });
@@ -249,7 +259,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         admission?.close();
         resilience.close();
         await affinity.close().catch(() => undefined);
-        await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity()]);
+        await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         identities.close();
         users.close();
@@ -269,7 +279,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     mcp.close();
     offDiagnostics();
     await health?.close();
-    await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close(), closeIntegrity()]);
+    await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
     identities.close();
     users.close();

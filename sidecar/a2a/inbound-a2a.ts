@@ -6,6 +6,7 @@ import { MeshError } from '../../sdk/errors.ts';
 import { CALLER_HEADER, DEADLINE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import { forwardHeaders, readBody } from '../http/http-util.ts';
 import type { A2aRoute } from '../http/routes.ts';
+import type { PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
@@ -38,6 +39,7 @@ export interface InboundA2aDeps {
   admission?: () => Admission | undefined;
   /** The delegation chain verified, rate limits, and the user headers for the agent (users/). */
   users: MeshUsers;
+  policy: PolicyGate;
 }
 
 export function inboundA2a(deps: InboundA2aDeps) {
@@ -57,6 +59,8 @@ export function inboundA2a(deps: InboundA2aDeps) {
     ctx.hops = arrivingHops(req.headers);
     let budget = arrivingBudget(req.headers);
     ctx.timeoutMs = budget;
+    if (req.method === 'GET' && route.rest === CARD_PATH) ctx.method = 'agent-card';
+    deps.policy.check(ctx);
     const agent = deps.localAgent();
     if (!agent || agent.name !== route.name) {
       throw new MeshError('AGENT_NOT_FOUND', `agent '${route.name}' is not served by this sidecar`, { details: { agent: route.name } });

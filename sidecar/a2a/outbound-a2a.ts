@@ -8,6 +8,7 @@ import type { AgentRecord, RegistryView } from '../../registry/index.ts';
 import { forwardHeaders, readBody } from '../http/http-util.ts';
 import { sendJson } from '../http/respond.ts';
 import type { A2aRoute } from '../http/routes.ts';
+import type { PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
@@ -36,6 +37,7 @@ export interface OutboundA2aDeps {
   pending?: PendingLimit;
   /** End user, delegation chain and push-target rules (users/). */
   users: MeshUsers;
+  policy: PolicyGate;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -65,6 +67,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       if (req.method !== 'GET' && req.method !== 'HEAD') body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
     }
     await deps.users.outbound(req, ctx, { params: read.params, body, rest: route.rest !== '' });
+    deps.policy.check(ctx);
     requireAgent(agent);
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
     ctx.hops = hop.hops;
@@ -108,6 +111,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
    */
   async function serveCard(req: IncomingMessage, res: ServerResponse, agent: string, ctx: RequestContext): Promise<void> {
     ctx.method = 'agent-card';
+    deps.policy.check(ctx);
     const [record] = requireAgent(agent);
     const header = req.headers['a2a-version'];
     const wanted = typeof header === 'string' && header.trim() !== '' ? header.trim() : '0.3';

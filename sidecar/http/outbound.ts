@@ -70,7 +70,7 @@ export function outboundHandler(deps: OutboundDeps) {
       labels[label.slice(0, eq)] = label.slice(eq + 1);
     }
     if (Object.keys(labels).length > 0) query.labels = labels;
-    return groupByName(deps.view.agents(query));
+    return groupByName(deps.view.agents(query).filter((r) => deps.policy.mayReach('agent', r.name)));
   }
 }
 

@@ -11,8 +11,6 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, isInitializeRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { MeshError } from '../../sdk/errors.ts';
-import type { RegistryView } from '../../registry/index.ts';
-import type { Logger } from '../log.ts';
 import { sendError } from '../http/respond.ts';
 import type { Federation, FederationOptions } from './federation.ts';
 import { IdleSessions } from './idle-sessions.ts';
@@ -24,7 +22,7 @@ const PAGE_SIZE = 100;
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
 export function createFederationServer(options: FederationOptions): Federation {
-  const { view, log } = options;
+  const { view, log, policy } = options;
   const sessions = new Map<string, { server: Server; transport: StreamableHTTPServerTransport }>();
   const upstreams = new Map<string, Promise<Client>>();
   const idleSessions = new IdleSessions<string>(options.sessionIdleTimeoutMs, (id) => {
@@ -68,6 +66,7 @@ export function createFederationServer(options: FederationOptions): Federation {
       if (seen.has(record.name) || record.name.includes(SEPARATOR)) continue;
       seen.add(record.name);
       for (const tool of record.tools) {
+        if (policy && !policy.mayCallTool(record.name, tool.name)) continue;
         const name = `${record.name}${SEPARATOR}${tool.name}`;
         if (!TOOL_NAME.test(name)) {
           log.warn({ mcp: record.name, tool: tool.name }, 'left out a tool whose federated name is not a valid MCP tool name');
@@ -80,12 +79,14 @@ export function createFederationServer(options: FederationOptions): Federation {
   }
 
   let signature = JSON.stringify(meshTools());
-  const unsubscribe = view.onChange(() => {
+  const toolsChanged = () => {
     const next = JSON.stringify(meshTools());
     if (next === signature) return;
     signature = next;
     for (const { server } of sessions.values()) void server.sendToolListChanged().catch(() => undefined);
-  });
+  };
+  const unsubscribe = view.onChange(toolsChanged);
+  const unsubscribePolicy = policy?.onChange(toolsChanged);
 
   function upstream(name: string): Promise<Client> {
     let client = upstreams.get(name);
@@ -187,6 +188,7 @@ export function createFederationServer(options: FederationOptions): Federation {
       unsubscribe();
       idleSessions.close();
       idleUpstreams.close();
+      unsubscribePolicy?.();
       const all = [...sessions.values()];
       sessions.clear();
       await Promise.allSettled(all.map((s) => s.server.close()));

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import type { RegistryView } from '../../registry/index.ts';
 import type { Logger } from '../log.ts';
+import type { PolicyGate } from '../policy/policy-gate.ts';
 
 export interface Federation {
   handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
@@ -21,6 +22,8 @@ export interface FederationOptions {
   /** mcp.sessionIdleTimeout: sessions and upstream clients idle this long are closed. */
   sessionIdleTimeoutMs: number;
   log: Logger;
+  /** tools/list shows only the tools the policy lets this sidecar's agent call. */
+  policy?: Pick<PolicyGate, 'mayCallTool' | 'onChange'>;
 }
 
 export function createFederation(options: FederationOptions): Federation {

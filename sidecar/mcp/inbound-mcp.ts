@@ -6,6 +6,7 @@ import { CALLER_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import { forwardHeaders, readBody } from '../http/http-util.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
 import type { McpRoute } from '../http/routes.ts';
+import { mcpPolicyMethod, type PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
@@ -25,6 +26,7 @@ export interface InboundMcpDeps {
   maxJsonDepth: number;
   /** The delegation chain verified, rate limits, and the user headers for the server (users/). */
   users: MeshUsers;
+  policy: PolicyGate;
 }
 
 /** MCP messages the calling sidecar may send twice (read-only): their hop token may arrive twice too. */
@@ -41,8 +43,9 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const session = bindSession(deps.sessions, name, caller, req, res);
     const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
     // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
-    readMcpRequest(body, req.method ?? 'GET', ctx);
+    const message = readMcpRequest(body, req.method ?? 'GET', ctx);
     await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'));
+    deps.policy.check(ctx, { method: mcpPolicyMethod(ctx, body, message), args: message?.params?.arguments });
     const budget = arrivingBudget(req.headers);
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {

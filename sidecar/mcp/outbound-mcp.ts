@@ -13,6 +13,7 @@ import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
 import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
+import { mcpPolicyMethod, type PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
@@ -24,10 +25,10 @@ const MAX_TRACKED_SESSIONS = 10_000;
 /** MCP methods that only read: safe to retry after they were sent. */
 const READ_ONLY_METHODS = new Set(['ping', 'tools/list', 'resources/list', 'resources/templates/list', 'resources/read', 'prompts/list', 'prompts/get', 'completion/complete']);
 /** MCP methods named in logs and metrics; anything else is 'other' (a caller cannot grow the label set). */
-const KNOWN_METHODS = new Set([...READ_ONLY_METHODS, 'initialize', 'tools/call', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel',
+export const KNOWN_METHODS = new Set([...READ_ONLY_METHODS, 'initialize', 'tools/call', 'resources/subscribe', 'resources/unsubscribe', 'logging/setLevel',
   'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
 
-interface McpMessage { method?: unknown; id?: unknown; params?: { name?: unknown } }
+interface McpMessage { method?: unknown; id?: unknown; params?: { name?: unknown; arguments?: unknown } }
 
 /** Reads a POSTed MCP message (once) into the request context: method, tool, JSON-RPC id. */
 export function readMcpRequest(body: Buffer | undefined, httpMethod: string, ctx: RequestContext): McpMessage | undefined {
@@ -74,6 +75,7 @@ export interface OutboundMcpDeps {
   tools?: ToolGuard | undefined;
   /** End user and delegation chain (users/). */
   users: MeshUsers;
+  policy: PolicyGate;
 }
 
 export function outboundMcp(deps: OutboundMcpDeps) {
@@ -103,6 +105,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
       await deps.users.outbound(req, ctx);
+      deps.policy.check(ctx, { method: mcpPolicyMethod(ctx, body, message), args: message?.params?.arguments });
       const admitted = await admitToolCall(deps.tools, name, ctx, body, deps.view.mcpInstances(name));
       const owner = pick(name, sessionId);
       if (sessionId) res.once('close', idle.hold(sessionId));
@@ -171,10 +174,10 @@ export function outboundMcp(deps: OutboundMcpDeps) {
     /** GET /registry/mcp: every MCP server in the mesh with its instances and tools. */
     list() {
       const byName = new Map<string, McpRecord[]>();
-      for (const r of deps.view.mcpServers()) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+      for (const r of deps.view.mcpServers()) if (deps.policy.mayReach('mcp', r.name)) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
       return [...byName].map(([name, list]) => ({
         name,
-        tools: (list[0]?.tools ?? []).map((t) => (deps.tools && list[0] ? { ...t, integrity: deps.tools.status(list[0], t) } : t)),
+        tools: (list[0]?.tools ?? []).filter((t) => deps.policy.mayCallTool(name, t.name)).map((t) => (deps.tools && list[0] ? { ...t, integrity: deps.tools.status(list[0], t) } : t)),
         instances: list.map((r) => ({ instance: r.instance, identity: r.identity, endpoint: r.endpoint, labels: r.labels, startedAt: r.startedAt, heartbeatAt: r.heartbeatAt })),
       }));
     },

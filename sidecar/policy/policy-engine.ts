@@ -1,0 +1,260 @@
+// The compiled policy: decides one call (caller, end user, chain, target, method, tool, arguments) by the
+// rules (deny rules first, then allow rules, then `default`), and answers discovery questions. The rules
+// that can apply to (caller, target, method, tool) are found once and cached until the policy changes.
+import { compileGlob, compileGlobs } from './glob.ts';
+import type { ArgumentConstraint, PolicyDocument, PolicyFrom, PolicyLimit, PolicyRule } from './policy-schema.ts';
+
+export type TargetKind = 'agent' | 'mcp';
+
+/** One call as the policy sees it. user, via and args are read only when a rule asks for them. */
+export interface PolicyCall {
+  /** The caller's SPIFFE ID (the local agent's identity on the calling side). */
+  caller: string;
+  target: { kind: TargetKind; name: string };
+  /** A2A v1.0 name, `agent-card`, or the MCP method (`tools/call`, `MCP GET`, `batch` …). */
+  method: string;
+  tool?: string | undefined;
+  /** The verified end user: { subject, claims }. */
+  user?: unknown;
+  /** The agent identities the call passed through (the delegation chain). */
+  via?: unknown;
+  /** tools/call arguments. */
+  args?: unknown;
+}
+
+export interface PolicyDecision {
+  readonly allowed: boolean;
+  /** The rule that decided; undefined when `default` did. */
+  readonly rule: string | undefined;
+  readonly reason: string;
+  readonly mode: 'enforce' | 'audit';
+  readonly version: number;
+}
+
+type Matcher = (value: string) => boolean;
+
+interface CompiledRule {
+  readonly name: string;
+  readonly action: 'allow' | 'deny';
+  readonly identity: Matcher | undefined;
+  readonly subject: Matcher | undefined;
+  readonly claims: readonly (readonly [string, readonly string[]])[] | undefined;
+  readonly via: readonly Matcher[] | undefined;
+  readonly kind: TargetKind;
+  readonly target: Matcher;
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly tools: Matcher | undefined;
+  readonly args: readonly (readonly [string, CompiledArgument])[] | undefined;
+  /** The rule names methods or tools (so it does not cover session plumbing when it denies). */
+  readonly restricted: boolean;
+  /** The rule depends on more than (caller, target, method, tool): user, chain or arguments. */
+  readonly conditional: boolean;
+}
+
+interface CompiledArgument extends Omit<ArgumentConstraint, 'pattern'> { pattern: RegExp | undefined }
+
+/** The rules that can apply to one (caller, target, method, tool), or the decision when nothing else matters. */
+type Plan = { fixed: PolicyDecision } | { fixed: undefined; denies: readonly CompiledRule[]; allows: readonly CompiledRule[] };
+
+/** MCP messages that keep a session alive; any allow rule for the server covers them. */
+const MCP_PLUMBING = new Set(['initialize', 'ping', 'MCP GET', 'MCP DELETE', 'MCP POST']);
+const MAX_PLANS = 10_000;
+
+export class CompiledPolicy {
+  readonly document: PolicyDocument;
+  readonly version: number;
+  readonly mode: 'enforce' | 'audit';
+  readonly #rules: readonly CompiledRule[];
+  readonly #plans = new Map<string, Plan>();
+  readonly #byDefault: PolicyDecision;
+
+  constructor(document: PolicyDocument, version: number) {
+    this.document = document;
+    this.version = version;
+    this.mode = document.mode;
+    this.#rules = document.rules.map(compileRule);
+    this.#byDefault = Object.freeze({
+      allowed: document.default === 'allow', rule: undefined, mode: this.mode, version,
+      reason: document.default === 'allow' ? 'no rule decides it; the policy allows by default' : 'no rule allows it (default: deny)',
+    });
+  }
+
+  /** The decision for one call. Cheap when cached: one map lookup, and per-call checks only for conditional rules. */
+  decide(call: PolicyCall): PolicyDecision {
+    const plan = this.#plan(call.caller, call.target.kind, call.target.name, call.method, call.tool);
+    if (plan.fixed) return plan.fixed;
+    for (const rule of plan.denies) if (conditionsHold(rule, call)) return this.#decision(false, rule, `rule '${rule.name}' denies it`);
+    let nearMiss: string | undefined;
+    for (const rule of plan.allows) {
+      if (!conditionsHold(rule, call)) continue;
+      const failed = rule.args && argumentFailure(rule.args, call.args);
+      if (!failed) return this.#decision(true, rule, `allowed by rule '${rule.name}'`);
+      nearMiss ??= `${failed} (rule '${rule.name}')`;
+    }
+    if (nearMiss && !this.#byDefault.allowed) return this.#decision(false, undefined, `no rule allows it: ${nearMiss}`);
+    return this.#byDefault;
+  }
+
+  /** Whether `caller` could call anything on the target (for discovery; user, chain and arguments are assumed to fit). */
+  mayReach(caller: string, kind: TargetKind, name: string): boolean {
+    if (this.mode === 'audit') return true;
+    const applies = (r: CompiledRule) => r.kind === kind && r.target(name) && (!r.identity || r.identity(caller));
+    if (this.#rules.some((r) => r.action === 'deny' && !r.restricted && !r.conditional && applies(r))) return false;
+    return this.#rules.some((r) => r.action === 'allow' && applies(r)) || this.#byDefault.allowed;
+  }
+
+  /** Whether `caller` could call `tool` of MCP server `server` (for tools/list; same assumptions as mayReach). */
+  mayCallTool(caller: string, server: string, tool: string): boolean {
+    if (this.mode === 'audit') return true;
+    const plan = this.#plan(caller, 'mcp', server, 'tools/call', tool);
+    if (plan.fixed) return plan.fixed.allowed;
+    if (plan.denies.some((r) => !r.conditional)) return false;
+    return plan.allows.length > 0 || this.#byDefault.allowed;
+  }
+
+  /** Names `identity` may announce besides agent/{its own name} (for the registry's name binding). */
+  registrationsFor(identity: string): { agents: string[]; mcp: string[] } {
+    const mine = this.document.registrations.filter((r) => r.identity === identity);
+    return { agents: [...new Set(mine.flatMap((r) => r.agents))], mcp: [...new Set(mine.flatMap((r) => r.mcp))] };
+  }
+
+  /** The limits that apply to a caller (and end user) calling a target, in document order. */
+  limitsFor(caller: string, target: { kind: TargetKind; name: string }, user?: unknown): PolicyLimit[] {
+    return this.document.limits.filter((l) => {
+      const name = target.kind === 'agent' ? l.to.agent : l.to.mcp;
+      if (name === undefined || !compileGlob(name)(target.name)) return false;
+      if (l.from.identity && !compileGlobs(l.from.identity)(caller)) return false;
+      return !l.from.user || userMatches(compileFrom(l.from), user);
+    });
+  }
+
+  #decision(allowed: boolean, rule: CompiledRule | undefined, reason: string): PolicyDecision {
+    return { allowed, rule: rule?.name, reason, mode: this.mode, version: this.version };
+  }
+
+  #plan(caller: string, kind: TargetKind, name: string, method: string, tool: string | undefined): Plan {
+    const key = `${caller}\n${kind}\n${name}\n${method}\n${tool ?? ''}`;
+    let plan = this.#plans.get(key);
+    if (plan) return plan;
+    const matching = this.#rules.filter((r) => (!r.identity || r.identity(caller)) && targets(r, kind, name, method, tool));
+    const denies = matching.filter((r) => r.action === 'deny');
+    const allows = matching.filter((r) => r.action === 'allow');
+    if (matching.some((r) => r.conditional)) plan = { fixed: undefined, denies, allows };
+    else {
+      const decider = denies[0] ?? allows[0];
+      plan = {
+        fixed: decider
+          ? Object.freeze(this.#decision(decider.action === 'allow', decider, decider.action === 'allow' ? `allowed by rule '${decider.name}'` : `rule '${decider.name}' denies it`))
+          : this.#byDefault,
+      };
+    }
+    if (this.#plans.size >= MAX_PLANS) this.#plans.clear();
+    this.#plans.set(key, plan);
+    return plan;
+  }
+}
+
+/** Words for a call in messages: `SendMessage on agent 'researcher'`, `tools/call of tool 'x' on MCP server 'stats'`. */
+export function describeCall(call: Pick<PolicyCall, 'target' | 'method' | 'tool'>): string {
+  const tool = call.tool === undefined ? '' : ` of tool '${call.tool}'`;
+  return `${call.method}${tool} on ${call.target.kind === 'agent' ? 'agent' : 'MCP server'} '${call.target.name}'`;
+}
+
+function compileFrom(from: Omit<PolicyFrom, 'via'> & { via?: string[] | undefined }) {
+  return {
+    identity: from.identity ? compileGlobs(from.identity) : undefined,
+    subject: from.user?.subject ? compileGlobs(from.user.subject) : undefined,
+    claims: from.user?.claims ? Object.entries(from.user.claims) : undefined,
+    via: from.via?.map(compileGlob),
+  };
+}
+
+function compileRule(rule: PolicyRule): CompiledRule {
+  const from = compileFrom(rule.from);
+  const { to } = rule;
+  const args = to.arguments ? Object.entries(to.arguments).map(([name, c]) => [name, {
+    ...c, pattern: c.pattern === undefined ? undefined : new RegExp(`^(?:${c.pattern})$`, 'u'),
+  }] as const) : undefined;
+  return {
+    name: rule.name, action: rule.action, ...from,
+    kind: to.agent !== undefined ? 'agent' : 'mcp',
+    target: compileGlob(to.agent ?? to.mcp ?? ''),
+    methods: to.methods ? new Set(to.methods) : undefined,
+    tools: to.tools ? compileGlobs(to.tools) : undefined,
+    args,
+    restricted: to.methods !== undefined || to.tools !== undefined,
+    conditional: from.subject !== undefined || from.claims !== undefined || from.via !== undefined || args !== undefined,
+  };
+}
+
+/** Whether the rule's `to` covers this target, method and tool. */
+function targets(rule: CompiledRule, kind: TargetKind, name: string, method: string, tool: string | undefined): boolean {
+  if (rule.kind !== kind || !rule.target(name)) return false;
+  // Reading an agent's card or keeping an MCP session going comes with any allow rule for the target;
+  // a deny rule covers them only when it names no methods or tools.
+  const plumbing = kind === 'agent' ? method === 'agent-card' : MCP_PLUMBING.has(method) || method.startsWith('notifications/');
+  if (plumbing) return rule.action === 'allow' || !rule.restricted;
+  if (kind === 'agent') return !rule.methods || rule.methods.has(method);
+  if (method === 'tools/call') {
+    if (rule.methods && !rule.methods.has('tools/call')) return false;
+    return !rule.tools || (tool !== undefined && rule.tools(tool));
+  }
+  if (rule.methods) return rule.methods.has(method);
+  return rule.tools ? method === 'tools/list' : true;
+}
+
+function conditionsHold(rule: CompiledRule, call: PolicyCall): boolean {
+  if ((rule.subject || rule.claims) && !userMatches(rule, call.user)) return false;
+  return !rule.via || viaMatches(rule.via, call.via, call.caller);
+}
+
+function userMatches(rule: { subject: Matcher | undefined; claims: readonly (readonly [string, readonly string[]])[] | undefined }, value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const user = value as { subject?: unknown; claims?: unknown };
+  const claims = (typeof user.claims === 'object' && user.claims !== null ? user.claims : {}) as Record<string, unknown>;
+  const subject = typeof user.subject === 'string' ? user.subject : typeof claims.sub === 'string' ? claims.sub : undefined;
+  if (rule.subject && (subject === undefined || !rule.subject(subject))) return false;
+  for (const [name, allowed] of rule.claims ?? []) {
+    const v = claims[name];
+    const values: unknown[] = Array.isArray(v) ? v : [v];
+    if (!values.some((x) => (typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean') && allowed.includes(String(x)))) return false;
+  }
+  return true;
+}
+
+/** Each pattern matches an identity on the path (chain, then the immediate caller), in order. */
+function viaMatches(patterns: readonly Matcher[], chain: unknown, caller: string): boolean {
+  const path = Array.isArray(chain) ? chain.filter((x): x is string => typeof x === 'string') : [];
+  if (path[path.length - 1] !== caller) path.push(caller);
+  let at = 0;
+  for (const pattern of patterns) {
+    while (at < path.length && !pattern(path[at] ?? '')) at++;
+    if (at === path.length) return false;
+    at++;
+  }
+  return true;
+}
+
+/** Why the arguments break a constraint, or undefined when they keep all of them. */
+function argumentFailure(checks: readonly (readonly [string, CompiledArgument])[], args: unknown): string | undefined {
+  const given = (typeof args === 'object' && args !== null && !Array.isArray(args) ? args : {}) as Record<string, unknown>;
+  for (const [name, c] of checks) {
+    const v = Object.hasOwn(given, name) ? given[name] : undefined;
+    if (v === undefined || v === null) {
+      if (c.required) return `argument '${name}' is required`;
+      continue;
+    }
+    if (c.values && !c.values.some((x) => x === v)) return `argument '${name}' is not one of the allowed values`;
+    if (c.pattern && (typeof v !== 'string' || !c.pattern.test(v))) return `argument '${name}' does not match the allowed pattern`;
+    if (c.min !== undefined || c.max !== undefined) {
+      if (typeof v !== 'number') return `argument '${name}' must be a number`;
+      if (c.min !== undefined && v < c.min) return `argument '${name}' is below the minimum ${c.min}`;
+      if (c.max !== undefined && v > c.max) return `argument '${name}' is above the maximum ${c.max}`;
+    }
+    if (c.maxLength !== undefined) {
+      const length = typeof v === 'string' ? v.length : Array.isArray(v) ? v.length : undefined;
+      if (length === undefined || length > c.maxLength) return `argument '${name}' is longer than ${c.maxLength}`;
+    }
+  }
+  return undefined;
+}
