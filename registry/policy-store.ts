@@ -70,19 +70,19 @@ export async function openPolicyStore(options: PolicyStoreOptions): Promise<Poli
 }
 
 async function openNatsPolicyStore(options: PolicyStoreOptions & { nats: string | string[] }): Promise<PolicyStore> {
-  const [{ connect }, { Kvm }, { natsAccessOptions }] = await Promise.all([
-    import('@nats-io/transport-node'), import('@nats-io/kv'), import('./nats-connect.ts')]);
+  const [{ connect }, { openBucket }, { natsAccessOptions }] = await Promise.all([
+    import('@nats-io/transport-node'), import('./nats-bucket.ts'), import('./nats-connect.ts')]);
   const bucket = `${options.bucket}-policy`;
   const access = await natsAccessOptions(options.nats, options.access);
   const nc = await connect({ ...access, name: options.name ?? 'agentmesh-policy', timeout: 5000, maxReconnectAttempts: options.once ? 0 : -1 })
     .catch((err: unknown) => { throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS (registry.nats) for the policy: ${(err as Error).message}`, { cause: err }); });
   let kv: KV;
   try {
-    // No max age: a policy stays until replaced. History keeps the last versions for operators.
-    kv = await new Kvm(nc).create(bucket, { history: 10, ttl: 0 });
+    // No max age: a policy stays until replaced (each value carries its version).
+    kv = await openBucket(nc, bucket, 0);
   } catch (err) {
     await nc.close().catch(() => undefined);
-    throw new MeshError('REGISTRY_UNAVAILABLE', `cannot open KV bucket '${bucket}': ${(err as Error).message}`, { cause: err });
+    throw err instanceof MeshError ? err : new MeshError('REGISTRY_UNAVAILABLE', `cannot open KV bucket '${bucket}': ${(err as Error).message}`, { cause: err });
   }
   let closed = false;
   const stops: (() => void)[] = [];

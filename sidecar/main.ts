@@ -34,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
     case 'audit': return (await import('./cli/audit.ts')).runAudit(args, ctx);
     case 'call': return runCall(args, ctx);
     case 'nats': return (await import('./cli/nats.ts')).runNats(args, ctx);
+    case 'policy': return (await import('./cli/policy.ts')).runPolicy(args, ctx);
+    case 'explain': return (await import('./cli/policy.ts')).runExplain(args, ctx);
     case 'demo': {
       const { runDemo } = await import('../examples/demo/run.ts');
       return runDemo({ out: ctx.out, env: ctx.env, signal: stop.signal });

@@ -152,6 +152,10 @@ export const USAGE = `usage: agentmesh <command>
   nats init --config FILE                                         create the KV buckets (as the NATS admin)
   ca serve --dir DIR [--listen 127.0.0.1:15100] [--svid-ttl 1h] [--ready-file FILE]   run the online CA
   ca token --dir DIR --id spiffe://TD/agent/NAME [--ttl 15m] [--json]          a one-time join token
+  policy apply FILE --config F [--json]                           validate a policy and store it as the next version
+  policy get --config F [--json]                                  print the policy in force in the mesh
+  explain --from ID --to agent:NAME|mcp:NAME [--method M] [--tool T] [--user CLAIMS-JSON] [--via ID,...]
+        [--args JSON] [--policy FILE | --config F] [--json]      the decision and the rule for one call
   agents [--skill S] [--json] [--url URL]                         list agents in the registry
   tools [--json] [--url URL]                                      list MCP servers and their tools (integrity: pinned, changed, flagged …)
   tools approve SERVER [TOOL] [--url URL] [--config F | --nats URL | --registry-dir D]

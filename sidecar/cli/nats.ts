@@ -66,7 +66,7 @@ async function natsInit(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const identity = await loadIdentity({ ...config.identity, cert, key });
   const created = await initNatsBuckets({
     servers, access: natsAccess(config, () => identity),
-    buckets: [{ name: bucket, ttlMs: ttl }, { name: `${bucket}-tasks`, ttlMs: AFFINITY_TTL_MS }],
+    buckets: [{ name: bucket, ttlMs: ttl }, { name: `${bucket}-tasks`, ttlMs: AFFINITY_TTL_MS }, { name: `${bucket}-policy`, ttlMs: 0 }],
   });
   // Tool pins ({bucket}-tools, no expiry) and the audit stream ({bucket}-audit): audit/, tools/.
   created.push(...await initNatsBuckets({ servers, access: natsAccess(config, () => identity), buckets: [{ name: `${bucket}-tools`, ttlMs: 0 }] }));

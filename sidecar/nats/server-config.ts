@@ -47,9 +47,9 @@ export interface NatsServerConfig {
 const DENIED = ['$JS.API.STREAM.CREATE.>', '$JS.API.STREAM.UPDATE.>', '$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.PURGE.>',
   '$JS.API.STREAM.MSG.DELETE.>', '$JS.API.STREAM.SNAPSHOT.>', '$JS.API.STREAM.RESTORE.>'];
 
-/** The subjects a sidecar with this grant may publish to: its own keys, the shared tasks bucket, and reading/watching KV. */
+/** The subjects a sidecar with this grant may publish to: its own keys, the shared tasks bucket, and reading/watching KV (also the policy, which only the admin writes). */
 export function identityPublishAllow(bucket: string, grant: MeshIdentityGrant): string[] {
-  const streams = [`KV_${bucket}`, `KV_${bucket}-tasks`];
+  const streams = [`KV_${bucket}`, `KV_${bucket}-tasks`, `KV_${bucket}-policy`];
   return [
     ...grant.agents.map((agent) => `$KV.${bucket}.agents.${agent}.>`),
     ...grant.mcp.map((server) => `$KV.${bucket}.mcp.${server}.>`),
