@@ -123,7 +123,7 @@ async function main(): Promise<number> {
   if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log });
   const layout = pinning();
   log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}`);
-  const world = await startWorld({ layout });
+  const world = await startWorld({ layout, policy: flags.has('--policy') });
   const clients = clientsFor(world);
   const stop = async (code: number) => {
     await Promise.allSettled(VARIANTS.flatMap((v) => [clients[v].a2a.close(), clients[v].mcp.close()]));

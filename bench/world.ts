@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNatsServer, type NatsServer } from '../test/support/nats-server.ts';
 import { startSidecarProcess, type SidecarProcess } from '../test/support/sidecar-process.ts';
+import { writeFiftyRulePolicy } from './policy-fifty.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { createTestPki } from '../test/support/certs.ts';
 import type { PemPair } from '../sidecar/identity/index.ts';
@@ -68,6 +69,8 @@ export interface WorldOptions {
   proxyNodeArgs?: string[];
   /** Registry record TTL (ms); heartbeats every ttl/3. */
   ttlMs?: number;
+  /** Run both sidecars under a 50-rule mesh policy (policy.file; bench/policy-fifty.ts). */
+  policy?: boolean;
 }
 
 export async function startWorld(options: WorldOptions): Promise<World> {
@@ -88,6 +91,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const ttlMs = options.ttlMs ?? 15_000;
     const registry = { nats: nats.url, bucket: `bench${process.pid}`, ttl: ttlMs };
     const nodeArgs = options.proxyNodeArgs ?? [];
+    const policy = options.policy ? { policy: { file: writeFiftyRulePolicy(dir, 'bench.test') } } : {};
 
     const { layout } = options;
     const on = (cpus: string | undefined) => (cpus === undefined ? {} : { cpus });
@@ -96,7 +100,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const mcpUrl = new URL(agent.info.mcpUrl);
 
     const sidecar = async (config: Record<string, unknown>): Promise<SidecarProcess> => {
-      const s = await startSidecarProcess({ registry, log: { level: 'warn' }, shutdown: { drainTimeout: '2s' }, ...config }, { nodeArgs });
+      const s = await startSidecarProcess({ registry, log: { level: 'warn' }, shutdown: { drainTimeout: '2s' }, ...policy, ...config }, { nodeArgs });
       cleanup.push(async () => { const exit = s.stop('SIGTERM'); const t = setTimeout(() => s.process.kill('SIGKILL'), 8000); await exit; clearTimeout(t); });
       return s;
     };
