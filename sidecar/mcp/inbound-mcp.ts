@@ -45,8 +45,8 @@ export function inboundMcp(deps: InboundMcpDeps) {
     // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
     const message = readMcpRequest(body, req.method ?? 'GET', ctx);
     await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'));
-    deps.policy.check(ctx, { method: mcpPolicyMethod(ctx, body, message), args: message?.params?.arguments });
     const budget = arrivingBudget(req.headers);
+    deps.policy.check(ctx, { method: mcpPolicyMethod(ctx, body, message), args: message?.params?.arguments });
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers[CALLER_HEADER] = caller;
