@@ -90,8 +90,9 @@ describe('policy on the embedded registry and from policy.file', () => {
       assert.equal(state.version, 2);
       assert.match(state.lastError ?? '', /rules\.0\.to\.methods\.0: unknown A2A method 'Nope'/);
       const metrics = await (await fetch(`${local.admin}/metrics`)).text();
-      assert.match(metrics, /^agentmesh_policy_load_errors_total 1$/m);
-      assert.match(metrics, /^agentmesh_policy_version 2$/m);
+      // At least once: an editor's write may be seen half done (an empty file) before the whole broken text.
+      assert.ok(Number(/^agentmesh_policy_load_errors_total (\d+)$/m.exec(metrics)?.[1]) >= 1, 'load errors counted');
+      assert.equal(/^agentmesh_policy_version (\d+)$/m.exec(metrics)?.[1], '2');
     } finally {
       await local.stop('SIGKILL');
     }
