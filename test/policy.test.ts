@@ -234,6 +234,11 @@ describe('mesh policy on real sidecars (NATS)', () => {
     assert.deepEqual(tools.map((t) => t.name), ['stats__word_count']);
     const viaFederation = await client.callTool({ name: 'stats__word_count', arguments: { text: 'via the federation' } });
     assert.match(JSON.stringify(viaFederation), /word_count:via the federation/);
+    const refused = await callToolError(client, 'stats__word_count', { text: 'NOT LOWER CASE' });
+    assert.equal(refused.code, -32060);
+    assert.match(refused.message, /argument 'text' does not match/);
+    // The federated session survives a refused call.
+    assert.match(JSON.stringify(await client.callTool({ name: 'stats__word_count', arguments: { text: 'still here' } })), /word_count:still here/);
     const other = await mcpClient(`${intruder.outbound}/mcp`);
     clients.push(other);
     assert.deepEqual((await other.listTools()).tools, []);

@@ -5,12 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, isInitializeRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { MeshError } from '../../sdk/errors.ts';
+import { ERROR_CATALOG, MeshError } from '../../sdk/errors.ts';
 import { sendError } from '../http/respond.ts';
 import type { Federation, FederationOptions } from './federation.ts';
 import { IdleSessions } from './idle-sessions.ts';
@@ -144,6 +144,8 @@ export function createFederationServer(options: FederationOptions): Federation {
           }),
         });
       } catch (err) {
+        const refused = policyRefusal(err);
+        if (refused) throw refused; // the session is fine: the policy refused this one call
         if (!(err instanceof McpError)) dropUpstream(owner);
         throw err;
       } finally {
@@ -198,4 +200,20 @@ export function createFederationServer(options: FederationOptions): Federation {
       await (await socketFetch?.catch(() => undefined))?.close();
     },
   };
+}
+
+/**
+ * The mesh policy's refusal of a call on this sidecar's own `/mcp/{server}` route (HTTP 403 with a
+ * JSON-RPC error -32060, which the MCP client reports as a transport error) as the same MCP error.
+ */
+function policyRefusal(err: unknown): McpError | undefined {
+  if (!(err instanceof StreamableHTTPError) || err.code !== ERROR_CATALOG.POLICY_DENIED.http) return undefined;
+  try {
+    const body = JSON.parse(err.message.slice(err.message.indexOf('{'))) as { error?: { code?: unknown; message?: unknown; data?: unknown } };
+    const { code, message, data } = body.error ?? {};
+    if (code !== ERROR_CATALOG.POLICY_DENIED.rpc || typeof message !== 'string') return undefined;
+    return new McpError(code, message, data);
+  } catch {
+    return undefined;
+  }
 }
