@@ -180,6 +180,12 @@ describe('mesh policy on real sidecars (NATS)', () => {
       await client.close();
     }
     assert.equal(explained(['--from', id('intruder'), '--to', 'agent:researcher', '--method', 'SendMessage']), false);
+    // The command itself, on the policy stored in NATS.
+    const cli = await runCli(['explain', '--config', cliConfig, '--from', id('intruder'), '--to', 'agent:researcher', '--method', 'message/send', '--json']);
+    assert.equal(cli.code, 0, cli.stderr);
+    const said = JSON.parse(cli.stdout) as { decision: string; version: number; reason: string };
+    assert.deepEqual([said.decision, said.version], ['deny', 1]);
+    assert.match(said.reason, /no rule allows it/);
     // Discovery shows the intruder nothing it may not call.
     const agents = await (await fetch(`${intruder.outbound}/registry/agents`)).json() as { agents: unknown[] };
     assert.deepEqual(agents.agents, []);
