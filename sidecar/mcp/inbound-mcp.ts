@@ -6,7 +6,7 @@ import { CALLER_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import { forwardHeaders, readBody } from '../http/http-util.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
 import type { McpRoute } from '../http/routes.ts';
-import { mcpPolicyMethod, type PolicyGate } from '../policy/policy-gate.ts';
+import { mcpPolicyFacts, type PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
@@ -46,7 +46,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const message = readMcpRequest(body, req.method ?? 'GET', ctx);
     await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'));
     const budget = arrivingBudget(req.headers);
-    deps.policy.check(ctx, { method: mcpPolicyMethod(ctx, body, message), args: message?.params?.arguments });
+    deps.policy.check(ctx, mcpPolicyFacts(ctx, body, message));
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers[CALLER_HEADER] = caller;

@@ -13,7 +13,7 @@ import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
 import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
-import { mcpPolicyMethod, type PolicyGate } from '../policy/policy-gate.ts';
+import { mcpPolicyFacts, type PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
 import type { ListenStreams } from '../http/listen-streams.ts';
@@ -105,7 +105,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
       const message = readMcpRequest(body, req.method ?? 'GET', ctx);
       await deps.users.outbound(req, ctx);
-      deps.policy.check(ctx, { method: mcpPolicyMethod(ctx, body, message), args: message?.params?.arguments });
+      deps.policy.check(ctx, mcpPolicyFacts(ctx, body, message));
       const admitted = await admitToolCall(deps.tools, name, ctx, body, deps.view.mcpInstances(name));
       const owner = pick(name, sessionId);
       if (sessionId) res.once('close', idle.hold(sessionId));

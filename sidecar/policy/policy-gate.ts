@@ -64,12 +64,12 @@ export class PolicyGate {
   }
 
   /** Decides the call in `ctx` (target, method and tool already read); throws POLICY_DENIED when enforced. */
-  check(ctx: RequestContext, options: { method?: string | undefined; args?: unknown } = {}): void {
+  check(ctx: RequestContext, options: { method?: string | undefined; tool?: string | undefined; args?: unknown } = {}): void {
     const policy = this.#policy;
     const target = ctx.target;
     if (!policy || !target) return;
     const call: PolicyCall = {
-      caller: ctx.caller ?? this.#self, target, method: options.method ?? ctx.method, tool: ctx.tool,
+      caller: ctx.caller ?? this.#self, target, method: options.method ?? ctx.method, tool: options.tool ?? ctx.tool,
       user: ctx.user, via: ctx.chain, args: options.args,
     };
     const decision = policy.decide(call);
@@ -120,6 +120,12 @@ export function deniedError(call: PolicyCall, decision: PolicyDecision): MeshErr
 
 function auditFields(decision: PolicyDecision): Record<string, unknown> {
   return { version: decision.version, rule: decision.rule, reason: decision.reason, mode: decision.mode };
+}
+
+/** What the policy reads of an MCP message: its method (see below), the whole tool name (ctx.tool is cut for logs), the arguments. */
+export function mcpPolicyFacts(ctx: RequestContext, body: Buffer | undefined, message: { params?: { name?: unknown; arguments?: unknown } } | undefined) {
+  const name = message?.params?.name;
+  return { method: mcpPolicyMethod(ctx, body, message), tool: typeof name === 'string' && ctx.tool !== undefined ? name : undefined, args: message?.params?.arguments };
 }
 
 /**
