@@ -31,7 +31,7 @@ export interface PolicyStore {
   get(): Promise<StoredPolicy | undefined>;
   /** Stores `text` as the next version (compare-and-set against the version it read); returns it. */
   put(text: string): Promise<StoredPolicy>;
-  /** Calls `onChange` with each version seen (the current one first), until close(). Errors go to `onError`. */
+  /** Calls `onChange` with each version seen (the current one first), until close(). A stored value that cannot be read goes to `onError`. */
   watch(onChange: (policy: StoredPolicy) => void, onError: (err: unknown) => void): void;
   close(): Promise<void>;
 }
@@ -125,8 +125,8 @@ async function openNatsPolicyStore(options: PolicyStoreOptions & { nats: string 
             const watcher = await kv.watch({ key: KEY });
             stops.push(() => watcher.stop());
             for await (const e of watcher) if (e.operation === 'PUT') deliver(e.string());
-          } catch (err) {
-            if (!closed) onError(err);
+          } catch {
+            // NATS away: the registry's own diagnostics say so; the last policy stays, and the watch starts again.
           }
           if (!closed) await new Promise((resolve) => setTimeout(resolve, 500).unref());
         }
