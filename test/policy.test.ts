@@ -268,7 +268,8 @@ describe('mesh policy on real sidecars (NATS)', () => {
       const m = new RegExp(`^agentmesh_policy_decisions_total\\{direction="${direction}",decision="audit_deny"\\} (\\d+)$`, 'm').exec(metrics);
       assert.ok(Number(m?.[1]) >= 1, `${direction} audit_deny counted:\n${metrics.split('\n').filter((l) => l.includes('policy')).join('\n')}`);
     }
-    assert.match(researcher.output(), /policy audit: the call would be denied/);
+    // The log line travels through the child's stdout pipe, which may lag the HTTP answer.
+    await waitFor('the audit log line', () => researcher.output().includes('policy audit: the call would be denied'), 5000);
   });
 
   test('a change from allow to deny applied with policy apply takes effect on all sidecars within 5 s, under load', async (t) => {
