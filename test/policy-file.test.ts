@@ -54,7 +54,7 @@ describe('policy on the embedded registry and from policy.file', () => {
   test('without a policy every call is allowed, and the sidecar says so at start-up', async () => {
     assert.equal(await sendCode(caller), undefined);
     assert.equal((await policyState(echo)).version, null);
-    assert.match(echo.output(), /no mesh policy: every caller with a mesh certificate may call every agent, method and tool/);
+    await waitFor('the start-up line about no policy', () => echo.output().includes('no mesh policy: every caller with a mesh certificate may call every agent, method and tool'), 5000);
   });
 
   test('policy apply on the embedded registry reaches the sidecars of this host', async () => {
