@@ -231,6 +231,14 @@ describe('mesh policy on real sidecars (NATS)', () => {
     assert.equal(injected.code, -32060);
     assert.match(injected.message, /argument 'text' does not match the allowed pattern \(rule 'planner-counts'\)/);
     assert.equal(explained(['--from', id('planner'), '--to', 'mcp:stats', '--tool', 'word_count', '--args', '{"text":"DROP TABLE"}']), false);
+
+    // A JSON-RPC batch could hide a tools/call: only a rule without method or tool limits allows one.
+    const batch = await fetch(`${planner.outbound}/mcp/stats`, {
+      method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify([{ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'shout', arguments: {} } }]),
+    });
+    assert.equal(batch.status, 403);
+    assert.equal((await batch.json() as { error: { code: number } }).error.code, -32060);
   });
 
   test('tools/list through /mcp shows only the tools the caller may call', async () => {
