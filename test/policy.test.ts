@@ -276,6 +276,12 @@ describe('mesh policy on real sidecars (NATS)', () => {
       const m = new RegExp(`^agentmesh_policy_decisions_total\\{direction="${direction}",decision="audit_deny"\\} (\\d+)$`, 'm').exec(metrics);
       assert.ok(Number(m?.[1]) >= 1, `${direction} audit_deny counted:\n${metrics.split('\n').filter((l) => l.includes('policy')).join('\n')}`);
     }
+    // The audit stream holds the would-be denial, with the rule (none) and the caller.
+    await waitFor('a would-deny record in the audit stream', async () => {
+      const tail = await runCli(['audit', 'tail', '--config', cliConfig, '--json']);
+      return tail.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+        .some((r) => r.decision === 'would-deny' && r.direction === 'inbound' && r.caller === id('intruder') && r.target === 'agent/researcher');
+    }, 15_000, 250);
     // The log line travels through the child's stdout pipe, which may lag the HTTP answer.
     await waitFor('the audit log line', () => researcher.output().includes('policy audit: the call would be denied'), 5000);
   });
