@@ -82,7 +82,10 @@ limits:
     assert.deepEqual(full.limits[0]?.rate, { tokens: 20, perMs: 1000 });
     assert.equal(full.limits[0]?.concurrency, 8);
     assert.deepEqual(full.push.allow, ['https://hooks.internal.example']);
-    assert.equal(policy.limitsFor(`${TD}/agent/planner`, { kind: 'agent', name: 'researcher' }).length, 1);
+    const limits = policy.limitsFor(`${TD}/agent/planner`, { kind: 'agent', name: 'researcher' });
+    assert.deepEqual(limits, [{ name: 'limits[0]', rate: { tokens: 20, perMs: 1000 }, burst: 40, concurrency: 8 }]);
+    assert.equal(policy.limitsFor(`${TD}/agent/planner`, { kind: 'agent', name: 'researcher' }), limits); // cached
+    assert.equal(policy.limitsFor('spiffe://other.td/agent/planner', { kind: 'agent', name: 'researcher' }).length, 0);
     assert.equal(policy.limitsFor(`${TD}/agent/planner`, { kind: 'mcp', name: 'stats' }).length, 0);
     assert.deepEqual(policy.registrationsFor(`${TD}/agent/researcher`), { agents: [], mcp: ['stats'] });
   });

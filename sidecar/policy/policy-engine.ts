@@ -2,7 +2,7 @@
 // rules (deny rules first, then allow rules, then `default`), and answers discovery questions. The rules
 // that can apply to (caller, target, method, tool) are found once and cached until the policy changes.
 import { compileGlob, compileGlobs } from './glob.ts';
-import type { ArgumentConstraint, PolicyDocument, PolicyFrom, PolicyLimit, PolicyRule } from './policy-schema.ts';
+import type { ArgumentConstraint, PolicyDocument, PolicyFrom, PolicyRule } from './policy-schema.ts';
 
 export type TargetKind = 'agent' | 'mcp';
 
@@ -33,6 +33,23 @@ export interface PolicyDecision {
 
 type Matcher = (value: string) => boolean;
 
+/** One entry of the policy's `limits` that applies to a call; `name` defaults to `limits[i]`. */
+export interface ResolvedLimit {
+  readonly name: string;
+  readonly rate?: { tokens: number; perMs: number } | undefined;
+  readonly burst?: number | undefined;
+  readonly concurrency?: number | undefined;
+}
+
+interface CompiledLimit {
+  readonly limit: ResolvedLimit;
+  readonly identity: Matcher | undefined;
+  readonly subject: Matcher | undefined;
+  readonly claims: readonly (readonly [string, readonly string[]])[] | undefined;
+  readonly kind: TargetKind;
+  readonly target: Matcher;
+}
+
 interface CompiledRule {
   readonly name: string;
   readonly action: 'allow' | 'deny';
@@ -59,6 +76,7 @@ type Plan = { fixed: PolicyDecision } | { fixed: undefined; denies: readonly Com
 /** MCP messages that keep a session alive; any allow rule for the server covers them. */
 const MCP_PLUMBING = new Set(['initialize', 'ping', 'MCP GET', 'MCP DELETE', 'MCP POST']);
 const MAX_PLANS = 10_000;
+const NO_LIMITS: readonly ResolvedLimit[] = Object.freeze([]);
 
 export class CompiledPolicy {
   readonly document: PolicyDocument;
@@ -67,12 +85,23 @@ export class CompiledPolicy {
   readonly #rules: readonly CompiledRule[];
   readonly #plans = new Map<string, Plan>();
   readonly #byDefault: PolicyDecision;
+  readonly #limits: readonly CompiledLimit[];
+  /** Limits per (caller, target) when none depends on the end user. */
+  readonly #limitPlans = new Map<string, readonly ResolvedLimit[]>();
 
   constructor(document: PolicyDocument, version: number) {
     this.document = document;
     this.version = version;
     this.mode = document.mode;
     this.#rules = document.rules.map(compileRule);
+    this.#limits = document.limits.map((l, i) => {
+      const from = compileFrom(l.from);
+      return {
+        limit: Object.freeze({ name: l.name ?? `limits[${i}]`, rate: l.rate, burst: l.burst, concurrency: l.concurrency }),
+        identity: from.identity, subject: from.subject, claims: from.claims,
+        kind: l.to.agent !== undefined ? 'agent' : 'mcp', target: compileGlob(l.to.agent ?? l.to.mcp ?? ''),
+      };
+    });
     this.#byDefault = Object.freeze({
       allowed: document.default === 'allow', rule: undefined, mode: this.mode, version,
       reason: document.default === 'allow' ? 'no rule decides it; the policy allows by default' : 'no rule allows it (default: deny)',
@@ -118,14 +147,25 @@ export class CompiledPolicy {
     return { agents: [...new Set(mine.flatMap((r) => r.agents))], mcp: [...new Set(mine.flatMap((r) => r.mcp))] };
   }
 
-  /** The limits that apply to a caller (and end user) calling a target, in document order. */
-  limitsFor(caller: string, target: { kind: TargetKind; name: string }, user?: unknown): PolicyLimit[] {
-    return this.document.limits.filter((l) => {
-      const name = target.kind === 'agent' ? l.to.agent : l.to.mcp;
-      if (name === undefined || !compileGlob(name)(target.name)) return false;
-      if (l.from.identity && !compileGlobs(l.from.identity)(caller)) return false;
-      return !l.from.user || userMatches(compileFrom(l.from), user);
-    });
+  /**
+   * The `limits` that apply to a caller (and end user) calling a target, in document order: the shape
+   * the rate limiter takes (users/rate-limiter.ts LimitsFor, after keeping those with a rate). Cached per
+   * (caller, target) unless a limit names the end user.
+   */
+  limitsFor(caller: string, target: { kind: TargetKind; name: string }, user?: unknown): readonly ResolvedLimit[] {
+    if (this.#limits.length === 0) return NO_LIMITS;
+    const applies = (l: CompiledLimit) => l.kind === target.kind && l.target(target.name) && (!l.identity || l.identity(caller));
+    if (this.#limits.some((l) => l.subject || l.claims)) {
+      return this.#limits.filter((l) => applies(l) && (!(l.subject || l.claims) || userMatches(l, user))).map((l) => l.limit);
+    }
+    const key = `${caller}\n${target.kind}\n${target.name}`;
+    let found = this.#limitPlans.get(key);
+    if (!found) {
+      found = Object.freeze(this.#limits.filter(applies).map((l) => l.limit));
+      if (this.#limitPlans.size >= MAX_PLANS) this.#limitPlans.clear();
+      this.#limitPlans.set(key, found);
+    }
+    return found;
   }
 
   #decision(allowed: boolean, rule: CompiledRule | undefined, reason: string): PolicyDecision {

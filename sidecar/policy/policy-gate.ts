@@ -3,7 +3,7 @@
 // it and let it through (audit). Without a policy every call passes, as before policy existed.
 import { MeshError } from '../../sdk/errors.ts';
 import type { RequestContext } from '../request-context.ts';
-import { describeCall, type CompiledPolicy, type PolicyCall, type PolicyDecision, type TargetKind } from './policy-engine.ts';
+import { describeCall, type CompiledPolicy, type PolicyCall, type PolicyDecision, type ResolvedLimit, type TargetKind } from './policy-engine.ts';
 import type { PolicyMetrics } from './policy-metrics.ts';
 
 export interface PolicyStatus {
@@ -93,6 +93,19 @@ export class PolicyGate {
    */
   registrationsFor(identity: string): { agents: string[]; mcp: string[] } {
     return this.#policy?.registrationsFor(identity) ?? { agents: [], mcp: [] };
+  }
+
+  /**
+   * The policy's `limits` for a call (none without a policy), for the rate and concurrency limiters:
+   * e.g. `createMeshUsers(config, identity, { limitsFor: (c, t, u) => gate.limitsFor(c, t, u).filter(hasRate) })`.
+   */
+  limitsFor(caller: string, target: { kind: TargetKind; name: string }, user?: unknown): readonly ResolvedLimit[] {
+    return this.#policy?.limitsFor(caller, target, user) ?? [];
+  }
+
+  /** The policy's `push.allow` (undefined without a policy: the config's then). */
+  pushAllow(): readonly string[] | undefined {
+    return this.#policy?.document.push.allow;
   }
 
   /** Whether this sidecar's agent may call anything on the target (discovery filters). */
