@@ -41,6 +41,7 @@ import { dashboardRoutes } from './dashboard/dashboard-routes.ts';
 import { PolicyGate } from './policy/policy-gate.ts';
 import { createPolicyMetrics } from './policy/policy-metrics.ts';
 import { startPolicySource, type PolicySource } from './policy/policy-source.ts';
+import { policyUsersSource } from './policy/policy-limits.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -79,10 +80,12 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     identities.close();
     throw err;
   }
-  // auth.jwt and the signer first: a bad JWKS file fails start-up before anything is opened.
-  const users = await createMeshUsers(config, () => identities.current()).catch((err: unknown) => { identities.close(); throw err; });
   const recentCalls = new RecentCalls();
   const metrics = withRecentCalls(createMetrics(), recentCalls);
+  const policy = new PolicyGate(identity.id, createPolicyMetrics(metrics.registry));
+  // auth.jwt and the signer first: a bad JWKS file fails start-up before anything is opened.
+  // Rate limits and push.allow: the config's, and the policy document's when one is in force.
+  const users = await createMeshUsers(config, () => identities.current(), policyUsersSource(policy, config)).catch((err: unknown) => { identities.close(); throw err; });
   const stopRejections = watchRegistryRejections(metrics, log);
   // Records are signed with the current workload key (renewed certificates take effect at the next
   // heartbeat) and verified against the current bundle.
@@ -104,7 +107,6 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   let selfUrl = '';
   const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
   const listenStreams = new ListenStreams();
-  const policy = new PolicyGate(identity.id, createPolicyMetrics(metrics.registry));
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log, policy });
   const resilience = createResilienceState({
     retry: (name) => targetRetry(config, name),

@@ -69,6 +69,27 @@ describe('policy on the embedded registry and from policy.file', () => {
     assert.equal(await sendCode(caller), -32060);
   });
 
+  test("the policy's limits reach the rate limiter of the receiving sidecar", async () => {
+    const file = join(dir, 'limits.yaml');
+    writeFileSync(file, stringify({
+      default: 'deny',
+      rules: [{ name: 'caller-echoes', from: { identity: `spiffe://${TD}/agent/caller` }, to: { agent: 'echo' } }],
+      limits: [{ name: 'one-a-minute', from: { identity: `spiffe://${TD}/agent/caller` }, to: { agent: 'echo' }, rate: '1/m', burst: 1 }],
+    }));
+    const run = await runCli(['policy', 'apply', file, '--config', join(dir, 'cli.yaml'), '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const { version } = JSON.parse(run.stdout) as { version: number };
+    await waitFor('the limits policy on both sidecars', async () => (await Promise.all([echo, caller].map(policyState))).every((s) => s.version === version), 5000);
+    assert.equal(await sendCode(caller), undefined);
+    const res = await fetch(`${caller.outbound}/a2a/echo`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'a2a-version': '1.0' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: { message: { messageId: randomUUID(), role: 'ROLE_USER', parts: [{ text: 'again' }] } } }),
+    });
+    const body = await res.json() as { error?: { code: number; message: string } };
+    assert.equal(body.error?.code, -32065);
+    assert.match(body.error?.message ?? '', /one-a-minute/);
+  });
+
   test('policy.file: reloaded when it changes; a broken edit keeps the last good version', async () => {
     const file = join(dir, 'local.yaml');
     writeFileSync(file, 'default: allow\n');

@@ -1,0 +1,42 @@
+// The policy's `limits` and `push.allow` for the users layer (rate limiter, push-target checks): they
+// apply together with the config's `rateLimits` and `push.allow`. Read per call from the policy in force,
+// so a new version changes them too; no allocation per call unless both sources hold limits.
+import type { SidecarConfig } from '../config.ts';
+import { configLimits, type LimitsFor, type RateLimit } from '../users/rate-limiter.ts';
+import type { ResolvedLimit } from './policy-engine.ts';
+import type { PolicyGate } from './policy-gate.ts';
+
+export interface PolicyUsersSource {
+  limitsFor: LimitsFor;
+  pushAllow: () => readonly string[] | undefined;
+}
+
+export function policyUsersSource(gate: PolicyGate, config: Pick<SidecarConfig, 'rateLimits' | 'push'>): PolicyUsersSource {
+  const configured = configLimits(config.rateLimits);
+  const hasConfigured = config.rateLimits.length > 0;
+  /** The rate limits among a cached list of the policy's limits (concurrency-only ones left out). */
+  const rated = new WeakMap<readonly ResolvedLimit[], readonly RateLimit[]>();
+  const pushMerged = new WeakMap<readonly string[], readonly string[]>();
+  return {
+    limitsFor(caller, target, user) {
+      if (!gate.policy) return configured(caller, target, user);
+      const all = gate.limitsFor(caller, target, user);
+      let fromPolicy = rated.get(all);
+      if (!fromPolicy) {
+        fromPolicy = all.filter((l): l is ResolvedLimit & RateLimit => l.rate !== undefined);
+        rated.set(all, fromPolicy);
+      }
+      return hasConfigured ? [...fromPolicy, ...configured(caller, target, user)] : fromPolicy;
+    },
+    pushAllow() {
+      const fromPolicy = gate.pushAllow();
+      if (!fromPolicy) return undefined; // the config's alone
+      let merged = pushMerged.get(fromPolicy);
+      if (!merged) {
+        merged = [...new Set([...config.push.allow, ...fromPolicy])];
+        pushMerged.set(fromPolicy, merged);
+      }
+      return merged;
+    },
+  };
+}
