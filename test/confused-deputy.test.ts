@@ -1,10 +1,10 @@
 // The confused deputy, on real processes: user U may not call tool T; agent A may call T for itself; A
 // called on U's behalf is denied T, and the same call for user V is allowed. The verified user travels in
 // the signed chain, so the policy (DESIGN "Policy") at A's sidecar and at the tool's sidecar sees U, not A.
-// Needs the policy engine (branch `policy`): skipped until sidecar/policy/ exists on this branch.
+// `agentmesh explain` (the same engine, on the same document) is checked to agree with each outcome.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
@@ -15,6 +15,10 @@ import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
 import { rawRequest } from './support/raw-http.ts';
 import { ROOT, type SidecarProcess } from './support/sidecar-process.ts';
 import { waitFor } from './support/wait.ts';
+import { parseArgs } from '../sidecar/cli/args.ts';
+import { callFromFlags, explain } from '../sidecar/cli/policy.ts';
+import { CompiledPolicy } from '../sidecar/policy/policy-engine.ts';
+import { parsePolicy } from '../sidecar/policy/policy-schema.ts';
 
 const POLICY_LANDED = existsSync(join(ROOT, 'sidecar/policy/policy-gate.ts'));
 const AUDIENCE = 'agentmesh-test';
@@ -50,6 +54,14 @@ describe('confused deputy', { skip: POLICY_LANDED ? false : 'the policy engine (
   let deputySidecar: SidecarProcess;
   let agent: AgentServer;
   let mcp: TestMcpServer;
+  let enforced: CompiledPolicy;
+
+  /** What `agentmesh explain` says about the tool call deputy makes (for `user`, or for itself). */
+  function explained(user?: { sub: string; role: string }): { allowed: boolean; rule: string | undefined } {
+    const flags = ['explain', '--from', `spiffe://${mesh.trustDomain}/agent/deputy`, '--to', 'mcp:stats', '--tool', 'word_count'];
+    if (user) flags.push('--user', JSON.stringify(user), '--via', `spiffe://${mesh.trustDomain}/agent/front`);
+    return explain(enforced, callFromFlags(parseArgs(flags, new Set(['json']))));
+  }
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'agentmesh-deputy-'));
@@ -74,6 +86,7 @@ describe('confused deputy', { skip: POLICY_LANDED ? false : 'the policy engine (
       '    to: { agent: deputy }',
     ].join('\n'));
     const policy = { policy: { file: policyFile } };
+    enforced = new CompiledPolicy(parsePolicy(readFileSync(policyFile, 'utf8'), policyFile), 1);
     mcp = await serveTestMcp(['word_count']);
     agent = await serveAgent({ name: 'deputy', executor: deputyExecutor(() => deputySidecar.outbound) });
     await mesh.sidecar('stats', { ...policy, mcp: { servers: [{ name: 'stats', url: mcp.url }] } });
@@ -105,13 +118,16 @@ describe('confused deputy', { skip: POLICY_LANDED ? false : 'the policy engine (
 
   test('A may call T for itself', async () => {
     assert.match(await ask({ sub: 'u', role: 'intern' }, 'tool-self'), /allowed: .*word_count/);
+    assert.equal(explained().allowed, true); // explain agrees
   });
 
   test('A called on behalf of U (who may not call T) is denied T', async () => {
     assert.match(await ask({ sub: 'u', role: 'intern' }, 'tool'), /denied: .*interns-never-count-words/);
+    assert.deepEqual(explained({ sub: 'u', role: 'intern' }), { ...explained({ sub: 'u', role: 'intern' }), allowed: false, rule: 'interns-never-count-words' });
   });
 
   test('the same call for V (who may) is allowed', async () => {
     assert.match(await ask({ sub: 'v', role: 'analyst' }, 'tool'), /allowed: .*word_count/);
+    assert.equal(explained({ sub: 'v', role: 'analyst' }).allowed, true);
   });
 });
