@@ -107,9 +107,12 @@ describe('policy on the embedded registry and from policy.file', () => {
       assert.equal(denied.error.code, -32060);
       assert.equal(denied.error.data.rule, 'none'); // the calling sidecar refused it itself, naming its rule
       writeFileSync(file, 'rules: [ { name: broken, to: { agent: echo, methods: [Nope] } } ]\n');
-      const state = await waitFor('the broken edit seen', async () => { const s = await policyState(local); return s.lastError ? s : undefined; }, 5000);
+      // (A half-written file may be seen first, as an empty document: wait for the whole one.)
+      const state = await waitFor('the broken edit seen', async () => {
+        const s = await policyState(local);
+        return /rules\.0\.to\.methods\.0: unknown A2A method 'Nope'/.test(s.lastError ?? '') ? s : undefined;
+      }, 5000);
       assert.equal(state.version, 2);
-      assert.match(state.lastError ?? '', /rules\.0\.to\.methods\.0: unknown A2A method 'Nope'/);
       const metrics = await (await fetch(`${local.admin}/metrics`)).text();
       // At least once: an editor's write may be seen half done (an empty file) before the whole broken text.
       assert.ok(Number(/^agentmesh_policy_load_errors_total (\d+)$/m.exec(metrics)?.[1]) >= 1, 'load errors counted');
