@@ -216,7 +216,7 @@ describe('resilientForward', () => {
 
   test('a fast fault counts against its instance: of 50 calls it gets at most 5', async (t) => {
     const a = await instance(t, 'a', answer(404));
-    const b = await instance(t, 'b', (req, res, hit) => { setTimeout(() => answer(200)(req, res, hit), 5); });
+    const b = await instance(t, 'b', (req, res, hit) => { setTimeout(() => answer(200)(req, res, hit), 20); });
     const { call } = await front(t, [a, b], { method: 'POST', preferred: null, isFault: (status) => status >= 500 || status === 404 });
     const statuses: number[] = [];
     for (let n = 0; n < 50; n++) statuses.push((await call()).status);
