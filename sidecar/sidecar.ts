@@ -146,7 +146,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const dropHeaders = neverForward(config.hop.dropHeaders);
   const mcp = outboundMcp({
-    resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders,
+    resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders,
     sessionIdleTimeoutMs, tools, users,
   });
   let localMcp: LocalMcpServers | undefined;
@@ -165,7 +165,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, users, log, audit,
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders, users, log, audit,
       })),
     });
     listeners.push(outbound);
@@ -175,7 +175,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
         dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission,
-        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, users, log, audit,
+        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, users, log, audit,
       }),
     });
     listeners.push(inbound);

@@ -38,6 +38,8 @@ export interface InboundA2aDeps {
   admission?: () => Admission | undefined;
   /** The delegation chain verified, rate limits, and the user headers for the agent (users/). */
   users: MeshUsers;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
 }
 
 export function inboundA2a(deps: InboundA2aDeps) {
@@ -89,6 +91,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       ...(body ? { body } : {}),
       target: `local agent '${agent.name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
+      maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       ...(record ? { onResponse: (status: number, h: Record<string, string | string[] | undefined>) => record.head(status, h), observe: record } : {}),
     }, res));
   }

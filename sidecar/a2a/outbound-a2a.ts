@@ -37,6 +37,8 @@ export interface OutboundA2aDeps {
   pending?: PendingLimit;
   /** End user, delegation chain and push-target rules (users/). */
   users: MeshUsers;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -90,6 +92,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
         headers: forwardHeaders(req.headers, { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
+        maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       },
       target: `agent '${agent}'`,
       meshErrorsAsOk: ctx.style === 'a2a-jsonrpc',

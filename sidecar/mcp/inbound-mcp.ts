@@ -25,6 +25,8 @@ export interface InboundMcpDeps {
   maxJsonDepth: number;
   /** The delegation chain verified, rate limits, and the user headers for the server (users/). */
   users: MeshUsers;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
 }
 
 /** MCP messages the calling sidecar may send twice (read-only): their hop token may arrive twice too. */
@@ -57,6 +59,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
       headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...await deps.users.agentHeaders(ctx, budget) }),
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
+      maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
       onResponse: session.onResponse,
     }, res);
