@@ -5,9 +5,16 @@ import { ERROR_HEADER } from '../../sdk/mesh-headers.ts';
 import type { ResponseHeaders } from '../transport/proxy.ts';
 import type { A2aMethod } from './methods.ts';
 
-/** The fault test for one call: `rest` says whether it uses the REST binding, `method` what it is. */
-export function a2aFault(rest: boolean, method: A2aMethod | undefined): (status: number, headers: ResponseHeaders) => boolean {
+type FaultTest = (status: number, headers: ResponseHeaders) => boolean;
+
+/** Any 5xx, and any 404. */
+const ANY_404: FaultTest = (status) => status >= 500 || status === 404;
+/** Any 5xx, and a 404 the peer sidecar answered itself (it does not serve the agent or binding). */
+const MESH_404: FaultTest = (status, headers) => status >= 500 || (status === 404 && headers[ERROR_HEADER] !== undefined);
+
+/** The fault test for one call (no allocation): `rest` says whether it uses the REST binding, `method` what it is. */
+export function a2aFault(rest: boolean, method: A2aMethod | undefined): FaultTest {
   // A task that does not exist is a REST 404 the agent answers rightly; any other 404 means a missing route.
   const notFoundIsFault = !rest || method === undefined || method.taskId.v1 === 'none' || method.name === 'SendMessage' || method.name === 'SendStreamingMessage';
-  return (status, headers) => status >= 500 || (status === 404 && (notFoundIsFault || headers[ERROR_HEADER] !== undefined));
+  return notFoundIsFault ? ANY_404 : MESH_404;
 }
