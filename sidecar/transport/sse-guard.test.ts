@@ -16,13 +16,18 @@ function run(max: number, chunks: string[]) {
 }
 
 describe('SseGuard', () => {
-  test('a chunk of whole events passes as it is (the same buffer)', () => {
+  test('a chunk of whole events passes as it is (the same buffer), after a split one too', () => {
     const guard = new SseGuard(1024);
     const chunk = Buffer.from('data: a\n\ndata: b\n\n');
     const passed: Buffer[] = [];
     guard.feed(chunk, (b) => { passed.push(b); return true; }, () => undefined);
     assert.equal(passed.length, 1);
     assert.equal(passed[0], chunk);
+    guard.feed(Buffer.from('data: c\r\n'), (b) => { passed.push(b); return true; }, () => undefined);
+    const crlf = Buffer.from('\r\ndata: d\r\n\r\n');
+    guard.feed(crlf, (b) => { passed.push(b); return true; }, () => undefined);
+    assert.deepEqual(passed.slice(1).map(String), ['data: c\r\n', '\r\ndata: d\r\n\r\n']);
+    assert.equal(passed[2], crlf);
   });
 
   test('an event split across chunks is held until its blank line arrives', () => {

@@ -36,6 +36,11 @@ export class SseGuard {
    */
   feed(chunk: Buffer, pass: (bytes: Buffer) => boolean, onEvent: () => void): boolean {
     if (this.#exceeded) return true;
+    // The usual chunk: whole events, nothing pending, no larger than the cap (so no line or event can be).
+    if (this.#line === 0 && this.#event === 0 && this.#held.length === 0 && chunk.length <= this.#max && endsEvent(chunk)) {
+      onEvent();
+      return pass(chunk);
+    }
     const boundary = this.#scan(chunk);
     if (this.#exceeded) {
       this.#held = [];
@@ -90,4 +95,11 @@ export class SseGuard {
     if (this.#event + this.#line > this.#max) this.#exceeded = true;
     return boundary;
   }
+}
+
+/** The chunk ends with a blank line ("\n\n" or "\r\n\r\n"). */
+function endsEvent(chunk: Buffer): boolean {
+  const n = chunk.length;
+  if (n < 2 || chunk[n - 1] !== 10) return false;
+  return chunk[n - 2] === 10 || (n >= 4 && chunk[n - 2] === 13 && chunk[n - 3] === 10 && chunk[n - 4] === 13);
 }
