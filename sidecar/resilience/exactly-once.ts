@@ -6,11 +6,12 @@ import { MeshError } from '../../sdk/errors.ts';
 /** The error for a call whose outcome at `instance` cannot be learned. Without a message id: the old error. */
 export function outcomeUnknown(target: string, messageId: string | undefined, instance: { instance: string; identity: string }, cause: unknown): MeshError {
   const why = cause instanceof Error ? cause.message : String(cause);
+  const id = messageId !== undefined && messageId.length > 200 ? `${messageId.slice(0, 200)}…` : messageId;
   if (messageId === undefined) {
     return cause instanceof MeshError ? cause : new MeshError('UPSTREAM_UNAVAILABLE', `${target}: ${why}`, { cause });
   }
   return new MeshError('OUTCOME_UNKNOWN',
-    `${target}: message '${messageId}' may have reached instance '${instance.instance}' (${instance.identity}), which can no longer be asked (${why}); ` +
+    `${target}: message '${id}' may have reached instance '${instance.instance}' (${instance.identity}), which can no longer be asked (${why}); ` +
     'it was not sent to another instance — look the task up before sending it again',
     { cause, details: { messageId, instance: instance.instance } });
 }
