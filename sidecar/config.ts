@@ -276,6 +276,8 @@ export const SidecarConfigSchema = z.strictObject({
   }).prefault({}),
   /** Named retry and breaker policies, defaults, and per-target choices (the shape of Dapr's resiliency spec). */
   resilience: z.strictObject({
+    /** A SendMessage is claimed mesh-wide (KV bucket `{bucket}-dedup`) before it runs: resent to another instance, it is refused. */
+    meshDedup: Bool.default(false),
     defaults: z.strictObject({
       timeout: Duration.default(30_000),
       retry: PolicyName.default('default'),
@@ -341,7 +343,7 @@ export const CONFIG_KEYS = [
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle', 'identity.ca', 'identity.token', 'identity.tokenFile',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxSseEvent', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
-  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout',
+  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'resilience.meshDedup', 'shutdown.drainTimeout',
   'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'log.level',
   'auth.jwt.issuer', 'auth.jwt.audiences', 'auth.jwt.jwksFile', 'auth.jwt.jwksUrl', 'auth.jwt.jwksCa', 'auth.jwt.leeway', 'delegation.callBudget', 'delegation.ttl',
 ] as const;
