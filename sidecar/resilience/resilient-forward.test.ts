@@ -214,15 +214,17 @@ describe('resilientForward', () => {
     assert.deepEqual([a.hits, b.hits], [1, 0], 'never sent to b');
   });
 
-  test('a fast fault counts against its instance: of 50 calls it gets at most 5', async (t) => {
-    const a = await instance(t, 'a', answer(404));
-    const b = await instance(t, 'b', (req, res, hit) => { setTimeout(() => answer(200)(req, res, hit), 20); });
-    const { call } = await front(t, [a, b], { method: 'POST', preferred: null, isFault: (status) => status >= 500 || status === 404 });
-    const statuses: number[] = [];
-    for (let n = 0; n < 50; n++) statuses.push((await call()).status);
-    assert.ok(a.hits <= 5, `the failing instance got ${a.hits} of 50 calls`);
-    assert.equal(statuses.filter((s) => s === 404).length, a.hits, 'its 404s are relayed as they are');
-  });
+  for (const status of [404, 503]) {
+    test(`a fast ${status} counts against its instance: of 50 calls it gets at most 5`, async (t) => {
+      const a = await instance(t, 'a', answer(status));
+      const b = await instance(t, 'b', (req, res, hit) => { setTimeout(() => answer(200)(req, res, hit), 20); });
+      const { call } = await front(t, [a, b], { method: 'POST', preferred: null, isFault: (s) => s >= 500 || s === 404 });
+      const statuses: number[] = [];
+      for (let n = 0; n < 50; n++) statuses.push((await call()).status);
+      assert.ok(a.hits <= 5, `the failing instance got ${a.hits} of 50 calls`);
+      assert.equal(statuses.filter((s) => s === status).length, a.hits, 'its answers are relayed as they are');
+    });
+  }
 
   test('Retry-After is honoured before the retry, capped at 5 s (fake time)', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
