@@ -15,3 +15,12 @@ export function outcomeUnknown(target: string, messageId: string | undefined, in
     'it was not sent to another instance — look the task up before sending it again',
     { cause, details: { messageId, instance: instance.instance } });
 }
+
+/** The deadline passed while a message may have been running at `instance`: the timeout names both. */
+export function timedOutAt(ended: MeshError, messageId: string | undefined, instance: { instance: string } | undefined): MeshError {
+  if (ended.code !== 'UPSTREAM_TIMEOUT' || messageId === undefined || instance === undefined) return ended;
+  const id = messageId.length > 200 ? `${messageId.slice(0, 200)}…` : messageId;
+  return new MeshError('UPSTREAM_TIMEOUT', `${ended.message}; message '${id}' may have reached instance '${instance.instance}' — look the task up before sending it again`, {
+    cause: ended.cause, details: { ...ended.details, messageId, instance: instance.instance },
+  });
+}

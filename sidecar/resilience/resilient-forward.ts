@@ -13,7 +13,7 @@ import { RETRIED_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from '../transport/call-scope.ts';
 import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../transport/proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';
-import { outcomeUnknown } from './exactly-once.ts';
+import { outcomeUnknown, timedOutAt } from './exactly-once.ts';
 import { fullJitter, type RetryBudget } from './retry-budget.ts';
 
 export interface Instance {
@@ -139,7 +139,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
       return [...tried].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
     }
     scope.finish();
-    if (scope.ended) throw scope.ended;
+    if (scope.ended) throw timedOutAt(scope.ended, call.messageId, reached);
     if (reached !== undefined) throw outcomeUnknown(call.target, call.messageId, reached, err);
     throw err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err });
   }
