@@ -14,7 +14,8 @@ import { startTestSidecar, type TestSidecar } from './support/in-process-sidecar
 import { waitFor } from './support/wait.ts';
 
 const CAP = 4096;
-const IDLE_MS = 800;
+/** Short, so the trickle ends soon; long enough for a first event on a busy machine. */
+const IDLE_MS = 3000;
 
 /** Answers every streaming call itself, by the text of its message: a huge line, or a trickle of bytes. */
 function rawStreams(timers: Set<NodeJS.Timeout>) {

@@ -80,9 +80,13 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     tried.add(record.instance);
     // Only the instance the call may have reached can tell its outcome: its breaker does not stand in the way.
     const alone = reached !== undefined || call.pinned === true || call.candidates().length <= 1;
+    /** Set once the request is handed to the connection (not when the breaker or our own identity refused it). */
+    let dispatched = false;
     try {
       const upstream = await call.balancer.call(record.instance, alone, async () => {
-        const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
+        const dispatcher = call.dispatcher(record);
+        dispatched = true;
+        const response = await send({ ...call.request, dispatcher, origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
         if (RETRYABLE_STATUS.has(response.statusCode) || isFault(response.statusCode, response.headers)) {
           throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
         }
@@ -90,7 +94,7 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
       });
       return { record, upstream };
     } catch (err) {
-      if (!call.idempotent && reached === undefined && !notSent(err as Error)) reached = record;
+      if (!call.idempotent && reached === undefined && dispatched && !notSent(err as Error)) reached = record;
       throw err;
     }
   };
