@@ -48,7 +48,7 @@ describe('exactly-once SendMessage across instances', () => {
     for (const i of [0, 1]) {
       const agent = await serveAgent({ name: 'worker', executor: countingExecutor(seen[i] as Map<string, number>, busy[i] as { now: number }, 40) });
       agents.push(agent);
-      sidecars.push(await mesh.sidecar(`worker${i}`, { agent: { url: agent.url, name: 'worker' }, instance: `w${i}` }));
+      sidecars.push(await mesh.sidecar('worker', { agent: { url: agent.url, name: 'worker' }, instance: `w${i}` }));
     }
     const caller = await mesh.sidecar('caller');
     await waitForAgent(caller, 'worker', 2);
@@ -119,7 +119,7 @@ describe('fast failures are failures', () => {
         }),
       });
       agents.push(agent);
-      await mesh.sidecar(`flaky${i}`, { agent: { url: agent.url, name: 'flaky' }, instance: `f${i}` });
+      await mesh.sidecar('flaky', { agent: { url: agent.url, name: 'flaky' }, instance: `f${i}` });
     }
     const caller = await mesh.sidecar('caller');
     await waitForAgent(caller, 'flaky', 2);

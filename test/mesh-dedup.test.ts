@@ -31,7 +31,7 @@ describe('the mesh-wide SendMessage dedup record', () => {
     for (const i of [0, 1]) {
       const agent = await serveAgent({ name: 'once', executor: executors[i] as ReturnType<typeof echoExecutor> });
       agents.push(agent);
-      sidecars.push(await startTestSidecar({ name: `once-${i}`, pki, registryDir: dir, config: { agent: { url: agent.url, name: 'once' }, instance: `i${i}`, resilience: { meshDedup: true } } }));
+      sidecars.push(await startTestSidecar({ name: 'once', pki, registryDir: dir, config: { agent: { url: agent.url, name: 'once' }, instance: `i${i}`, resilience: { meshDedup: true } } }));
     }
   });
   after(async () => {
