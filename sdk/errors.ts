@@ -36,6 +36,10 @@ export const ERROR_CATALOG = {
   /** The caller is over its fair share of the agent (concurrent calls or open streams). */
   CALLER_OVER_LIMIT: { http: 429, rpc: -32062 },
   REGISTRY_UNAVAILABLE: { http: 503, rpc: -32056 },
+  /** A SendMessage may have reached an instance that can no longer be asked: look the task up before resending. */
+  OUTCOME_UNKNOWN: { http: 502, rpc: -32059 },
+  /** An upstream SSE line or event exceeded limits.maxSseEvent: the stream was ended. */
+  STREAM_LIMIT_EXCEEDED: { http: 502, rpc: -32068 },
   REGISTRY_RECORD_INVALID: { http: 500, rpc: -32603 },
   IDENTITY_INVALID: { http: 500, rpc: -32603 },
   /** This sidecar's own SVID has expired (renewal failed): it refuses to call out rather than fail at the TLS layer. */

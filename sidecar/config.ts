@@ -250,6 +250,8 @@ export const SidecarConfigSchema = z.strictObject({
     maxBody: Size.default(4 * 1024 * 1024),
     /** JSON request bodies nested deeper than this are refused while they arrive, before parsing. */
     maxJsonDepth: z.coerce.number().int().min(2).max(1000).default(64),
+    /** An upstream SSE line or event larger than this ends the stream with an error event. */
+    maxSseEvent: Size.default(1024 * 1024).refine((n) => n >= 1024, 'expected at least 1KiB'),
     /** Calls that have crossed this many sidecar hops are refused (stops A → B → A loops). */
     maxHops: z.coerce.number().int().min(1).max(255).default(8),
     /** The adaptive concurrency limit per local agent: where it starts and its bounds. */
@@ -274,6 +276,8 @@ export const SidecarConfigSchema = z.strictObject({
   }).prefault({}),
   /** Named retry and breaker policies, defaults, and per-target choices (the shape of Dapr's resiliency spec). */
   resilience: z.strictObject({
+    /** A SendMessage is claimed mesh-wide (KV bucket `{bucket}-dedup`) before it runs: resent to another instance, it is refused. */
+    meshDedup: Bool.default(false),
     defaults: z.strictObject({
       timeout: Duration.default(30_000),
       retry: PolicyName.default('default'),
@@ -342,8 +346,8 @@ export const CONFIG_KEYS = [
   'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle', 'identity.ca', 'identity.token', 'identity.tokenFile',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
-  'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
-  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'shutdown.drainTimeout',
+  'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxSseEvent', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',
+  'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'resilience.meshDedup', 'shutdown.drainTimeout',
   'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'policy.file', 'log.level',
   'auth.jwt.issuer', 'auth.jwt.audiences', 'auth.jwt.jwksFile', 'auth.jwt.jwksUrl', 'auth.jwt.jwksCa', 'auth.jwt.leeway', 'delegation.callBudget', 'delegation.ttl',
 ] as const;

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { MeshError } from '../sdk/errors.ts';
 import { createRecordSigner, createRecordVerifier, natsAccessWarning, openKeyValueStore, openRegistry, openToolPinStore, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './http/admin.ts';
 import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
@@ -22,6 +23,7 @@ import { followRotation, redactConfig } from './rotation.ts';
 import { ListenStreams } from './http/listen-streams.ts';
 import { createMetrics } from './metrics.ts';
 import { MessageDedup } from './a2a/dedup.ts';
+import { MESH_DEDUP_TTL_MS, MeshDedup } from './a2a/mesh-dedup.ts';
 import { createResilienceState } from './resilience/state.ts';
 import { AFFINITY_TTL_MS, TaskAffinity } from './a2a/task-affinity.ts';
 import { createFederation } from './mcp/federation.ts';
@@ -152,7 +154,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const hops = { maxHops: config.limits.maxHops, timeout: (target: string) => targetTimeout(config, target) };
   const dropHeaders = neverForward(config.hop.dropHeaders);
   const mcp = outboundMcp({
-    resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders,
+    resilience, hops, view: registry, peers, federation, listenStreams, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders,
     sessionIdleTimeoutMs, tools, users, policy,
   });
   let localMcp: LocalMcpServers | undefined;
@@ -167,6 +169,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const pending = new PendingLimit(config.limits.pendingPerTarget);
   registerOverloadMetrics(metrics.registry, { pending, admission: () => (agent && admission ? { agent: agent.name, snapshot: admission.snapshot() } : undefined) });
   let policySource: PolicySource | undefined;
+  let meshDedup: MeshDedup | undefined;
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
   try {
     // The policy is in force before the first call is accepted.
@@ -177,17 +180,24 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, dropHeaders, users, policy, log, audit,
+        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders, users, policy, log, audit,
       })),
     });
     listeners.push(outbound);
     const out = config.listen.outbound;
     selfUrl = 'path' in out ? outbound.url : `http://${loopbackHost(out.host)}:${outbound.port}`;
+    if (config.resilience.meshDedup) {
+      const store = await openKeyValueStore({
+        bucket: `${config.registry.bucket}-dedup`, ttlMs: MESH_DEDUP_TTL_MS, name: `agentmesh-sidecar-${instance}-dedup`,
+        ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
+      }).catch((err: unknown) => { throw new MeshError('REGISTRY_UNAVAILABLE', `resilience.meshDedup: cannot open the KV bucket ${config.registry.bucket}-dedup (${(err as Error).message})`, { cause: err }); });
+      meshDedup = new MeshDedup(store, instance, (err) => log.warn({ err }, 'mesh-wide dedup record unavailable; the local dedup still applies'));
+    }
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        dedup: new MessageDedup(), metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
-        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, users, log, audit,
+        dedup: new MessageDedup(), meshDedup, metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
+        maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, users, log, audit,
       }),
     });
     listeners.push(inbound);
@@ -261,7 +271,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         admission?.close();
         resilience.close();
         await affinity.close().catch(() => undefined);
-        await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close()]);
+        await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close(), meshDedup?.close()]);
         await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
         identities.close();
         users.close();
@@ -282,7 +292,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     offDiagnostics();
     await health?.close();
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close()]);
-    await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close()]);
+    await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close(), meshDedup?.close()]);
     identities.close();
     users.close();
     stopRejections();

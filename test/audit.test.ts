@@ -163,11 +163,13 @@ describe('audit stream (files) and tool integrity', () => {
       await client.close();
     }
 
-    // Another identity announces `dict` too; once the approved owner is gone, its `lookup` is refused.
+    // Another identity announces `dict` too. Two owners of one MCP name, with no grant deciding, are a
+    // conflict the registry refuses (neither is served); once the approved owner is gone, the impostor is
+    // the only claimant, and tool integrity refuses its `lookup` as a shadow of the pinned one.
     const shadow = await mesh.sidecar('impostor', { instance: 'shadow1', audit, mcp: { servers: [{ name: 'dict', url: shadowTool.url }] } });
-    await waitFor('two dict instances', async () => {
+    await waitFor('the dict name in conflict (not served)', async () => {
       const body = await (await fetch(`${caller.outbound}/registry/mcp`)).json() as { servers: { name: string; instances: unknown[] }[] };
-      return body.servers.find((s) => s.name === 'dict')?.instances.length === 2;
+      return body.servers.find((s) => s.name === 'dict') === undefined;
     }, 15_000);
     await owner.stop('SIGTERM');
     await waitFor('one dict instance', async () => {

@@ -16,6 +16,7 @@ import { admitCall, admitted, budgetLeft } from '../overload/admit-call.ts';
 import { CARD_PATH, type Binding } from './agent-card.ts';
 import { dedupKey, recorder, replay, type MessageDedup } from './dedup.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
+import type { MeshDedup } from './mesh-dedup.ts';
 import type { A2aMethod } from './methods.ts';
 import type { Dispatcher } from 'undici';
 
@@ -30,6 +31,8 @@ export interface LocalAgent {
 
 export interface InboundA2aDeps {
   dedup: MessageDedup;
+  /** resilience.meshDedup: the mesh-wide record, when enabled. */
+  meshDedup?: MeshDedup | undefined;
   /** The local agent once its card has been read; undefined before that or when there is none. */
   localAgent: () => LocalAgent | undefined;
   maxBody: number;
@@ -40,6 +43,8 @@ export interface InboundA2aDeps {
   /** The delegation chain verified, rate limits, and the user headers for the agent (users/). */
   users: MeshUsers;
   policy: PolicyGate;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
 }
 
 export function inboundA2a(deps: InboundA2aDeps) {
@@ -81,6 +86,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       return replay(res, first);
     }
     const record = key ? recorder(deps.dedup.begin(key)) : undefined;
+    if (key && record && deps.meshDedup && ctx.messageId) await deps.meshDedup.claim(key, ctx.messageId, agent.name, () => record.end(false));
     const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: target.host };
     if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
     Object.assign(headers, forAgent);
@@ -93,6 +99,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       ...(body ? { body } : {}),
       target: `local agent '${agent.name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
+      maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       ...(record ? { onResponse: (status: number, h: Record<string, string | string[] | undefined>) => record.head(status, h), observe: record } : {}),
     }, res));
   }

@@ -18,6 +18,7 @@ import type { PeerPools } from '../transport/peers.ts';
 import type { PendingLimit } from '../overload/pending-limit.ts';
 import { CARD_PATH, parseAgentCard, rewriteCard } from './agent-card.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
+import { a2aFault } from './instance-fault.ts';
 import type { A2aMethod } from './methods.ts';
 import { sniffTaskId, type TaskAffinity } from './task-affinity.ts';
 
@@ -38,6 +39,8 @@ export interface OutboundA2aDeps {
   /** End user, delegation chain and push-target rules (users/). */
   users: MeshUsers;
   policy: PolicyGate;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
 }
 
 export function outboundA2a(deps: OutboundA2aDeps) {
@@ -80,6 +83,8 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       idempotent: method?.readOnly ?? (req.method === 'GET' || req.method === 'HEAD'),
       // The receiving sidecar deduplicates these by messageId, so a resend after a lost connection is safe.
       resendOnLoss: method?.deduplicated === true && ctx.messageId !== undefined,
+      messageId: ctx.messageId,
+      isFault: a2aFault(route.rest !== '', method),
       retry: deps.resilience.retry(agent),
       balancer: deps.resilience.balancer(`agent/${agent}`, agent),
       budget: deps.resilience.budget(`agent/${agent}`, agent),
@@ -90,6 +95,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
         headers: forwardHeaders(req.headers, { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
+        maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       },
       target: `agent '${agent}'`,
       meshErrorsAsOk: ctx.style === 'a2a-jsonrpc',

@@ -90,6 +90,15 @@ export function retryAfterSeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
+/**
+ * The SSE event that ends a stream the sidecar cut (cap, idle timeout): a JSON-RPC error response on
+ * JSON-RPC routes (A2A clients read every event as one), an `error` event with google.rpc.Status elsewhere.
+ */
+export function sseErrorEvent(error: MeshError, ctx: ErrorContext): string {
+  const data = JSON.stringify(errorBody(error, ctx));
+  return ctx.style === 'json' ? `event: error\ndata: ${data}\n\n` : `data: ${data}\n\n`;
+}
+
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

@@ -27,6 +27,8 @@ export interface InboundMcpDeps {
   /** The delegation chain verified, rate limits, and the user headers for the server (users/). */
   users: MeshUsers;
   policy: PolicyGate;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
 }
 
 /** MCP messages the calling sidecar may send twice (read-only): their hop token may arrive twice too. */
@@ -60,6 +62,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
       headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...await deps.users.agentHeaders(ctx, budget) }),
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
+      maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
       onResponse: session.onResponse,
     }, res);

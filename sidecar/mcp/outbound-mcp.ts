@@ -66,6 +66,8 @@ export interface OutboundMcpDeps {
   maxBody: number;
   /** limits.maxJsonDepth */
   maxJsonDepth: number;
+  /** limits.maxSseEvent */
+  maxSseEvent: number;
   listenStreams: ListenStreams;
   /** Request headers never sent to the next hop (http/credential-headers.ts). */
   dropHeaders: ReadonlySet<string>;
@@ -132,6 +134,7 @@ export function outboundMcp(deps: OutboundMcpDeps) {
           ...(body ? { body } : {}),
           // The GET stream only listens: it has no deadline of its own.
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
+          maxSseEvent: deps.maxSseEvent, errorContext: ctx,
         },
         target: `MCP server '${name}'`,
         onRetry: (reason) => {

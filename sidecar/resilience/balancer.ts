@@ -1,6 +1,7 @@
 // Per-instance state for one sidecar's calls: in-flight counts and an EWMA of latency for power-of-two-
 // choices balancing, and an opossum circuit breaker per instance (a volume threshold, one half-open
 // probe, a reset time that grows each time it re-opens). The last available instance is never ejected.
+// A failure counts as a slow answer in the estimate, so an instance that fails fast never looks cheap.
 import CircuitBreaker from 'opossum';
 import { MeshError } from '../../sdk/errors.ts';
 
@@ -43,6 +44,12 @@ export class StatusFailure extends Error {
 const EWMA_DECAY = 0.3;
 /** Time constant of the idle decay: an instance unused for a few seconds looks cheap enough to try. */
 const EWMA_IDLE_DECAY_MS = 2000;
+/**
+ * What one failed attempt (5xx, a fault such as a fast 404, a broken connection) counts as in the latency
+ * estimate: an instance answering every call with a fast error costs 300 ms or more after one failure, and is
+ * tried again only once that has decayed (about 10 s idle), or its breaker lets a probe through.
+ */
+export const FAILURE_PENALTY_MS = 1000;
 
 export class Balancer {
   readonly #states = new Map<string, InstanceState>();
@@ -77,28 +84,31 @@ export class Balancer {
     const state = this.#state(instance);
     const started = performance.now();
     state.inflight++;
+    let failed = false;
+    let refused = false;
     try {
       const result = alone && state.breaker.opened ? await action() : await state.breaker.fire(action) as T;
       state.consecutiveFailures = 0;
       return result;
     } catch (err) {
       if ((err as { code?: string }).code !== 'EOPENBREAKER' && (err as { code?: string }).code !== 'ABORTED') {
+        // A 429 has its own penalty (below): the instance is busy, not broken.
+        failed = !(err instanceof StatusFailure && err.status === 429);
         // Outlier ejection (Envoy's consecutive-5xx rule): a run of failures opens the breaker even when
         // older successes still dominate its rolling window.
         if (++state.consecutiveFailures >= this.#settings.consecutiveFailures && !state.breaker.opened) state.breaker.open();
       }
       if (err instanceof StatusFailure && err.status === 429) state.penaltyUntil = Date.now() + (err.retryAfterMs ?? 1000);
       if ((err as { code?: string }).code === 'EOPENBREAKER') {
+        refused = true;
         throw new MeshError('UPSTREAM_UNAVAILABLE', `instance ${instance} is failing (circuit open); trying others`, { cause: err, details: { breaker: 'open' } });
       }
       throw err;
     } finally {
       state.inflight--;
-      // Failures are the breaker's business; only answers shape the latency estimate.
-      const ms = performance.now() - started;
-      const current = this.#ewma(state);
-      state.ewmaMs = current === 0 ? ms : current * (1 - EWMA_DECAY) + ms * EWMA_DECAY;
-      state.sampledAt = Date.now();
+      // A refusal by the open breaker says nothing new about the instance.
+      // A failure is sampled as at least FAILURE_PENALTY_MS: fast errors must not draw traffic.
+      if (!refused) this.#sample(state, failed ? Math.max(performance.now() - started, FAILURE_PENALTY_MS) : performance.now() - started);
     }
   }
 
@@ -132,6 +142,12 @@ export class Balancer {
   close(): void {
     for (const s of this.#states.values()) s.breaker.shutdown();
     this.#states.clear();
+  }
+
+  #sample(state: InstanceState, ms: number): void {
+    const current = this.#ewma(state);
+    state.ewmaMs = current === 0 ? ms : current * (1 - EWMA_DECAY) + ms * EWMA_DECAY;
+    state.sampledAt = Date.now();
   }
 
   #cost(instance: string): number {

@@ -1,6 +1,7 @@
 // resilientForward against real HTTP instances on 127.0.0.1 (port 0): which failures move a call to another
 // instance, read-only retries within the budget, the upstream's Retry-After (under fake time), and a
-// SendMessage whose connection broke resent only to the same instance.
+// SendMessage whose connection broke resent only to the same instance (and OUTCOME_UNKNOWN when that
+// instance is gone), and fast faults counted against the instance that gives them.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -53,8 +54,10 @@ interface Options {
   resendOnLoss?: boolean;
   budget?: RetryBudget;
   maxAttempts?: number;
-  preferred?: string;
+  preferred?: string | null;
   timeoutMs?: number;
+  messageId?: string;
+  isFault?: ResilientCall<TestInstance>['isFault'];
 }
 
 /** A front server whose every request goes through resilientForward to `instances`; returns a caller. */
@@ -68,7 +71,9 @@ async function front(t: TestContext, instances: TestInstance[], options: Options
   const url = await listen(t, (req, res) => {
     const call: ResilientCall<TestInstance> = {
       candidates: () => instances,
-      preferred: options.preferred ?? instances[0]?.instance,
+      preferred: options.preferred === null ? undefined : options.preferred ?? instances[0]?.instance,
+      ...(options.messageId ? { messageId: options.messageId } : {}),
+      ...(options.isFault ? { isFault: options.isFault } : {}),
       idempotent: options.idempotent ?? false,
       resendOnLoss: options.resendOnLoss ?? false,
       retry: { maxAttempts: options.maxAttempts ?? 3, backoff: 0, maxBackoff: 0 },
@@ -80,7 +85,7 @@ async function front(t: TestContext, instances: TestInstance[], options: Options
       onRetry: (reason) => retries.push(reason),
     };
     resilientForward(call, res).then((record) => served.push(record.instance), (err: unknown) => {
-      res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ code: (err as { code?: string }).code }));
+      res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ code: (err as { code?: string }).code, message: (err as Error).message, details: (err as { details?: unknown }).details }));
     });
   });
   const call = async () => {
@@ -186,6 +191,40 @@ describe('resilientForward', () => {
     assert.deepEqual([a.hits, b.hits], [1, 0]);
     assert.deepEqual(retries, []);
   });
+
+  test('a SendMessage whose instance went away after it was sent is never moved: OUTCOME_UNKNOWN names the message and the instance', async (t) => {
+    // a takes the request, then its process dies (the connection breaks, later connections are refused).
+    const a: TestInstance = { instance: 'a', endpoint: '', identity: 'spiffe://t.test/agent/a', hits: 0 };
+    const server = createServer((req) => {
+      a.hits++;
+      server.close();
+      req.socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => { server.closeAllConnections(); server.close(); });
+    a.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const b = await instance(t, 'b', answer(200));
+    const { call } = await front(t, [a, b], { method: 'POST', resendOnLoss: true, messageId: 'm-123' });
+    const r = await call();
+    assert.equal(r.status, 502);
+    const body = JSON.parse(r.body) as { code: string; message: string; details: Record<string, string> };
+    assert.equal(body.code, 'OUTCOME_UNKNOWN');
+    assert.match(body.message, /message 'm-123' may have reached instance 'a'/);
+    assert.deepEqual(body.details, { messageId: 'm-123', instance: 'a' });
+    assert.deepEqual([a.hits, b.hits], [1, 0], 'never sent to b');
+  });
+
+  for (const status of [404, 503]) {
+    test(`a fast ${status} counts against its instance: of 50 calls it gets at most 5`, async (t) => {
+      const a = await instance(t, 'a', answer(status));
+      const b = await instance(t, 'b', (req, res, hit) => { setTimeout(() => answer(200)(req, res, hit), 20); });
+      const { call } = await front(t, [a, b], { method: 'POST', preferred: null, isFault: (s) => s >= 500 || s === 404 });
+      const statuses: number[] = [];
+      for (let n = 0; n < 50; n++) statuses.push((await call()).status);
+      assert.ok(a.hits <= 5, `the failing instance got ${a.hits} of 50 calls`);
+      assert.equal(statuses.filter((s) => s === status).length, a.hits, 'its answers are relayed as they are');
+    });
+  }
 
   test('Retry-After is honoured before the retry, capped at 5 s (fake time)', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });

@@ -1,7 +1,8 @@
 // One outbound call with per-hop resilience: picks an instance (affinity first, then power of two
 // choices), runs each attempt under that instance's breaker, and retries only where it is safe — a
 // connection that failed before the request was sent (any method), or 502/503/504/429 for idempotent
-// methods — within the target's retry budget, with full-jitter backoff, under one deadline.
+// methods — within the target's retry budget, with full-jitter backoff, under one deadline. A call that
+// is not idempotent never moves once it may have reached an instance (see exactly-once.ts).
 import type { ServerResponse } from 'node:http';
 // The module object, not a named binding: node:test's mock.timers can then stand in for the waits.
 import timers from 'node:timers/promises';
@@ -12,6 +13,7 @@ import { RETRIED_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from '../transport/call-scope.ts';
 import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../transport/proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';
+import { outcomeUnknown, timedOutAt } from './exactly-once.ts';
 import { fullJitter, type RetryBudget } from './retry-budget.ts';
 
 export interface Instance {
@@ -46,6 +48,13 @@ export interface ResilientCall<R extends Instance> {
   meshErrorsAsOk?: boolean;
   /** Sees the first chunk of the answering instance's body (e.g. to learn a task id). */
   tap?: (record: R, firstChunk: Buffer) => void;
+  /** The A2A message id the call carries: named when its outcome cannot be learned (OUTCOME_UNKNOWN). */
+  messageId?: string | undefined;
+  /**
+   * Which answers count against the instance in balancing and ejection although they are relayed as they
+   * are (fast failures must not make an instance look cheap). Default: any 5xx.
+   */
+  isFault?: (status: number, headers: ResponseHeaders) => boolean;
 }
 
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
@@ -59,25 +68,44 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
   let retries = 0;
   let last: R | undefined;
   let stickTo: R | undefined;
+  /** A non-idempotent call that may have reached this instance: it goes nowhere else from now on. */
+  let reached: R | undefined;
+  const isFault = call.isFault ?? ((status: number) => status >= 500);
   call.budget.onRequest();
   let answered: { record: R; upstream: Upstream };
   const attempt = async (n: number): Promise<{ record: R; upstream: Upstream }> => {
-    const record = stickTo ?? choose(call, tried, n);
+    const record = reached ?? stickTo ?? choose(call, tried, n);
     stickTo = undefined;
     last = record;
     tried.add(record.instance);
-    const alone = call.pinned === true || call.candidates().length <= 1;
-    const upstream = await call.balancer.call(record.instance, alone, async () => {
-      const response = await send({ ...call.request, dispatcher: call.dispatcher(record), origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
-      if (RETRYABLE_STATUS.has(response.statusCode)) throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
-      return response;
-    });
-    return { record, upstream };
+    // Only the instance the call may have reached can tell its outcome: its breaker does not stand in the way.
+    const alone = reached !== undefined || call.pinned === true || call.candidates().length <= 1;
+    /** Set once the request is handed to the connection (not when the breaker or our own identity refused it). */
+    let dispatched = false;
+    try {
+      const upstream = await call.balancer.call(record.instance, alone, async () => {
+        const dispatcher = call.dispatcher(record);
+        dispatched = true;
+        const response = await send({ ...call.request, dispatcher, origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
+        if (RETRYABLE_STATUS.has(response.statusCode) || isFault(response.statusCode, response.headers)) {
+          throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
+        }
+        return response;
+      });
+      return { record, upstream };
+    } catch (err) {
+      if (!call.idempotent && reached === undefined && dispatched && !notSent(err as Error)) reached = record;
+      throw err;
+    }
   };
   /** Moving a call that never reached an instance to another one costs nobody anything: no retry, no budget. */
-  const free = (error: Error): boolean => notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
+  const free = (error: Error): boolean => reached === undefined && notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
   const shouldRetry = async (error: Error, attemptNumber: number): Promise<boolean> => {
     if (scope.ended || (call.pinned && !notSent(error))) return false;
+    // A fault that is not a retryable status (a fast 404, a 500) is relayed as it is.
+    if (error instanceof StatusFailure && !RETRYABLE_STATUS.has(error.status)) return false;
+    // The instance the call may have reached is down or gone: nobody else may run it, and it cannot be asked.
+    if (reached !== undefined && (notSent(error) || !call.candidates().some((c) => c.instance === reached?.instance))) return false;
     const isFree = free(error);
     const resend = call.resendOnLoss === true && connectionLost(error) && last !== undefined && call.candidates().some((c) => c.instance === last?.instance);
     const safe = isFree || notSent(error) || resend || (call.idempotent && error instanceof StatusFailure && !alreadyRetried(error));
@@ -115,7 +143,9 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
       return [...tried].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
     }
     scope.finish();
-    throw scope.ended ?? (err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err }));
+    if (scope.ended) throw timedOutAt(scope.ended, call.messageId, reached);
+    if (reached !== undefined) throw outcomeUnknown(call.target, call.messageId, reached, err);
+    throw err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err });
   }
   const { record, upstream } = answered;
   call.onResponse?.(record, upstream.statusCode, upstream.headers);

@@ -1,6 +1,6 @@
 // The lifetime of one proxied call: it ends at its deadline (the whole exchange for a plain answer, the
-// first byte and each idle gap for an SSE stream) or when the caller's response closes first (the caller
-// went away, or shutdown closed its connection). Spans every attempt of a retried call.
+// first event and each gap between events for an SSE stream) or when the caller's response closes first
+// (the caller went away, or shutdown closed its connection). Spans every attempt of a retried call.
 import type { ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 
@@ -51,7 +51,7 @@ export class CallScope {
   }
 
   /**
-   * Begins a new idle gap (every chunk of an SSE stream). Only moves a number: the timer, when it fires,
+   * Begins a new idle gap (every complete event of an SSE stream). Only moves a number: the timer, when it fires,
    * re-arms itself for what is left of the gap (cheaper per chunk than refresh(), and fake clocks see it).
    */
   restart(): void {

@@ -7,6 +7,8 @@ import { MeshError } from '../../sdk/errors.ts';
 import { ERROR_HEADER, STATUS_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from './call-scope.ts';
 import { responseHeaders } from '../http/http-util.ts';
+import { sseErrorEvent, type ErrorContext } from '../http/respond.ts';
+import { DEFAULT_MAX_SSE_EVENT, SseGuard } from './sse-guard.ts';
 
 export interface ForwardRequest {
   dispatcher: Dispatcher;
@@ -19,10 +21,14 @@ export interface ForwardRequest {
   /** Who the next hop is, for error messages ("agent 'x' at …"). */
   target: string;
   /**
-   * The time budget: for the whole exchange of a plain response, and for the first byte and each idle
-   * gap of an SSE stream (a long stream that keeps producing events is never cut).
+   * The time budget: for the whole exchange of a plain response, and for the first event and each gap
+   * between events of an SSE stream (a long stream that keeps producing events is never cut).
    */
   timeoutMs?: number;
+  /** SSE answers: the largest line or event passed on (limits.maxSseEvent; default 1 MiB). */
+  maxSseEvent?: number;
+  /** How an error event that ends a stream the sidecar cut is written (the request's error style). */
+  errorContext?: ErrorContext;
   /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
   onResponse?: (status: number, headers: ResponseHeaders) => void;
   /** Sees every body chunk as it passes, and whether the body ended completely. */
@@ -109,6 +115,8 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
   #heldBytes = 0;
   #sink: Sink | undefined;
   #sse = false;
+  /** SSE only: event boundaries (the idle timer restarts on each) and the size cap. */
+  #guard: SseGuard | undefined;
   #started = false;
   #tapped = false;
   #wroteBody = false;
@@ -136,23 +144,35 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     this.headers = headers;
     this.#started = true;
     this.#sse = String(headers['content-type'] ?? '').startsWith('text/event-stream');
-    if (this.#sse) this.#scope.restart();
+    if (this.#sse) {
+      this.#scope.restart();
+      this.#guard = new SseGuard(this.#request.maxSseEvent ?? DEFAULT_MAX_SSE_EVENT);
+    }
     this.#resolveHead(this);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#sse) this.#scope.restart();
+    const guard = this.#guard;
+    const more = guard === undefined ? this.#pass(chunk) : guard.feed(chunk, this.#pass, this.#onEvent);
+    if (guard?.exceeded) controller.abort(new MeshError('STREAM_LIMIT_EXCEEDED', `${this.#request.target}: ${guard.describe()}`));
+    else if (!more) controller.pause();
+  }
+
+  readonly #onEvent = (): void => { this.#scope.restart(); };
+
+  /** Holds or writes one piece of the body; false asks for back-pressure. */
+  readonly #pass = (chunk: Buffer): boolean => {
     const sink = this.#sink;
     if (sink === undefined) {
       this.#held.push(chunk);
       this.#heldBytes += chunk.length;
-      if (this.#heldBytes >= HOLD_LIMIT) controller.pause();
-      return;
+      return this.#heldBytes < HOLD_LIMIT;
     }
-    if ('res' in sink && !this.#write(sink.res, sink.options, chunk)) controller.pause();
-  }
+    return 'res' in sink ? this.#write(sink.res, sink.options, chunk) : true;
+  };
 
   onResponseEnd(): void {
+    this.#guard?.flush(this.#pass);
     this.#end = true;
     this.#settle();
   }
@@ -229,6 +249,8 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
       sink.res.off('drain', this.#onDrain);
       sink.options.observe?.end(end === true && !sink.res.destroyed);
       if (end === true) sink.res.end();
+      // A stream the sidecar cut (cap, idle timeout) ends with an error event the caller can read.
+      else if (this.#guard && end instanceof MeshError && !sink.res.destroyed) sink.res.end(sseErrorEvent(end, this.#request.errorContext ?? { style: 'jsonrpc' }));
       else if (!sink.res.destroyed) sink.res.destroy(end);
     }
     sink.done();
