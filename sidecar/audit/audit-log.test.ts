@@ -35,7 +35,7 @@ function lines(texts: string[]) {
 }
 
 async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 20_000; // a bound, not a wait: generous for a loaded CI machine
   while (!check()) {
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((resolve) => setImmediate(resolve));
