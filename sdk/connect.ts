@@ -59,7 +59,8 @@ export interface Mesh {
   stream(name: string, input: string | Message, options?: SendOptions): AsyncGenerator<StreamResponse, void, undefined>;
   /**
    * A connected MCP Client: on the federated endpoint (every tool in the mesh, as `{server}__{tool}`),
-   * or on one server's transparent route when `server` is given. Close it when done.
+   * or on one server's transparent route when `server` is given. Close it when done. `context`
+   * (meshContextOf) carries the call it is opened for on: hops, deadline, delegation chain and trace context.
    */
   mcp(server?: string, options?: CallOptions & { client?: ConstructorParameters<typeof McpClient>[1]; context?: MeshContext | undefined }): Promise<McpClient>;
   /** MCP servers in the mesh with their tools, as the registry holds them. */
@@ -183,11 +184,13 @@ function callOptions(opts: SendOptions): { signal?: AbortSignal; serviceParamete
   return { ...signalOption(opts), serviceParameters: contextHeaders(context) };
 }
 
-/** The mesh headers that make a call part of the call being served: hops, deadline and the delegation chain. */
+/** The mesh headers that make a call part of the call being served: hops, deadline, the delegation chain and W3C trace context. */
 export function contextHeaders(context: MeshContext): Record<string, string> {
   const params: Record<string, string> = { [HOPS_HEADER]: String(context.hops) };
   if (context.deadlineAt !== undefined) params[DEADLINE_HEADER] = String(Math.max(0, Math.round(context.deadlineAt - Date.now())));
   if (context.chain !== undefined) params[CHAIN_HEADER] = context.chain;
+  if (context.traceparent !== undefined) params.traceparent = context.traceparent;
+  if (context.tracestate !== undefined) params.tracestate = context.tracestate;
   return params;
 }
 

@@ -65,6 +65,9 @@ export interface MeshContext {
   user?: { subject: string; claims: Record<string, unknown> } | undefined;
   /** Calls the originating request may still make (x-agentmesh-budget), when it has a budget. */
   budget?: number | undefined;
+  /** W3C trace context of the call being served (the sidecar's server span), carried to calls made for it. */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }
 
 export function meshContextOf(ctx: RequestContext): MeshContext | undefined {
@@ -77,6 +80,10 @@ class MeshCaller implements User {
   constructor(context: MeshContext) { this.context = context; }
   get isAuthenticated(): boolean { return this.context.caller !== undefined; }
   get userName(): string { return this.context.caller ?? ''; }
+}
+
+function singleHeader(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && value.length <= 512 ? value : undefined;
 }
 
 function headerNumber(value: string | string[] | undefined): number | undefined {
@@ -128,6 +135,7 @@ export async function serveAgent(options: ServeAgentOptions): Promise<AgentServe
       chain: typeof chain === 'string' && chain !== '' ? chain : undefined,
       user: userOf(req.headers[USER_HEADER]),
       budget: headerNumber(req.headers[BUDGET_HEADER]),
+      traceparent: singleHeader(req.headers.traceparent), tracestate: singleHeader(req.headers.tracestate),
     });
   };
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler, ...compat }));

@@ -334,6 +334,17 @@ export const SidecarConfigSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** One structured line per call (request id, caller, target, method, status, duration, retries). */
+    access: Bool.default(false),
+  }).prefault({}),
+  /** OpenTelemetry tracing: a client span per outbound call, a server span per inbound call, OTLP/HTTP export. */
+  telemetry: z.strictObject({
+    enabled: Bool.default(false),
+    /** The OTLP/HTTP traces URL (JSON encoding). */
+    endpoint: HttpUrl.default('http://127.0.0.1:4318/v1/traces'),
+    /** The share of new traces recorded, 0-1; a caller's sampled flag is followed. */
+    sampling: z.coerce.number().min(0, 'expected 0-1').max(1, 'expected 0-1').default(1),
+    serviceName: z.string().min(1).max(100).default('agentmesh-sidecar'),
   }).prefault({}),
 });
 
@@ -350,6 +361,7 @@ export const CONFIG_KEYS = [
   'limits.queue', 'limits.streams', 'limits.streamsPerCaller', 'limits.pendingPerTarget', 'resilience.defaults.timeout', 'resilience.meshDedup', 'shutdown.drainTimeout',
   'audit.enabled', 'audit.dir', 'tools.pinning', 'tools.flagged', 'policy.file', 'log.level',
   'auth.jwt.issuer', 'auth.jwt.audiences', 'auth.jwt.jwksFile', 'auth.jwt.jwksUrl', 'auth.jwt.jwksCa', 'auth.jwt.leeway', 'delegation.callBudget', 'delegation.ttl',
+  'log.access', 'telemetry.enabled', 'telemetry.endpoint', 'telemetry.sampling', 'telemetry.serviceName',
 ] as const;
 
 /** `identity.trustDomain` → `AGENTMESH_IDENTITY_TRUST_DOMAIN`. */

@@ -3,7 +3,8 @@
 // Labels come from the request context (methods from a2a/methods.ts), targets spelled by metric-labels.ts.
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { STATUS_HEADER } from '../sdk/mesh-headers.ts';
+import { ERROR_HEADER, STATUS_HEADER } from '../sdk/mesh-headers.ts';
+import type { CallObserver } from './observe/call-observer.ts';
 import type { Direction, RequestContext } from './request-context.ts';
 import { BoundedLabel, targetLabel } from './metric-labels.ts';
 
@@ -99,13 +100,14 @@ export function createMetrics(): Metrics {
  * then. A JSON-RPC error the mesh answered with HTTP 200 counts with the status it maps to.
  * `onDone` gets the same status (the audit record of the call).
  */
-export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, onDone?: (code: number) => void): void {
+export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, onDone?: (code: number) => void, observer?: CallObserver): void {
   res.once('close', () => {
     const meshStatus = Number(res.getHeader(STATUS_HEADER));
     const code = !res.writableFinished && !listenEnded(ctx, res) ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
     const target = ctx.target ? targetLabel(ctx.target) : '-';
     metrics.observe(ctx.direction, target, ctx.method, ctx.caller ?? '-', code, ctx.elapsedMs() / 1000);
     onDone?.(code);
+    if (observer) { const error = res.getHeader(ERROR_HEADER); observer.end(ctx, code, typeof error === 'string' ? error : undefined); }
   });
 }
 

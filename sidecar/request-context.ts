@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { REQUEST_ID_HEADER, parseRequestId } from '../sdk/mesh-headers.ts';
 import type { Logger } from './log.ts';
 import type { Delegated, MeshUser } from './users/delegation-claims.ts';
+import type { CallTrace } from './observe/call-trace.ts';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -55,7 +56,8 @@ export class RequestContext {
   delegation: Delegated | undefined;
   /** Room for what later layers add: policy decision, trace. */
   decision: unknown;
-  trace: unknown;
+  /** The call's span when tracing is on (observe/). */
+  trace: CallTrace | undefined;
   readonly #baseLog: Logger;
   #log: Logger | undefined;
 

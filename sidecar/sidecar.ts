@@ -44,6 +44,7 @@ import { PolicyGate } from './policy/policy-gate.ts';
 import { createPolicyMetrics } from './policy/policy-metrics.ts';
 import { startPolicySource, type PolicySource } from './policy/policy-source.ts';
 import { policyUsersSource } from './policy/policy-limits.ts';
+import { startObserving } from './observe/observing.ts';
 
 export interface SidecarAddresses {
   outbound: string;
@@ -110,6 +111,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const sessionIdleTimeoutMs = config.mcp.sessionIdleTimeout;
   const listenStreams = new ListenStreams();
   const federation = createFederation({ view: registry, outboundUrl: () => selfUrl, sessionIdleTimeoutMs, log, policy });
+  const observing = await startObserving(config, log, { instance, identity: identity.id });
+  const { observer, tap } = observing;
   const resilience = createResilienceState({
     retry: (name) => targetRetry(config, name),
     breaker: (name) => targetBreaker(config, name),
@@ -180,7 +183,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({
-        resilience, affinity, metrics, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders, users, policy, log, audit,
+        resilience, affinity, metrics, observer, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders, users, policy, log, audit,
       })),
     });
     listeners.push(outbound);
@@ -196,14 +199,14 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        dedup: new MessageDedup(), meshDedup, metrics, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
+        dedup: new MessageDedup(), meshDedup, metrics, observer, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
         maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, users, log, audit,
       }),
     });
     listeners.push(inbound);
     followRotation({ identities, inbound, metrics, log });
     const admin = await listen({
-      ...config.listen.admin, onError,
+      ...config.listen.admin, onError, upgrade: (req, socket, head) => tap.upgrade(req, socket, head),
       handler: adminHandler({
         metrics, view: registry, dashboard: dashboardRoutes({ registry: metrics.registry, recent: recentCalls, self: () => agent?.name ?? identity.id }),
         notReady: () => [
@@ -214,7 +217,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         ],
         state: () => ({
           instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(),
-          overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, policy: policy.status(), config: redactConfig(config),
+          overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, policy: policy.status(), tap: { clients: tap.clients, dropped: tap.dropped }, config: redactConfig(config),
         }),
       }),
     });
@@ -263,6 +266,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await announcement?.withdraw().catch((err: unknown) => log.warn({ err }, 'could not withdraw registration'));
         await localMcp?.withdraw();
         listenStreams.endAll();
+        tap.close();
         await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
       } finally {
         shutdown.abort();
@@ -272,7 +276,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         resilience.close();
         await affinity.close().catch(() => undefined);
         await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close(), meshDedup?.close()]);
-        await Promise.allSettled([registry.close(), peers.close(), agent?.close()]);
+        await Promise.allSettled([registry.close(), peers.close(), agent?.close(), observing.close()]);
         identities.close();
         users.close();
         stopRejections();
@@ -290,6 +294,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     reaper.close();
     mcp.close();
     offDiagnostics();
+    await observing.close();
     await health?.close();
     await Promise.allSettled([...listeners.map((l) => l.close()), federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close()]);
     await Promise.allSettled([registry.close(), peers.close(), agent?.close(), affinity.close(), meshDedup?.close()]);

@@ -19,6 +19,7 @@ import { readRestRequest, readRpcRequest } from './envelope.ts';
 import type { MeshDedup } from './mesh-dedup.ts';
 import type { A2aMethod } from './methods.ts';
 import type { Dispatcher } from 'undici';
+import { traceHeaders } from '../observe/call-trace.ts';
 
 /** The local agent as the inbound side sees it: its registry name and where each binding is served. */
 export interface LocalAgent {
@@ -95,7 +96,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       origin: target.origin,
       method: req.method ?? 'GET',
       path: `${target.pathname.replace(/\/$/, '')}${route.rest}${route.search}` || '/',
-      headers: forwardHeaders(req.headers, headers),
+      headers: forwardHeaders(req.headers, { ...headers, ...traceHeaders(ctx) }),
       ...(body ? { body } : {}),
       target: `local agent '${agent.name}'`,
       ...(budget === undefined ? {} : { timeoutMs: budget }),

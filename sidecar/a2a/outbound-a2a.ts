@@ -21,6 +21,7 @@ import { readRestRequest, readRpcRequest } from './envelope.ts';
 import { a2aFault } from './instance-fault.ts';
 import type { A2aMethod } from './methods.ts';
 import { sniffTaskId, type TaskAffinity } from './task-affinity.ts';
+import { traceHeaders } from '../observe/call-trace.ts';
 
 export interface OutboundA2aDeps {
   resilience: ResilienceState;
@@ -92,7 +93,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       request: {
         method: req.method ?? 'GET',
         path: `/a2a/${agent}${route.rest}${route.search}`,
-        headers: forwardHeaders(req.headers, { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders),
+        headers: forwardHeaders(req.headers, { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId, ...traceHeaders(ctx) }, deps.dropHeaders),
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
         maxSseEvent: deps.maxSseEvent, errorContext: ctx,
@@ -127,7 +128,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: Math.min(deps.hops.timeout(agent), CARD_TIMEOUT_MS), target: `agent '${agent}'` });
     const answer = await deps.peers.get(record.endpoint, record.identity).request({
       origin: record.endpoint, method: 'GET', path: `/a2a/${agent}${CARD_PATH}`,
-      headers: { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId, 'a2a-version': wanted, accept: 'application/json' },
+      headers: { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId, ...traceHeaders(ctx), 'a2a-version': wanted, accept: 'application/json' },
       signal: AbortSignal.timeout(hop.timeoutMs),
     }).catch((err: unknown) => { throw new MeshError('UPSTREAM_UNAVAILABLE', `agent '${agent}': cannot read its v${wanted} card (${(err as Error).message})`, { cause: err }); });
     const text = await readCapped(answer.body, MAX_CARD_BYTES);

@@ -1,5 +1,5 @@
 // The admin listener's routes: liveness, readiness (registry synced and reachable, own agent
-// registered) and JSON state for operators. Read-only.
+// registered) and JSON state for operators. Read-only. The tap WebSocket (/api/tap) is observe/tap.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import type { RegistryView } from '../../registry/index.ts';
@@ -39,6 +39,8 @@ export function adminHandler(deps: AdminDeps) {
           return sendJson(res, 200, { agents: deps.view.agents(), mcp: deps.view.mcpServers() });
         case '/api/state':
           return sendJson(res, 200, deps.state());
+        case '/api/tap':
+          throw new MeshError('INVALID_REQUEST', '/api/tap is a WebSocket: connect with Upgrade: websocket (agentmesh tap)');
         default:
           throw new MeshError('ROUTE_NOT_FOUND', `no admin route ${path}`);
       }

@@ -8,6 +8,7 @@ import { verifyClientPeer } from '../identity/index.ts';
 import type { Logger } from '../log.ts';
 import { inboundMcp, type InboundMcpDeps } from '../mcp/inbound-mcp.ts';
 import { trackRequest, type Metrics } from '../metrics.ts';
+import type { CallObserver } from '../observe/call-observer.ts';
 import { RequestContext } from '../request-context.ts';
 import type { CallAudit } from '../audit/call-audit.ts';
 import { sendError } from './respond.ts';
@@ -17,6 +18,8 @@ export interface InboundDeps extends InboundA2aDeps, InboundMcpDeps {
   /** The audit writer (audit.enabled); one record per call when the response closes. */
   audit?: CallAudit | undefined;
   metrics: Metrics;
+  /** Tracing, access log and tap (observe/). */
+  observer?: CallObserver;
   trustDomain: string;
   log: Logger;
 }
@@ -26,7 +29,8 @@ export function inboundHandler(deps: InboundDeps) {
   const mcp = inboundMcp(deps);
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('inbound', req, deps.log);
-    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req));
+    deps.observer?.begin(ctx, req);
+    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req), deps.observer);
     try {
       const route = parseRoute(req.url ?? '/');
       if ((route.kind === 'a2a' && route.rest === '') || route.kind === 'mcp') ctx.style = 'jsonrpc';

@@ -1,5 +1,6 @@
 // A listening HTTP(S) server with in-flight tracking and graceful close: stop accepting, let in-flight
 // requests finish up to a drain timeout, then cut what is left. Knows nothing about routes.
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +28,8 @@ export interface ListenOptions {
   path?: string;
   tls?: HttpsOptions;
   handler: Handler;
+  /** Takes over HTTP upgrades (the admin listener's tap WebSocket); without it they are refused. */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   /** Called with errors a handler let escape (they are answered with a bare 500). */
   onError: (err: unknown) => void;
 }
@@ -50,6 +53,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     ? createHttpsServer(options.tls, onRequest)
     : createHttpServer(onRequest);
   server.keepAliveTimeout = 30_000;
+  if (options.upgrade) server.on('upgrade', options.upgrade);
   const { path } = options;
   if (path !== undefined) await prepareUnixSocket(path);
   await new Promise<void>((resolve, reject) => {

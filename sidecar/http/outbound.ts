@@ -7,6 +7,7 @@ import { outboundA2a, type OutboundA2aDeps } from '../a2a/outbound-a2a.ts';
 import type { Logger } from '../log.ts';
 import type { outboundMcp } from '../mcp/outbound-mcp.ts';
 import { trackRequest, type Metrics } from '../metrics.ts';
+import type { CallObserver } from '../observe/call-observer.ts';
 import { RequestContext } from '../request-context.ts';
 import type { CallAudit } from '../audit/call-audit.ts';
 import { sendError, sendJson } from './respond.ts';
@@ -16,6 +17,8 @@ export interface OutboundDeps extends OutboundA2aDeps {
   /** The audit writer (audit.enabled); one record per call when the response closes. */
   audit?: CallAudit | undefined;
   metrics: Metrics;
+  /** Tracing, access log and tap (observe/). */
+  observer?: CallObserver;
   view: RegistryView;
   mcp: ReturnType<typeof outboundMcp>;
   log: Logger;
@@ -25,7 +28,8 @@ export function outboundHandler(deps: OutboundDeps) {
   const a2a = outboundA2a(deps);
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('outbound', req, deps.log);
-    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req));
+    deps.observer?.begin(ctx, req);
+    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req), deps.observer);
     try {
       const route = parseRoute(req.url ?? '/');
       switch (route.kind) {

@@ -14,6 +14,7 @@ import { forward } from '../transport/proxy.ts';
 import { serveStdio, type LocalMcpServer } from './local-servers.ts';
 import { readMcpRequest } from './outbound-mcp.ts';
 import { bindSession, type SessionOwners } from './session-owners.ts';
+import { traceHeaders } from '../observe/call-trace.ts';
 
 export interface InboundMcpDeps {
   /** The MCP servers this sidecar fronts. */
@@ -59,7 +60,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
       origin: server.url.origin,
       method: req.method ?? 'GET',
       path: `${server.url.pathname}${route.search}`,
-      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...await deps.users.agentHeaders(ctx, budget) }),
+      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...await deps.users.agentHeaders(ctx, budget), ...traceHeaders(ctx) }),
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
       maxSseEvent: deps.maxSseEvent, errorContext: ctx,

@@ -1,0 +1,29 @@
+// One sidecar's observation parts, started and stopped together: the tracer (telemetry.enabled), the
+// access log (log.access), the tap, and the call observer the listeners call.
+import type { SidecarConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { createCallObserver, type CallObserver } from './call-observer.ts';
+import { Tap } from './tap.ts';
+import { startTracing } from './tracing.ts';
+
+export interface Observing {
+  readonly observer: CallObserver;
+  readonly tap: Tap;
+  /** Ends tap streams and flushes buffered spans. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startObserving(config: SidecarConfig, log: Logger, self: { instance: string; identity: string }): Promise<Observing> {
+  const tracer = await startTracing(config, { 'service.instance.id': self.instance, 'agentmesh.identity': self.identity });
+  if (tracer) log.info({ endpoint: config.telemetry.endpoint, sampling: config.telemetry.sampling }, 'tracing on');
+  const tap = new Tap();
+  let closing: Promise<void> | undefined;
+  return {
+    observer: createCallObserver({ tracer, accessLog: config.log.access, log, tap }),
+    tap,
+    close: () => (closing ??= (async () => {
+      tap.close();
+      await tracer?.close();
+    })()),
+  };
+}
