@@ -3,4 +3,4 @@
 export { startSidecar, defaultRegistryDir, type Sidecar, type SidecarAddresses } from './sidecar.ts';
 export { resolveConfig, readConfigFile, parseDuration, SidecarConfigSchema, type SidecarConfig, type SidecarConfigInput } from './config.ts';
 export { caGrant, caInit, caIssue, createCa, issueWorkload, loadIdentity, type Identity } from './identity/index.ts';
-export { createLogger } from './log.ts';
+export { createLogger, type Logger } from './log.ts';

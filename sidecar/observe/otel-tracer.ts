@@ -62,7 +62,7 @@ export function createOtelTracer(options: OtelTracerOptions): CallTracer {
 
 function attributesOf(event: CallEvent): Attributes {
   const attributes: Attributes = {
-    'rpc.system': event.method.startsWith('MCP') ? 'mcp' : 'a2a',
+    'rpc.system': event.target?.startsWith('mcp/') === true || event.method.startsWith('MCP') ? 'mcp' : 'a2a',
     'rpc.method': event.method,
     'agentmesh.request_id': event.requestId,
     'agentmesh.direction': event.direction,

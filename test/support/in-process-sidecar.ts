@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger, resolveConfig, startSidecar, type Sidecar, type SidecarAddresses, type SidecarConfig } from '../../sidecar/index.ts';
+import { createLogger, resolveConfig, startSidecar, type Logger, type Sidecar, type SidecarAddresses, type SidecarConfig } from '../../sidecar/index.ts';
 import { createTestPki, type TestPki } from './certs.ts';
 
 export interface TestSidecarOptions {
@@ -17,6 +17,8 @@ export interface TestSidecarOptions {
   config?: Record<string, unknown>;
   /** Log level of the sidecar's own pino logger (default `silent`). */
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  /** The sidecar's logger instead of a pino logger on stdout (e.g. one writing to a stream the test reads). */
+  logger?: Logger;
 }
 
 export interface TestSidecar extends AsyncDisposable {
@@ -56,10 +58,10 @@ export async function startTestSidecar(options: TestSidecarOptions = {}): Promis
         ...extra,
         registry: { ttl: '3s', ...(extra.registry as object | undefined), dir: registryDir },
         identity,
-        log: { level: options.logLevel ?? 'silent' },
+        log: { level: options.logLevel ?? 'silent', ...(extra.log as object | undefined) },
       },
     });
-    sidecar = await startSidecar(config, createLogger(config.log.level, { test: name }));
+    sidecar = await startSidecar(config, options.logger ?? createLogger(config.log.level, { test: name }));
   } catch (err) {
     await cleanup();
     throw err;
