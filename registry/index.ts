@@ -4,6 +4,7 @@ import type * as NatsAdmin from './nats-admin.ts';
 import type * as NatsBackend from './nats-backend.ts';
 import type * as AuditStream from './audit-stream.ts';
 import type * as ToolPinStore from './tool-pin-store.ts';
+import type * as NatsProbe from './nats-probe.ts';
 export * from './record.ts';
 export type * from './types.ts';
 export { openRegistry, type Registry, type RegistryOptions } from './registry.ts';
@@ -14,6 +15,9 @@ export const openNatsBackend: typeof NatsBackend.openNatsBackend = async (option
 export type { BucketStatus } from './nats-admin.ts';
 /** Creates the mesh's KV buckets (the admin's step); loads the NATS client on first use. */
 export const initNatsBuckets: typeof NatsAdmin.initNatsBuckets = async (options) => (await import('./nats-admin.ts')).initNatsBuckets(options);
+export type { NatsProbe as NatsProbeResult } from './nats-probe.ts';
+/** Connects once with a sidecar's NATS access and reads the bucket (`agentmesh check`); loads the NATS client on first use. */
+export const probeNats: typeof NatsProbe.probeNats = async (options) => (await import('./nats-probe.ts')).probeNats(options);
 export { openEmbeddedBackend, type EmbeddedBackendOptions } from './embedded-backend.ts';
 export { RecordView, type RecordViewOptions } from './view.ts';
 export { encodeRecord, decodeRecord, validateRecord } from './codec.ts';

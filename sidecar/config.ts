@@ -6,6 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { MeshError } from '../sdk/errors.ts';
 import { NAME_PATTERN } from '../registry/index.ts';
+import { closest } from './suggest.ts';
+import { unknownKeyHint } from './config-hints.ts';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -390,13 +392,14 @@ export function resolveConfig(sources: ConfigSources): SidecarConfig {
   }
   for (const [key, value] of Object.entries(sources.flags ?? {})) {
     if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-      throw new MeshError('CONFIG_INVALID', `--${key}: unknown config key (known: ${CONFIG_KEYS.join(', ')})`);
+      const near = closest(key, CONFIG_KEYS);
+      throw new MeshError('CONFIG_INVALID', `--${key}: unknown config key${near ? ` (did you mean --${near}?)` : ` (known: ${CONFIG_KEYS.join(', ')})`}`);
     }
     setPath(merged, key, value);
   }
   const result = SidecarConfigSchema.safeParse(merged);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}${unknownKeyHint(i)}`);
     throw new MeshError('CONFIG_INVALID', `invalid config:\n${lines.join('\n')}`, { details: { issues: result.error.issues } });
   }
   return deepFreeze(result.data);

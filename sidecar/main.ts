@@ -4,16 +4,25 @@ import { setFlagsFromString } from 'node:v8';
 import { MeshError } from '../sdk/errors.ts';
 import { parseArgs } from './cli/args.ts';
 import { USAGE, runAgents, runCa, runCall, runSidecar, runTools, runValidate, type CliContext } from './cli/commands.ts';
+import { formatCliError } from './cli/cli-error.ts';
+import { commandHelp, commandNames } from './cli/help.ts';
+import { didYouMean } from './suggest.ts';
+import { packageVersion } from './cli/version.ts';
 
-const BOOLEANS = new Set(['json', 'help', 'follow']);
+const BOOLEANS = new Set(['json', 'help', 'follow', 'version', 'debug', 'keep']);
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, BOOLEANS);
   const stop = new AbortController();
   const ctx: CliContext = { out: (line) => process.stdout.write(`${line}\n`), env: process.env, signal: stop.signal };
   const command = args.positionals[0];
+  if (args.flags.has('version') || command === 'version') {
+    process.stdout.write(args.flags.get('json') === true ? `${JSON.stringify({ version: packageVersion(), node: process.version })}\n` : `agentmesh ${packageVersion()}\n`);
+    return 0;
+  }
   if (!command || command === 'help' || args.flags.has('help')) {
-    process.stdout.write(`${USAGE}\n`);
+    const topic = command === 'help' ? args.positionals[1] : command;
+    process.stdout.write(`${(topic && commandHelp(USAGE, topic)) || USAGE}\n`);
     return command ? 0 : 1;
   }
   const onSignal = () => stop.abort();
@@ -38,10 +47,12 @@ async function main(argv: string[]): Promise<number> {
     case 'explain': return (await import('./cli/policy.ts')).runExplain(args, ctx);
     case 'demo': {
       const { runDemo } = await import('../examples/demo/run.ts');
-      return runDemo({ out: ctx.out, env: ctx.env, signal: stop.signal });
+      return runDemo({ out: ctx.out, env: ctx.env, signal: stop.signal, keep: args.flags.get('keep') === true });
     }
+    case 'tap': return (await import('./cli/tap.ts')).runTap(args, ctx);
+    case 'check': return (await import('./cli/check.ts')).runCheck(args, ctx);
     default:
-      throw new MeshError('CONFIG_INVALID', `unknown command '${command}'\n\n${USAGE}`);
+      throw new MeshError('CONFIG_INVALID', `unknown command '${command}'${didYouMean(command, commandNames(USAGE))}; 'agentmesh --help' lists the commands`);
   }
 }
 
@@ -58,8 +69,7 @@ main(process.argv.slice(2)).then(
   // Exit explicitly: pooled keep-alive sockets or a draining NATS connection must not hold the process.
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof MeshError) process.stderr.write(`agentmesh: ${err.code}: ${err.message}\n`);
-    else process.stderr.write(`agentmesh: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(formatCliError(err, process.argv.includes('--debug')));
     process.exit(1);
   },
 );

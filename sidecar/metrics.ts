@@ -98,7 +98,7 @@ export function createMetrics(): Metrics {
 /**
  * Times one request and records it when its response closes, with the labels its context holds by
  * then. A JSON-RPC error the mesh answered with HTTP 200 counts with the status it maps to.
- * `onDone` gets the same status (the audit record of the call).
+ * `onDone` gets the same status (the audit record of the call); `observer` (observe/) ends the span, logs the access line and feeds the tap.
  */
 export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, onDone?: (code: number) => void, observer?: CallObserver): void {
   res.once('close', () => {

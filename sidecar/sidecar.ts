@@ -11,6 +11,7 @@ import { assertOwnsAgentName, loadGrants, openIdentity, serverTlsOptions, type L
 import { watchRegistryRejections } from './registry-rejections.ts';
 import { inboundHandler } from './http/inbound.ts';
 import { listen, type Listener } from './http/listener.ts';
+import { listenFailed } from './http/listen-error.ts';
 import { loadLocalAgent, type LoadedAgent } from './a2a/local-agent.ts';
 import { bridgeDiagnostics, type Logger } from './log.ts';
 import { FailureLog } from './log-once.ts';
@@ -185,7 +186,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       handler: guardOutbound(outboundHandler({
         resilience, affinity, metrics, observer, hops, view: registry, mcp, peers, pending, maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, dropHeaders, users, policy, log, audit,
       })),
-    });
+    }).catch(listenFailed('listen.outbound', config.listen.outbound));
     listeners.push(outbound);
     const out = config.listen.outbound;
     selfUrl = 'path' in out ? outbound.url : `http://${loopbackHost(out.host)}:${outbound.port}`;
@@ -202,7 +203,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         dedup: new MessageDedup(), meshDedup, metrics, observer, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
         maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, users, log, audit,
       }),
-    });
+    }).catch(listenFailed('listen.inbound', config.listen.inbound));
     listeners.push(inbound);
     followRotation({ identities, inbound, metrics, log });
     const admin = await listen({
@@ -220,7 +221,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
           overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, policy: policy.status(), tap: { clients: tap.clients, dropped: tap.dropped }, config: redactConfig(config),
         }),
       }),
-    });
+    }).catch(listenFailed('listen.admin', config.listen.admin));
     listeners.push(admin);
     const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
     localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint, ...withGrants(grants.tokens) }, sessionIdleTimeoutMs, log });

@@ -23,6 +23,7 @@ export interface DemoProcess {
 export interface DemoSidecar extends DemoProcess {
   readonly outbound: string;
   readonly inbound: string;
+  readonly admin: string;
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
@@ -69,9 +70,9 @@ export async function startDemoSidecar(config: Record<string, unknown>, readyFil
   writeFileSync(configPath, stringify({ listen: { outbound: '127.0.0.1:0', inbound: '127.0.0.1:0', admin: '127.0.0.1:0' }, log: { level: 'warn' }, ...config }));
   const child = spawn(process.execPath, [join(ROOT, 'bin/agentmesh.mjs'), 'sidecar', '--config', configPath, '--ready-file', readyFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = watch(child);
-  const ready = await proc.until('sidecar ready file', () => readJson<{ outbound: string; inbound: string }>(readyFile), 30_000);
+  const ready = await proc.until('sidecar ready file', () => readJson<{ outbound: string; inbound: string; admin: string }>(readyFile), 30_000);
   const stop = async () => { await proc.stop(); rmSync(dir, { recursive: true, force: true }); };
-  return { url: ready.outbound, outbound: ready.outbound, inbound: ready.inbound, output: proc.output, stop };
+  return { url: ready.outbound, outbound: ready.outbound, inbound: ready.inbound, admin: ready.admin, output: proc.output, stop };
 }
 
 /** Collects a child's output, waits for a ready condition (failing if it exits first), stops it once. */

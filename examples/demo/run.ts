@@ -13,6 +13,8 @@ export interface DemoContext {
   out: (line: string) => void;
   env: Record<string, string | undefined>;
   signal: AbortSignal;
+  /** Leave the mesh up after the task until the signal aborts (`agentmesh demo --keep`). */
+  keep?: boolean;
 }
 
 const TRUST_DOMAIN = 'demo.local';
@@ -69,7 +71,9 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
     const started = performance.now();
     const result = await mesh.send('planner', TOPIC, { signal: ctx.signal });
     const totalMs = performance.now() - started;
-    return report(ctx, result, totalMs);
+    const code = report(ctx, result, totalMs);
+    if (ctx.keep && code === 0) await keepUp(ctx, consoleSidecar);
+    return code;
   } catch (err) {
     ctx.out(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
     for (const s of sidecars) if (s.output().trim()) ctx.out(s.output().trim());
@@ -98,9 +102,24 @@ function report(ctx: DemoContext, result: unknown, totalMs: number): number {
     const stream = h.events === undefined ? '' : `${h.events} events, first after ${h.firstEventMs?.toFixed(0)} ms, `;
     line(i + 2, h.from, h.to, h.caller, `${stream}done in ${h.ms.toFixed(0)} ms (found by ${h.foundBy ?? 'name'})`);
   });
+  ctx.out('(first-hop times include start-up: each sidecar\'s first call opens its mTLS connections and warms its code)');
   ctx.out('');
   ctx.out(`summary: ${summary}`);
   return 0;
+}
+
+/** Prints how to try the CLI against the running demo, then waits for Ctrl-C. */
+async function keepUp(ctx: DemoContext, console: DemoSidecar): Promise<void> {
+  ctx.out('');
+  ctx.out('the demo stays up (--keep). In another terminal, try:');
+  ctx.out(`  export AGENTMESH_URL=${console.outbound}`);
+  ctx.out('  agentmesh agents                  # the agents in the registry');
+  ctx.out('  agentmesh tools                   # the MCP tools every sidecar serves on /mcp');
+  ctx.out('  agentmesh call writer "a haiku"   # a call through the mesh');
+  ctx.out(`  agentmesh tap --admin ${console.admin}   # its calls live (also --json, --agent, --method)`);
+  ctx.out('press Ctrl-C to stop the demo');
+  if (ctx.signal.aborted) return;
+  await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
 }
 
 async function chooseRegistry(env: DemoContext['env'], dir: string): Promise<{ registry: Record<string, unknown>; description: string; server?: DemoProcess }> {

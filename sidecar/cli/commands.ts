@@ -9,6 +9,8 @@ import { createLogger } from '../log.ts';
 import { startSidecar, type Sidecar } from '../sidecar.ts';
 import { listFlag, stringFlag, type ParsedArgs } from './args.ts';
 import { formatEvent, table } from './format.ts';
+import { unknownVariables } from './env-check.ts';
+import { noAgentsLine, withAgentHint } from './agent-hints.ts';
 
 export interface CliContext {
   out: (line: string) => void;
@@ -33,6 +35,7 @@ export async function configFromArgs(args: ParsedArgs, env: CliContext['env'], r
 export async function runSidecar(args: ParsedArgs, ctx: CliContext): Promise<{ sidecar: Sidecar }> {
   const config = await configFromArgs(args, ctx.env, ['ready-file']);
   const log = createLogger(config.log.level);
+  for (const v of unknownVariables(ctx.env)) log.warn({ variable: v.name, didYouMean: v.suggestion }, `${v.name} is not a variable agentmesh reads${v.suggestion ? ` (did you mean ${v.suggestion}?)` : ''}`);
   const sidecar = await startSidecar(config, log);
   const readyFile = stringFlag(args, 'ready-file');
   if (readyFile) {
@@ -43,9 +46,14 @@ export async function runSidecar(args: ParsedArgs, ctx: CliContext): Promise<{ s
 }
 
 export async function runValidate(args: ParsedArgs, ctx: CliContext): Promise<number> {
-  const config = await configFromArgs(args, ctx.env, []);
-  ctx.out(`config is valid (agent: ${config.agent?.name ?? config.agent?.url ?? 'none'}, registry: ${config.registry.nats ?? 'embedded'})`);
-  return 0;
+  const config = await configFromArgs(args, ctx.env, ['json']);
+  // The files and the identity too: a config naming a missing certificate is not valid.
+  const { validateIdentity } = await import('./validate-identity.ts');
+  const problems = await validateIdentity(config);
+  if (args.flags.get('json') === true) ctx.out(JSON.stringify({ valid: problems.length === 0, problems }, null, 2));
+  else if (problems.length > 0) for (const p of problems) ctx.out(p);
+  else ctx.out(`config is valid (agent: ${config.agent?.name ?? config.agent?.url ?? 'none'}, registry: ${config.registry.nats ?? 'embedded'})`);
+  return problems.length === 0 ? 0 : 1;
 }
 
 export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> {
@@ -93,7 +101,7 @@ export async function runAgents(args: ParsedArgs, ctx: CliContext): Promise<numb
     const skills = ((a.card as { skills?: { id: string }[] }).skills ?? []).map((s) => s.id).join(',');
     rows.push([a.name, String(a.instances.length), skills, [...new Set(a.instances.map((i) => i.identity))].join(' ')]);
   }
-  ctx.out(agents.length === 0 ? 'no agents registered' : table(rows));
+  ctx.out(agents.length === 0 ? await noAgentsLine(mesh, skill, ctx.signal) : table(rows));
   return 0;
 }
 
@@ -120,9 +128,14 @@ export async function runCall(args: ParsedArgs, ctx: CliContext): Promise<number
   const [, agent, ...words] = args.positionals;
   if (!agent || words.length === 0) throw new MeshError('CONFIG_INVALID', 'usage: agentmesh call AGENT "text"');
   const mesh = await meshFor(args, ctx);
-  for await (const event of mesh.stream(agent, words.join(' '), { signal: ctx.signal })) {
-    const line = formatEvent(event);
-    if (line) ctx.out(line);
+  const json = args.flags.get('json') === true;
+  try {
+    for await (const event of mesh.stream(agent, words.join(' '), { signal: ctx.signal })) {
+      const line = json ? JSON.stringify(event.payload ?? null) : formatEvent(event);
+      if (line) ctx.out(line);
+    }
+  } catch (err) {
+    throw await withAgentHint(err, mesh, agent, ctx.signal);
   }
   return 0;
 }
@@ -141,7 +154,7 @@ async function meshFor(args: ParsedArgs, ctx: CliContext): Promise<Mesh> {
 export const USAGE = `usage: agentmesh <command>
 
   sidecar --config FILE [--ready-file FILE] [--<key> VALUE ...]   run a sidecar
-  validate --config FILE                                          check a config
+  validate --config FILE [--json]                                 check a config, its files and its identity
   ca init --trust-domain TD --dir DIR                             create a mesh CA
   ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h]
   ca grant --dir DIR --identity spiffe://TD/… [--agent NAME ...] [--mcp NAME ...] --out FILE [--ttl 365d]
@@ -164,7 +177,11 @@ export const USAGE = `usage: agentmesh <command>
                                                                   print audit records
   audit verify [--json] [--config F | --nats URL [--bucket B] | --dir D | --file F]
                                                                   check the hash chains; names the first bad record
-  call AGENT "text" [--url URL]                                   send a message, print the stream
-  demo                                                            run the multi-agent demo
+  call AGENT "text" [--json] [--url URL]                          send a message, print the stream
+  tap [--agent A] [--method M] [--direction D] [--json] [--count N] [--admin URL]
+                                                                  watch a sidecar's calls live (its admin listener's /api/tap)
+  check [--config FILE] [--json]                                  check certificates, NATS, ports, the agent's card, policy
+  demo [--keep]                                                   run the multi-agent demo (--keep: leave it up to try the CLI)
+  --version, COMMAND --help, --debug (stack traces on errors)
 
 config keys (flags --<key>, or AGENTMESH_<KEY> variables): ${CONFIG_KEYS.join(', ')}`;
