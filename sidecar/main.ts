@@ -23,7 +23,7 @@ async function main(argv: string[]): Promise<number> {
   if (!command || command === 'help' || args.flags.has('help')) {
     const topic = command === 'help' ? args.positionals[1] : command;
     process.stdout.write(`${(topic && commandHelp(USAGE, topic)) || USAGE}\n`);
-    return command ? 0 : 1;
+    return command || args.flags.has('help') ? 0 : 1;
   }
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);

@@ -40,7 +40,9 @@ describe('agentmesh agents | tools | call', () => {
     const parsed = JSON.parse(json.stdout) as { name: string; labels: Record<string, string> }[];
     assert.deepEqual(parsed.map((a) => [a.name, a.labels.team]), [['writer', 'docs']]);
     const none = await runCli(['agents', '--skill', 'cooking'], { env });
-    assert.match(none.stdout, /no agents registered/);
+    assert.match(none.stdout, /no agent has the skill 'cooking' \(1 agent registered/);
+    const typo = await runCli(['agents', '--skill', 'summarise'], { env });
+    assert.match(typo.stdout, /no agent has the skill 'summarise' \(did you mean 'summarize'\?\)/);
   });
 
   test('tools lists MCP servers and their tools under their federated names', async () => {
@@ -59,7 +61,26 @@ describe('agentmesh agents | tools | call', () => {
     assert.match(out.stdout, /\[completed\] done/);
   });
 
+  test('call --json prints each stream event as JSON; tap shows the call live', async () => {
+    const tap = runCli(['tap', '--json', '--count', '1', '--method', 'SendStreamingMessage', '--admin', local.admin]);
+    await waitFor('the tap client connected', async () => ((await (await fetch(`${local.admin}/api/state`)).json()) as { tap: { clients: number } }).tap.clients === 1);
+    const out = await runCli(['call', 'writer', 'hello', '--json'], { env });
+    assert.equal(out.code, 0, out.stderr);
+    const events = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as { $case: string });
+    assert.ok(events.some((e) => e.$case === 'task'));
+    const tapped = await tap;
+    assert.equal(tapped.code, 0, tapped.stderr);
+    const event = JSON.parse(tapped.stdout) as { method: string; target: string; status: number; requestId: string };
+    assert.equal(event.method, 'SendStreamingMessage');
+    assert.equal(event.target, 'agent/writer');
+    assert.equal(event.status, 200);
+    assert.match(event.requestId, /^[0-9a-f-]{36}$/);
+  });
+
   test('errors name the problem and exit non-zero', async () => {
+    const typo = await runCli(['call', 'writr', 'hi'], { env });
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /AGENT_NOT_FOUND: agent 'writr' not found in the mesh \(did you mean 'writer'\?\)/);
     const unknown = await runCli(['call', 'nobody', 'hi'], { env });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /AGENT_NOT_FOUND: agent 'nobody' not found/);
