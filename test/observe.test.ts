@@ -256,3 +256,14 @@ test('the tap refuses a bad filter and a plain GET with a clear error', async ()
   ws.once('error', () => undefined);
   ws.terminate();
 });
+
+test('an error names its request id in the body; a base URL without its trailing slash gets a hint', async () => {
+  await using sidecar = await startTestSidecar();
+  const answer = await fetch(`${sidecar.outbound}/a2a/.well-known/agent-card.json`);
+  assert.equal(answer.status, 404);
+  const body = (await answer.json()) as { error: { message: string; details: { reason: string; metadata: Record<string, string> }[] } };
+  assert.match(body.error.message, /trailing slash .*\/a2a\/\{agent\}\//);
+  assert.equal(body.error.details[0]?.reason, 'ROUTE_NOT_FOUND');
+  assert.equal(body.error.details[0]?.metadata.requestId, answer.headers.get('x-agentmesh-request-id'));
+  assert.match(String(body.error.details[0]?.metadata.requestId), /^[0-9a-f-]{36}$/);
+});

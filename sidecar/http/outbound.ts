@@ -12,6 +12,7 @@ import { RequestContext } from '../request-context.ts';
 import type { CallAudit } from '../audit/call-audit.ts';
 import { sendError, sendJson } from './respond.ts';
 import { parseRoute } from './routes.ts';
+import { routeHint } from './route-hints.ts';
 
 export interface OutboundDeps extends OutboundA2aDeps {
   /** The audit writer (audit.enabled); one record per call when the response closes. */
@@ -50,7 +51,7 @@ export function outboundHandler(deps: OutboundDeps) {
           if (req.method !== 'GET') throw new MeshError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on /registry/mcp`);
           return sendJson(res, 200, { servers: deps.mcp.list() });
         case 'unknown':
-          throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
+          throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}${routeHint(route.path)}`);
         default:
           route satisfies never;
       }
