@@ -13,27 +13,34 @@ const ISSUE_HINT = 'issue one: agentmesh ca issue --dir CA_DIR --id spiffe://TD/
 /** The identity's SPIFFE ID when the certificate could be read, and the lines found. */
 export async function checkIdentity(config: SidecarConfig, now = Date.now()): Promise<{ results: CheckResult[]; id: string | undefined }> {
   const results: CheckResult[] = [];
-  const files = { 'identity.cert': config.identity.cert, 'identity.key': config.identity.key, 'identity.bundle': config.identity.bundle };
+  const { cert, key, ca } = config.identity;
+  if (cert === undefined || key === undefined) {
+    return { results: [ok('identity', `issued at start-up by the online CA at ${ca ?? '-'} (join token)`)], id: undefined };
+  }
+  const files = { 'identity.cert': cert, 'identity.key': key, 'identity.bundle': config.identity.bundle };
   const texts: Partial<Record<keyof typeof files, string>> = {};
-  for (const [key, path] of Object.entries(files) as [keyof typeof files, string][]) {
+  for (const [name, path] of Object.entries(files) as [keyof typeof files, string][]) {
     try {
-      texts[key] = await readFile(path, 'utf8');
+      texts[name] = await readFile(path, 'utf8');
     } catch (err) {
-      results.push(fail(key, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, key === 'identity.bundle' ? 'the mesh CA\'s bundle.pem from agentmesh ca init' : ISSUE_HINT));
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      if (ca !== undefined && code === 'ENOENT' && name !== 'identity.bundle') results.push(warn(name, `${path} does not exist yet: the online CA at ${ca} issues it at start-up`));
+      else results.push(fail(name, `cannot read ${path} (${code})`, name === 'identity.bundle' ? 'the mesh CA\'s bundle.pem from agentmesh ca init' : ISSUE_HINT));
     }
   }
   const certText = texts['identity.cert'];
   if (certText === undefined) return { results, id: undefined };
+  const certPath = cert;
   let chain: X509Certificate[];
   try {
     chain = pemBlocks(certText).map((pem) => new X509Certificate(pem));
   } catch (err) {
-    results.push(fail('identity.cert', `${config.identity.cert} is not a PEM certificate (${(err as Error).message})`, ISSUE_HINT));
+    results.push(fail('identity.cert', `${certPath} is not a PEM certificate (${(err as Error).message})`, ISSUE_HINT));
     return { results, id: undefined };
   }
   const leaf = chain[0];
   if (!leaf) {
-    results.push(fail('identity.cert', `${config.identity.cert} holds no certificate`, ISSUE_HINT));
+    results.push(fail('identity.cert', `${certPath} holds no certificate`, ISSUE_HINT));
     return { results, id: undefined };
   }
   results.push(...validity(leaf, now));
@@ -41,9 +48,9 @@ export async function checkIdentity(config: SidecarConfig, now = Date.now()): Pr
   if (keyText !== undefined) {
     try {
       results.push(leaf.checkPrivateKey(createPrivateKey(keyText)) ? ok('identity.key', 'matches the certificate')
-        : fail('identity.key', `${config.identity.key} is not the key of ${config.identity.cert}`, 'use the key issued with the certificate'));
+        : fail('identity.key', `${key} is not the key of ${certPath}`, 'use the key issued with the certificate'));
     } catch (err) {
-      results.push(fail('identity.key', `${config.identity.key} is not a PEM private key (${(err as Error).message})`, ISSUE_HINT));
+      results.push(fail('identity.key', `${key} is not a PEM private key (${(err as Error).message})`, ISSUE_HINT));
     }
   }
   const bundleText = texts['identity.bundle'];

@@ -39,8 +39,10 @@ export async function checkNats(config: SidecarConfig): Promise<CheckResult[]> {
   let probeAccess = access;
   if (config.registry.tls) {
     // TLS needs the identity loaded; a failure there is already a certificate line.
+    const { cert, key } = config.identity;
+    if (cert === undefined || key === undefined) return [...results, warn('registry.tls', 'not probed: the identity is issued by the online CA at start-up')];
     try {
-      const identity = await loadIdentity({ ...config.identity });
+      const identity = await loadIdentity({ ...config.identity, cert, key });
       probeAccess = natsAccess(config, () => identity);
     } catch {
       return [...results, fail('registry.tls', 'cannot connect with TLS: the identity does not load (see identity.* above)')];
