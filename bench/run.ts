@@ -11,6 +11,7 @@ import { moduleMemory } from './module-memory.ts';
 import { profileRun } from './profile.ts';
 import { registryScale } from './registry-scale.ts';
 import { boundLines, checks, registryLines, rows, table, writeResults, type Measurements } from './report.ts';
+import { startOtlpSink } from './otlp-sink.ts';
 import { LAYOUTS, startWorld, VARIANTS, type Layout, type World } from './world.ts';
 
 /** The whole run must end before this, whatever happens (the task allows 3 minutes). */
@@ -123,11 +124,14 @@ async function main(): Promise<number> {
   if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log });
   const layout = pinning();
   log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}`);
-  const world = await startWorld({ layout, policy: flags.has('--policy') });
+  // --telemetry: both sidecars trace every call (ratio 1.0) and export to a sink in this process.
+  const sink = flags.has('--telemetry') ? await startOtlpSink() : undefined;
+  const world = await startWorld({ layout, policy: flags.has('--policy'), ...(sink ? { sidecarConfig: { telemetry: { enabled: true, endpoint: sink.url, sampling: 1 } } } : {}) });
   const clients = clientsFor(world);
   const stop = async (code: number) => {
     await Promise.allSettled(VARIANTS.flatMap((v) => [clients[v].a2a.close(), clients[v].mcp.close()]));
     await world.close();
+    await sink?.close();
     return code;
   };
   const onSignal = () => { log('interrupted: stopping every process'); void stop(130).then((c) => process.exit(c)); };
@@ -153,6 +157,7 @@ async function main(): Promise<number> {
     for (const c of verdicts) log(`${c.met ? 'MET   ' : 'MISSED'}  ${c.target}: ${c.value}`);
     const noisy = Object.entries(noise).filter(([, n]) => n.foreignPct > 10);
     if (noisy.length > 0) log(`\nWARNING: other processes used >10% of the CPUs during ${noisy.map(([k]) => k).join(', ')}; absolute numbers are unreliable, ratios less so.`);
+    if (sink) log(`telemetry on (ratio 1.0): the sidecars exported ${sink.exports()} OTLP batches, ${(sink.bytes() / 1e6).toFixed(1)} MB`);
     log(`\nraw results: ${file} (${meta.seconds.toFixed(0)} s)`);
     return 0;
   } finally {

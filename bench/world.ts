@@ -71,6 +71,8 @@ export interface WorldOptions {
   ttlMs?: number;
   /** Run both sidecars under a 50-rule mesh policy (policy.file; bench/policy-fifty.ts). */
   policy?: boolean;
+  /** More config for both sidecars (e.g. telemetry for `--telemetry`). */
+  sidecarConfig?: Record<string, unknown>;
 }
 
 export async function startWorld(options: WorldOptions): Promise<World> {
@@ -100,7 +102,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     const mcpUrl = new URL(agent.info.mcpUrl);
 
     const sidecar = async (config: Record<string, unknown>): Promise<SidecarProcess> => {
-      const s = await startSidecarProcess({ registry, log: { level: 'warn' }, shutdown: { drainTimeout: '2s' }, ...policy, ...config }, { nodeArgs });
+      const s = await startSidecarProcess({ registry, log: { level: 'warn' }, shutdown: { drainTimeout: '2s' }, ...policy, ...options.sidecarConfig, ...config }, { nodeArgs });
       cleanup.push(async () => { const exit = s.stop('SIGTERM'); const t = setTimeout(() => s.process.kill('SIGKILL'), 8000); await exit; clearTimeout(t); });
       return s;
     };
