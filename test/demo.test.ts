@@ -2,7 +2,9 @@
 // shows every hop with the caller identity the callee saw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCli } from './support/sidecar-process.ts';
+import { spawn } from 'node:child_process';
+import { CLI, ROOT, runCli } from './support/sidecar-process.ts';
+import { waitFor } from './support/wait.ts';
 
 for (const backend of ['embedded', 'nats'] as const) {
   test(`agentmesh demo with the ${backend} registry`, async () => {
@@ -15,5 +17,21 @@ for (const backend of ['embedded', 'nats'] as const) {
     assert.match(stdout, /hop 3\s+planner → writer\s+caller=spiffe:\/\/demo\.local\/agent\/planner/);
     assert.match(stdout, /hop 4\s+writer → MCP stats__word_count\s+done in \d+ ms/);
     assert.match(stdout, /summary: Summary of 3 findings \(\d+ words\)/);
+    assert.match(stdout, /first-hop times include start-up/);
   });
 }
+
+test('agentmesh demo --keep stays up for the CLI until Ctrl-C', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'demo', '--keep'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AGENTMESH_DEMO_REGISTRY: 'embedded' } });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  const url = await waitFor('the demo to stay up', () => /export AGENTMESH_URL=(\S+)/.exec(stdout)?.[1], 90_000);
+  assert.match(stdout, /agentmesh tap --admin http:\/\/127\.0\.0\.1:\d+/);
+  const agents = await runCli(['agents', '--json'], { env: { AGENTMESH_URL: url } });
+  assert.equal(agents.code, 0, agents.stderr);
+  assert.deepEqual((JSON.parse(agents.stdout) as { name: string }[]).map((a) => a.name).sort(), ['planner', 'researcher', 'writer']);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0);
+});

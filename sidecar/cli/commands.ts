@@ -60,7 +60,7 @@ export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> 
   const action = args.positionals[1];
   if (action === 'init') {
     const written = await caInit({ trustDomain: stringFlag(args, 'trust-domain', true), dir: stringFlag(args, 'dir', true) });
-    ctx.out(`mesh CA written: ${Object.values(written).join(', ')}`);
+    ctx.out(args.flags.get('json') === true ? JSON.stringify(written) : `mesh CA written: ${Object.values(written).join(', ')}`);
     return 0;
   }
   if (action === 'issue') {
@@ -68,7 +68,7 @@ export async function runCa(args: ParsedArgs, ctx: CliContext): Promise<number> 
     const ttlMs = parseDuration(ttl);
     if (ttlMs === undefined || ttlMs <= 0) throw new MeshError('CONFIG_INVALID', `--ttl: expected a duration like 24h, got '${ttl}'`);
     const written = await caIssue({ dir: stringFlag(args, 'dir', true), id: stringFlag(args, 'id', true), out: stringFlag(args, 'out', true), ttlMs });
-    ctx.out(`workload certificate written: ${Object.values(written).join(', ')}`);
+    ctx.out(args.flags.get('json') === true ? JSON.stringify(written) : `workload certificate written: ${Object.values(written).join(', ')}`);
     return 0;
   }
   if (action === 'serve') return (await import('./ca-commands.ts')).runCaServe(args, ctx);
@@ -155,8 +155,8 @@ export const USAGE = `usage: agentmesh <command>
 
   sidecar --config FILE [--ready-file FILE] [--<key> VALUE ...]   run a sidecar
   validate --config FILE [--json]                                 check a config, its files and its identity
-  ca init --trust-domain TD --dir DIR                             create a mesh CA
-  ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h]
+  ca init --trust-domain TD --dir DIR [--json]                     create a mesh CA
+  ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h] [--json]
   ca grant --dir DIR --identity spiffe://TD/… [--agent NAME ...] [--mcp NAME ...] --out FILE [--ttl 365d]
                                                                   grant names to an identity (CA-signed)
   nats config --trust-domain TD --agent NAME[=mcp1,mcp2] ... [--grant ID=agent:NAME,mcp:SERVER ...]
@@ -180,7 +180,7 @@ export const USAGE = `usage: agentmesh <command>
   call AGENT "text" [--json] [--url URL]                          send a message, print the stream
   tap [--agent A] [--method M] [--direction D] [--json] [--count N] [--admin URL]
                                                                   watch a sidecar's calls live (its admin listener's /api/tap)
-  check [--config FILE] [--json]                                  check certificates, NATS, ports, the agent's card, policy
+  check [--config FILE] [--json] [--timeout 3s]                   check certificates, NATS, ports and the agent's card
   demo [--keep]                                                   run the multi-agent demo (--keep: leave it up to try the CLI)
   --version, COMMAND --help, --debug (stack traces on errors)
 
