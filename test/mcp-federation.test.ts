@@ -83,6 +83,7 @@ describe('federated /mcp and stdio servers', () => {
     try {
       await assert.rejects(client.callTool({ name: 'alpha__divide', arguments: {} }), /unknown tool 'alpha__divide': MCP server 'alpha' has no tool 'divide'/);
       await assert.rejects(client.callTool({ name: 'nonsense', arguments: {} }), /unknown tool 'nonsense'/);
+      await assert.rejects(client.callTool({ name: 'alpha__ad', arguments: {} }), /has no tool 'ad' \(did you mean 'alpha__add'\?\)/);
     } finally {
       await client.close();
     }

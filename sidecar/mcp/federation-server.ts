@@ -14,6 +14,7 @@ import { ERROR_CATALOG, MeshError } from '../../sdk/errors.ts';
 import { sendError } from '../http/respond.ts';
 import type { Federation, FederationOptions } from './federation.ts';
 import { IdleSessions } from './idle-sessions.ts';
+import { didYouMean } from '../suggest.ts';
 
 /** Federated names are `{server}__{tool}`; server names cannot contain `__`, so the first `__` splits. */
 export const SEPARATOR = '__';
@@ -109,13 +110,13 @@ export function createFederationServer(options: FederationOptions): Federation {
 
   function resolveTool(full: string): { server: string; tool: string } {
     const at = full.indexOf(SEPARATOR);
-    if (at <= 0) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': federated tool names are {server}${SEPARATOR}{tool}`);
+    if (at <= 0) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': federated tool names are {server}${SEPARATOR}{tool}${didYouMean(full, meshTools().map((t) => t.name))}`);
     const server = full.slice(0, at);
     const tool = full.slice(at + SEPARATOR.length);
     const instances = view.mcpInstances(server);
-    if (instances.length === 0) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': MCP server '${server}' is not in the mesh`);
+    if (instances.length === 0) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': MCP server '${server}' is not in the mesh${didYouMean(full, meshTools().map((t) => t.name))}`);
     if (!instances.some((r) => r.tools.some((t) => t.name === tool))) {
-      throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': MCP server '${server}' has no tool '${tool}'`);
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool '${full}': MCP server '${server}' has no tool '${tool}'${didYouMean(full, meshTools().map((t) => t.name))}`);
     }
     return { server, tool };
   }
