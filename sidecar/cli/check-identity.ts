@@ -1,10 +1,11 @@
 // `agentmesh check`, certificates: the identity files are readable, the key matches, the chain reaches
 // identity.bundle, the certificate is valid now (and not about to expire), its SPIFFE ID is in
-// identity.trustDomain, and the agent name is one the identity owns (spiffe://TD/agent/NAME).
+// identity.trustDomain, and the agent name is one the identity owns (spiffe://TD/agent/NAME or a grant).
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { SidecarConfig } from '../config.ts';
-import { parseSpiffeId } from '../identity/index.ts';
+import { nameOwnership, type Registrations } from '../../registry/index.ts';
+import { loadGrants, loadIdentity, parseSpiffeId } from '../identity/index.ts';
 import { fail, ok, warn, type CheckResult } from './check-result.ts';
 
 const SOON_MS = 24 * 3_600_000;
@@ -76,11 +77,25 @@ export async function checkIdentity(config: SidecarConfig, now = Date.now()): Pr
   return { results, id: uri };
 }
 
-/** The agent name rule: an identity owns the agent name NAME when it is spiffe://TD/agent/NAME. */
-export function checkNameBinding(id: string, trustDomain: string, name: string, key: string): CheckResult {
+/** Name binding (registry nameOwnership): spiffe://TD/agent/NAME owns NAME, and so does an identity granted it (identity.grants). */
+export function checkNameBinding(id: string, trustDomain: string, name: string, key: string, granted: readonly Registrations[] = []): CheckResult {
   const owned = `spiffe://${trustDomain}/agent/${name}`;
-  return id === owned ? ok(key, `'${name}' is owned by ${id}`)
-    : fail(key, `the identity ${id} does not own the agent name '${name}' (that takes ${owned})`, `issue a certificate for ${owned}, or use the name the identity owns`);
+  const ownership = nameOwnership('agent', name, id, trustDomain, granted);
+  return ownership !== 'none' ? ok(key, `'${name}' is ${ownership === 'granted' ? 'granted to' : 'owned by'} ${id}`)
+    : fail(key, `the identity ${id} does not own the agent name '${name}' (that takes ${owned}, or a grant)`, `issue a certificate for ${owned}, grant the name (agentmesh ca grant, identity.grants), or use the name the identity owns`);
+}
+
+/** The names identity.grants give this identity; a grant that does not load is a ✖ line. */
+export async function checkGrants(config: SidecarConfig): Promise<{ results: CheckResult[]; registrations: Registrations[] }> {
+  const { cert, key, grants } = config.identity;
+  if (grants.length === 0 || cert === undefined || key === undefined) return { results: [], registrations: [] };
+  try {
+    const identity = await loadIdentity({ ...config.identity, cert, key });
+    const loaded = await loadGrants(grants, identity);
+    return { results: [ok('identity.grants', `${grants.length} grant${grants.length === 1 ? '' : 's'} verified`)], registrations: loaded.registrations };
+  } catch (err) {
+    return { results: [fail('identity.grants', (err as Error).message, 'agentmesh ca grant writes a grant signed by the mesh CA for this identity')], registrations: [] };
+  }
 }
 
 function validity(leaf: X509Certificate, now: number): CheckResult[] {

@@ -5,7 +5,7 @@ import { MeshError } from '../../sdk/errors.ts';
 import { parseDuration, type SidecarConfig } from '../config.ts';
 import { stringFlag, type ParsedArgs } from './args.ts';
 import { configFromArgs, type CliContext } from './commands.ts';
-import { checkIdentity, checkNameBinding } from './check-identity.ts';
+import { checkGrants, checkIdentity, checkNameBinding } from './check-identity.ts';
 import { fail, formatResult, ok, type CheckResult } from './check-result.ts';
 import { checkAgentCard, checkNats, checkPorts } from './check-runtime.ts';
 
@@ -35,7 +35,8 @@ export async function checkAll(args: ParsedArgs, ctx: CliContext, timeoutMs: num
   results.push(...card.results);
   const name = config.agent?.name ?? card.name;
   if (identity.id !== undefined && name !== undefined) {
-    results.push(checkNameBinding(identity.id, config.identity.trustDomain, name, config.agent?.name ? 'agent.name' : 'agent (card name)'));
+    const grants = await checkGrants(config);
+    results.push(...grants.results, checkNameBinding(identity.id, config.identity.trustDomain, name, config.agent?.name ? 'agent.name' : 'agent (card name)', grants.registrations));
   }
   return results;
 }
