@@ -177,12 +177,12 @@ describe('bad configuration fails at start-up naming the key', () => {
     assert.match(env.stderr, /registry\.ttl: expected a duration/);
   });
 
-  test('a valid config validates, and a missing certificate fails start-up naming the file', async () => {
+  test('a missing certificate fails validate and start-up, naming the file', async () => {
     const path = join(dir, 'ok.yaml');
     writeFileSync(path, `identity: { trustDomain: m.local, cert: ${join(dir, 'none.pem')}, key: ${join(dir, 'none-key.pem')}, bundle: ${join(dir, 'b.pem')} }\n`);
-    const ok = await runCli(['validate', '--config', path]);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /config is valid/);
+    const validate = await runCli(['validate', '--config', path]);
+    assert.equal(validate.code, 1, validate.stderr);
+    assert.match(validate.stdout, /✖ identity\.cert: cannot read .*none\.pem/);
     const start = await runCli(['sidecar', '--config', path, '--listen.outbound', '127.0.0.1:0', '--listen.inbound', '127.0.0.1:0', '--listen.admin', '127.0.0.1:0']);
     assert.equal(start.code, 1);
     assert.match(start.stderr, /IDENTITY_INVALID: identity\.cert: cannot read .*none\.pem/);

@@ -113,7 +113,7 @@ test('a three-hop chain shows as one trace, in the access log and on the tap of 
   let bOutbound = '';
   const agentB = await serveAgent({ name: bName, executor: toolCallerExecutor(() => bOutbound, mcpName) });
   t.after(() => agentB.close());
-  const b = await startTestSidecar({ name: 'b', pki, registryDir, logger: bLog.logger, config: { telemetry, log, instance: `b-${unique}`, agent: { url: agentB.url, name: bName } } });
+  const b = await startTestSidecar({ name: bName, pki, registryDir, logger: bLog.logger, config: { telemetry, log, instance: `b-${unique}`, agent: { url: agentB.url, name: bName } } });
   t.after(() => b.close());
   bOutbound = b.outbound;
 
@@ -191,7 +191,7 @@ test('a tap client that stops reading is dropped; the calls it watched go on', a
   t.after(() => pki.close());
   const agent = await serveAgent({ name: `echo${process.pid}`, executor: echoExecutor() });
   t.after(() => agent.close());
-  await using sidecar = await startTestSidecar({ pki, config: { agent: { url: agent.url } } });
+  await using sidecar = await startTestSidecar({ name: `echo${process.pid}`, pki, config: { agent: { url: agent.url } } });
   const admin = new URL(sidecar.admin);
 
   // A WebSocket client that does the handshake and then never reads again.
