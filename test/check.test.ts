@@ -135,6 +135,16 @@ describe('agentmesh check', () => {
     assert.match(find(results, 'agent.url', 'fail')?.message ?? '', /the agent card does not load/);
   });
 
+  test('a policy file that does not parse', async () => {
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, 'rules: [ { nonsense: true } ]\n');
+    const { code, results } = await check({ policy: { file: policy } });
+    assert.equal(code, 1);
+    assert.match(find(results, 'policy.file', 'fail')?.message ?? '', /policy/);
+    const missing = await check({ policy: { file: join(dir, 'no-policy.yaml') } });
+    assert.match(find(missing.results, 'policy.file', 'fail')?.message ?? '', /cannot read .*no-policy\.yaml \(ENOENT\)/);
+  });
+
   test('as a command: ✖ lines with hints, exit 1', async () => {
     const path = join(dir, 'cli.yaml');
     writeFileSync(path, stringify({ identity: { ...alice, cert: join(dir, 'gone.pem') }, listen: { outbound: '127.0.0.1:0', inbound: '127.0.0.1:0', admin: '127.0.0.1:0' }, registry: { dir: join(dir, 'registry') } }));

@@ -1,11 +1,14 @@
 // `agentmesh check`, what the sidecar will meet at start-up: its ports free, NATS reachable and
-// authorising it with the bucket there (unauthenticated NATS warned), the local agent's card loading.
+// authorising it with the bucket there (unauthenticated NATS warned), the local agent's card loading,
+// the policy file parsing.
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { natsAccessWarning, probeNats } from '../../registry/index.ts';
 import type { SidecarConfig } from '../config.ts';
 import { loadIdentity } from '../identity/index.ts';
 import { loadLocalAgent } from '../a2a/local-agent.ts';
 import { natsAccess } from '../nats/access.ts';
+import { parsePolicy } from '../policy/policy-schema.ts';
 import { fail, ok, warn, type CheckResult } from './check-result.ts';
 
 export async function checkPorts(config: SidecarConfig): Promise<CheckResult[]> {
@@ -89,4 +92,22 @@ function tryBind(host: string, port: number): Promise<string | undefined> {
     server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(undefined)));
   });
+}
+
+/** policy.file, when the config names one: readable and a valid policy document (as the sidecar parses it). */
+export async function checkPolicy(config: SidecarConfig): Promise<CheckResult[]> {
+  const path = config.policy.file;
+  if (path === undefined) return [ok('policy', 'from the registry\'s policy store (agentmesh policy apply)')];
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return [fail('policy.file', `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 'fix policy.file, or leave it out to use the policy store')];
+  }
+  try {
+    const document = parsePolicy(text, path);
+    return [ok('policy.file', `${path}: ${document.mode}, default ${document.default}, ${document.rules.length} rules`)];
+  } catch (err) {
+    return [fail('policy.file', (err as Error).message, 'agentmesh explain --policy FILE shows how a call is decided once it parses')];
+  }
 }

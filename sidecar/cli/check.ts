@@ -1,13 +1,13 @@
 // `agentmesh check [--config F] [--json] [--timeout 3s]`: everything a sidecar with this config needs,
 // one ✔ / ⚠ / ✖ line each with a hint: the config, certificates, name binding, NATS, ports, the local
-// agent's card. Exit 1 on any ✖ (a ⚠ does not fail).
+// agent's card, the policy file. Exit 1 on any ✖ (a ⚠ does not fail).
 import { MeshError } from '../../sdk/errors.ts';
 import { parseDuration, type SidecarConfig } from '../config.ts';
 import { stringFlag, type ParsedArgs } from './args.ts';
 import { configFromArgs, type CliContext } from './commands.ts';
 import { checkGrants, checkIdentity, checkNameBinding } from './check-identity.ts';
 import { fail, formatResult, ok, type CheckResult } from './check-result.ts';
-import { checkAgentCard, checkNats, checkPorts } from './check-runtime.ts';
+import { checkAgentCard, checkNats, checkPolicy, checkPorts } from './check-runtime.ts';
 
 export async function runCheck(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const timeoutFlag = stringFlag(args, 'timeout') ?? '3s';
@@ -38,5 +38,6 @@ export async function checkAll(args: ParsedArgs, ctx: CliContext, timeoutMs: num
     const grants = await checkGrants(config);
     results.push(...grants.results, checkNameBinding(identity.id, config.identity.trustDomain, name, config.agent?.name ? 'agent.name' : 'agent (card name)', grants.registrations));
   }
+  results.push(...await checkPolicy(config));
   return results;
 }

@@ -180,7 +180,7 @@ export const USAGE = `usage: agentmesh <command>
   call AGENT "text" [--json] [--url URL]                          send a message, print the stream
   tap [--agent A] [--method M] [--direction D] [--json] [--count N] [--admin URL]
                                                                   watch a sidecar's calls live (its admin listener's /api/tap)
-  check [--config FILE] [--json] [--timeout 3s]                   check certificates, NATS, ports and the agent's card
+  check [--config FILE] [--json] [--timeout 3s]                   check certificates, NATS, ports, the agent's card, policy.file
   demo [--keep]                                                   run the multi-agent demo (--keep: leave it up to try the CLI)
   --version, COMMAND --help, --debug (stack traces on errors)
 
