@@ -16,9 +16,11 @@ export interface CaProcess extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startCaProcess(dir: string, args: string[] = []): Promise<CaProcess> {
+/** `options.host` is the address to listen on (port 0); `options.launcher` a command prefix such as ['ip', 'netns', 'exec', ns]. */
+export async function startCaProcess(dir: string, args: string[] = [], options: { host?: string; launcher?: readonly string[] } = {}): Promise<CaProcess> {
   const readyFile = join(mkdtempSync(join(tmpdir(), 'agentmesh-ca-proc-')), 'ready.json');
-  const child = spawn(process.execPath, [CLI, 'ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--ready-file', readyFile, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, ...argv] = [...(options.launcher ?? []), process.execPath, CLI, 'ca', 'serve', '--dir', dir, '--listen', `${options.host ?? '127.0.0.1'}:0`, '--ready-file', readyFile, ...args];
+  const child = spawn(program ?? process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { output += d.toString(); });

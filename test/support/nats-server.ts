@@ -27,6 +27,10 @@ export function natsServerBinary(): string | undefined {
 export interface NatsServerOptions {
   /** nats-server config text with a `jetstream { store_dir }` (nats-server refuses -sd next to it); the address stays ours. */
   config?: string;
+  /** The address to listen on (default 127.0.0.1), e.g. a test host's address from test/support/netns.ts. */
+  host?: string;
+  /** A command prefix such as ['ip', 'netns', 'exec', ns] to run the server on another test host. */
+  launcher?: readonly string[];
 }
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -45,7 +49,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
   const launch = async (): Promise<void> => {
     const portsDir = mkdtempSync(join(dir, 'ports-'));
-    const proc = spawn(binary, [...configArgs, '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir], { stdio: 'ignore' });
+    const host = options.host ?? '127.0.0.1';
+    const [program, ...argv] = [...(options.launcher ?? []), binary, ...configArgs, '-a', host, '-p', String(port), '--ports_file_dir', portsDir];
+    const proc = spawn(program ?? binary, argv, { stdio: 'ignore' });
     child = proc;
     let exited = false;
     proc.once('exit', () => { exited = true; });
@@ -70,7 +76,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
   await launch();
   return {
-    get url() { return `nats://127.0.0.1:${port}`; },
+    get url() { return `nats://${options.host ?? '127.0.0.1'}:${port}`; },
     get port() { return port; },
     stop,
     async restart() {

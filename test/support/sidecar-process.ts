@@ -24,7 +24,7 @@ export interface SidecarProcess extends AsyncDisposable {
 }
 
 /** Starts `agentmesh sidecar` with `config` (listen ports default to 0 on 127.0.0.1). */
-export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number; readyFile?: string; nodeArgs?: string[] } = {}): Promise<SidecarProcess> {
+export async function startSidecarProcess(config: Record<string, unknown>, options: { timeoutMs?: number; readyFile?: string; nodeArgs?: string[]; launcher?: readonly string[] } = {}): Promise<SidecarProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'agentmesh-sidecar-'));
   const configPath = join(dir, 'sidecar.yaml');
   const readyFile = options.readyFile ?? join(dir, 'ready.json');
@@ -35,7 +35,9 @@ export async function startSidecarProcess(config: Record<string, unknown>, optio
   };
   writeFileSync(configPath, stringify(full));
   // nodeArgs: options for node itself, e.g. --cpu-prof (which NODE_OPTIONS does not accept on Node 20).
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'sidecar', '--config', configPath, '--ready-file', readyFile], {
+  // launcher: a command prefix, e.g. ['ip', 'netns', 'exec', ns] to run the sidecar on another test host.
+  const [program, ...argv] = [...(options.launcher ?? []), process.execPath, ...(options.nodeArgs ?? []), CLI, 'sidecar', '--config', configPath, '--ready-file', readyFile];
+  const child = spawn(program ?? process.execPath, argv, {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
