@@ -12,6 +12,7 @@ import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import { resolveConfig } from '../sidecar/config.ts';
+import { createMetrics } from '../sidecar/metrics.ts';
 import { caInit, caIssue } from '../sidecar/identity/index.ts';
 import { natsServerBinary } from './support/nats-server.ts';
 import { ROOT, runCli } from './support/sidecar-process.ts';
@@ -155,5 +156,16 @@ describe('examples/kubernetes', () => {
     writeFileSync(join(dir, 'nats.conf'), conf);
     const checked = spawnSync(natsServerBinary() ?? 'nats-server', ['-c', join(dir, 'nats.conf'), '-t'], { encoding: 'utf8', env: { ...process.env, POD_NAME: 'nats-0' }, timeout: 30_000 });
     assert.equal(checked.status, 0, `${checked.stdout}${checked.stderr}`);
+  });
+
+  test('docs/operations.md alerts name metrics the sidecar exports', async () => {
+    const named = new Set([...readFileSync(join(ROOT, 'docs/operations.md'), 'utf8').matchAll(/\bagentmesh_[a-z_]+/g)]
+      .map((m) => m[0].replace(/_bucket$/, '')));
+    assert.ok(named.size >= 10, `alerts name ${named.size} metrics`);
+    const exported = await createMetrics().registry.metrics();
+    const sources = ['sidecar/metrics.ts', ...readdirSync(join(ROOT, 'sidecar/overload')).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => `sidecar/overload/${f}`)]
+      .map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
+    const unknown = [...named].filter((name) => !exported.includes(`# TYPE ${name} `) && !sources.includes(`'${name}'`));
+    assert.deepEqual(unknown, []);
   });
 });
