@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
-import { openRegistry, type Announcement, type AnnouncedRecord, type Registry } from '../registry/index.ts';
+import { createRecordSigner, createRecordVerifier, openRegistry, signGrant, type Announcement, type AnnouncedRecord, type Registry } from '../registry/index.ts';
+import { issueWorkload } from '../sidecar/identity/index.ts';
 import { createTestPki } from '../test/support/certs.ts';
 import { startNatsServer } from '../test/support/nats-server.ts';
 import { ROOT, startSidecarProcess, type SidecarProcess } from '../test/support/sidecar-process.ts';
@@ -27,11 +28,13 @@ const QUIET_MS = Number(flags['quiet-seconds']) * 1000;
 const CALL_RATE = Number(flags['call-rate']);
 const TTL_MS = 15_000;
 const TD = 'churn.bench';
+/** Every simulated record is signed as one identity, granted its name by the CA (as bench/registry-scale.ts). */
+const SIMULATOR = `spiffe://${TD}/agent/simulator`;
 
-function agent(name: string, i: number): AnnouncedRecord {
+function agent(name: string, i: number, grant: string): AnnouncedRecord {
   const url = `https://10.9.${Math.floor(i / 250) % 250}.${i % 250}:15443`;
   return {
-    kind: 'agent', name, instance: `sim${i}`, identity: `spiffe://${TD}/agent/${name}`, endpoint: url, labels: { team: `t${i % 17}` },
+    kind: 'agent', name, instance: `sim${i}`, identity: SIMULATOR, grants: [grant], endpoint: url, labels: { team: `t${i % 17}` },
     card: {
       name, description: `simulated agent ${i}`, version: '1.0.0',
       supportedInterfaces: [{ url: `${url}/a2a/jsonrpc`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }],
@@ -41,9 +44,9 @@ function agent(name: string, i: number): AnnouncedRecord {
   };
 }
 
-function mcp(name: string, i: number): AnnouncedRecord {
+function mcp(name: string, i: number, grant: string): AnnouncedRecord {
   return {
-    kind: 'mcp', name, instance: `sim${i}`, identity: `spiffe://${TD}/agent/${name}`, endpoint: `https://10.8.${Math.floor(i / 250) % 250}.${i % 250}:15443`, labels: {},
+    kind: 'mcp', name, instance: `sim${i}`, identity: SIMULATOR, grants: [grant], endpoint: `https://10.8.${Math.floor(i / 250) % 250}.${i % 250}:15443`, labels: {},
     tools: [0, 1, 2, 3].map((k) => ({ name: `tool_${k}`, description: `simulated tool ${k} of ${name}`, inputSchema: { type: 'object', properties: { q: { type: 'string' } } } })),
   };
 }
@@ -100,8 +103,14 @@ async function main(): Promise<void> {
     startSidecarProcess({ registry, identity: await pki.issue(`spiffe://${TD}/agent/caller`), audit: { enabled: false } }, { timeoutMs: 60_000 }),
     startSidecarProcess({ registry, agent: { url: agentUrl }, identity: await pki.issue(`spiffe://${TD}/agent/echo`), audit: { enabled: false } }, { timeoutMs: 60_000 }),
   ]);
-  const simulator: Registry = await openRegistry({ nats: nats.url, ttlMs: TTL_MS, name: 'churn-simulator' });
-  const watcher: Registry = await openRegistry({ nats: nats.url, ttlMs: TTL_MS, name: 'churn-watcher' });
+  const pair = await issueWorkload({ caCertPem: pki.ca.certPem, caKeyPem: pki.ca.keyPem, id: SIMULATOR });
+  const signer = createRecordSigner(() => ({ id: SIMULATOR, certPem: pair.certPem, keyPem: pair.keyPem }));
+  const verifier = createRecordVerifier({ trustDomain: TD, bundle: () => pki.ca.certPem });
+  const grant = (kind: 'agent' | 'mcp', name: string) => signGrant({ caKeyPem: pki.ca.keyPem, identity: SIMULATOR, agents: kind === 'agent' ? [name] : [], mcp: kind === 'mcp' ? [name] : [] });
+  const record = async (kind: 'agent' | 'mcp', name: string, j: number) => (kind === 'agent' ? agent(name, j, await grant(kind, name)) : mcp(name, j, await grant(kind, name)));
+  const simulator: Registry = await openRegistry({ nats: nats.url, ttlMs: TTL_MS, name: 'churn-simulator', signer });
+  // The watcher verifies like a sidecar, so its propagation includes the signature check.
+  const watcher: Registry = await openRegistry({ nats: nats.url, ttlMs: TTL_MS, name: 'churn-watcher', verifier });
   const rss: { t: number; A: number; B: number }[] = [];
   const result: Record<string, unknown> = { agents: AGENTS, mcp: MCPS, rate: RATE, ttlMs: TTL_MS, cpus: cpus().length };
   try {
@@ -113,7 +122,7 @@ async function main(): Promise<void> {
         const j = i + k;
         const kind = j < AGENTS ? 'agent' : 'mcp';
         const name = kind === 'agent' ? `sim-${j}` : `simmcp-${j}`;
-        live.push({ name, kind, handle: await simulator.announce(kind === 'agent' ? agent(name, j) : mcp(name, j)) });
+        live.push({ name, kind, handle: await simulator.announce(await record(kind, name, j)) });
       }));
     }
     await waitFor('sidecar A lists every simulated agent', async () => {
@@ -152,10 +161,11 @@ async function main(): Promise<void> {
         const j = serial++;
         const name = kind === 'agent' ? `churn-${j}` : `churnmcp-${j}`;
         try {
+          const next = await record(kind, name, j); // signed before the clock starts: the CA's work is not propagation
           if (gone) { pendingLeave.set(gone.name, { kind: gone.kind, at: performance.now() }); await gone.handle.withdraw(); }
           const at = performance.now();
           pendingJoin.set(name, { kind, at });
-          live.push({ name, kind, handle: await simulator.announce(kind === 'agent' ? agent(name, j) : mcp(name, j)) });
+          live.push({ name, kind, handle: await simulator.announce(next) });
           if (kind === 'agent' && k % 10 === 0) {
             polls.push(waitFor(`sidecar A lists ${name}`, async () => {
               const res = await fetch(`${a.outbound}/registry/agents?name=${name}`);

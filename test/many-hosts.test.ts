@@ -4,11 +4,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openRegistry, type Registry } from '../registry/index.ts';
+import { createRecordVerifier, openRegistry, type Registry } from '../registry/index.ts';
 import { caInit } from '../sidecar/identity/index.ts';
 import { startCaProcess, type CaProcess } from './support/ca-process.ts';
 import { startNatsServer, type NatsServer } from './support/nats-server.ts';
@@ -86,7 +86,9 @@ describe('[long] many hosts (network namespaces)', { skip: unavailable === undef
     ]);
     sidecars.push(alpha, beta);
     // The test's own view of the registry, from the root namespace over the bridge.
-    view = await openRegistry({ nats: nats.url, ttlMs: 5000, name: 'many-hosts-view' });
+    // Records are signed by each sidecar's SVID; the view verifies them against the mesh CA like a sidecar.
+    const bundle = readFileSync(join(caDir, 'ca.pem'), 'utf8');
+    view = await openRegistry({ nats: nats.url, ttlMs: 5000, name: 'many-hosts-view', verifier: createRecordVerifier({ trustDomain: TD, bundle: () => bundle }) });
   });
 
   after(async () => {
