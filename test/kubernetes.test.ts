@@ -13,6 +13,7 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import { resolveConfig } from '../sidecar/config.ts';
 import { createMetrics } from '../sidecar/metrics.ts';
+import { parsePolicy } from '../sidecar/policy/policy-schema.ts';
 import { caInit, caIssue } from '../sidecar/identity/index.ts';
 import { natsServerBinary } from './support/nats-server.ts';
 import { ROOT, runCli } from './support/sidecar-process.ts';
@@ -131,7 +132,8 @@ describe('examples/kubernetes', () => {
     assert.equal(admin.identity.cert, '/etc/agentmesh/admin/cert.pem');
     assert.deepEqual(podOf(find('Job', 'agentmesh-nats-init')).containers[0]?.args, ['nats', 'init', '--config', '/etc/agentmesh/admin.yaml']);
     assert.deepEqual(podOf(find('Job', 'agentmesh-policy-apply')).containers[0]?.args?.slice(0, 2), ['policy', 'apply']);
-    assert.match(configData('agentmesh-policy', 'policy.yaml'), /^rules:/m);
+    const policy = parsePolicy(configData('agentmesh-policy', 'policy.yaml'), 'examples/kubernetes/policy.yaml');
+    assert.equal(policy.rules.length, 1, 'the policy document validates with the sidecar\'s policy schema');
   });
 
   test('the Dockerfile: node:20-slim, production dependencies only, runs agentmesh', () => {
