@@ -19,9 +19,12 @@ export interface Identity {
 
 /** Reads and checks cert, key and bundle: one SPIFFE URI SAN in the trust domain, valid now, chained to the bundle, key matching. */
 export async function loadIdentity(files: { cert: string; key: string; bundle: string; trustDomain: string }): Promise<Identity> {
-  const [certPem, keyPem, bundlePem] = await Promise.all([
+  // Read in parallel, but report the first failure in key order (cert, key, bundle), never whichever lost a race.
+  const reads = await Promise.allSettled([
     readPem(files.cert, 'identity.cert'), readPem(files.key, 'identity.key'), readPem(files.bundle, 'identity.bundle'),
   ]);
+  for (const r of reads) if (r.status === 'rejected') throw r.reason;
+  const [certPem, keyPem, bundlePem] = reads.map((r) => (r.status === 'fulfilled' ? r.value : '')) as [string, string, string];
   const fail = (why: string): never => { throw new MeshError('IDENTITY_INVALID', `identity.cert ${files.cert}: ${why}`); };
   let cert: X509Certificate;
   try { cert = new X509Certificate(certPem); } catch { return fail('not a PEM certificate'); }
