@@ -90,7 +90,7 @@ describe('idle MCP sessions end', () => {
     const sessionId = federated.transport.sessionId ?? '';
     await federated.client.close();
     await waitFor(`process ${pid} behind the federated session to exit`, () => !alive(pid), 20_000);
-    await waitFor('the federated session gone', async () => (await statusFor(`${caller.outbound}/mcp`, sessionId)) === 404, 10_000);
+    await waitFor('the federated session gone', async () => (await statusFor(`${caller.outbound}/mcp`, sessionId)) === 404, 30_000);
     const state = await (await fetch(`${caller.admin}/api/state`)).json() as { resources: { mcpSessions: Record<string, number> } };
     assert.deepEqual(state.resources.mcpSessions, { outbound: 0, federated: 0, federatedUpstreams: 0, stdio: 0 });
   });
