@@ -74,15 +74,36 @@ export function sendError(res: ServerResponse, err: unknown, ctx: ErrorContext):
   res.setHeader(STATUS_HEADER, String(error.httpStatus));
   if (ctx.requestId) res.setHeader(REQUEST_ID_HEADER, ctx.requestId);
   if (error.retryAfterMs !== undefined) res.setHeader('retry-after', String(retryAfterSeconds(error.retryAfterMs)));
-  if (res.req && !res.req.complete) {
-    // Answered before the body was read (e.g. 413): read and discard the rest so the caller can finish
-    // sending and read this answer. Only a body far beyond any limit gets the connection closed instead.
-    const declared = Number(res.req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > 64 * 1024 * 1024) headers.connection = 'close';
-    res.req.resume();
-  }
+  if (res.req && !res.req.complete) answeredEarly(res);
   res.writeHead(errorStatus(error, ctx.style), headers);
   res.end(body);
+}
+
+/** Up to this many bytes of a refused body are read and discarded; beyond it the connection is closed. */
+const DISCARD_LIMIT = 1024 * 1024;
+/** How long a connection whose body was refused stays open after the answer, for the caller to read it. */
+const LINGER_MS = 1000;
+
+/**
+ * The answer goes out before the request body was read (413, a body nested too deep, a refusal at
+ * admission). A small rest is read and discarded so the connection can carry the next request. A large
+ * or unsized rest is not read at all — discarding megabytes over TLS costs as much memory and CPU as
+ * reading them: the request is paused and the socket is closed a moment after the answer was flushed,
+ * once the caller had the time to read it (a lingering close).
+ */
+function answeredEarly(res: ServerResponse): void {
+  const req = res.req;
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared <= DISCARD_LIMIT) {
+    req.resume();
+    return;
+  }
+  req.pause();
+  // Not `connection: close`: Node ends such a response with destroySoon(), which resets a socket that
+  // still has unread input, often before the caller read the answer. It is closed LINGER_MS later.
+  res.once('finish', () => {
+    setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+  });
 }
 
 /** Retry-After is whole seconds (RFC 9110); a wait under a second is still 1. */
