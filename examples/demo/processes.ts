@@ -8,6 +8,9 @@ import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { waitFor } from './wait.ts';
+
+export { waitFor };
 
 /** The folder holding package.json, whether this runs from the sources or from their build in dist/. */
 export const ROOT = packageRoot(fileURLToPath(new URL('.', import.meta.url)));
@@ -24,22 +27,6 @@ export interface DemoSidecar extends DemoProcess {
   readonly outbound: string;
   readonly inbound: string;
   readonly admin: string;
-}
-
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await delay(25);
-  }
 }
 
 /** The nats-server binary: on PATH, or Debian's /usr/sbin/nats-server. */
