@@ -58,11 +58,7 @@ test('file sink: a chain that verifies, continued by a reopened instance', async
   assert.deepEqual(text.map((l) => (JSON.parse(l) as { requestId: string }).requestId), Array.from({ length: 21 }, (_, i) => `r${i}`));
 });
 
-// Intermittent (about one run in three, also on an idle machine): after the sink comes back, not every
-// spooled record is delivered within the bound. A real defect in the spool replay, open in issue 13.
-test('a failing sink: records wait in the spool on disk and follow in order once it is back', {
-  todo: 'spool replay sometimes stops short of the last records (issue 13)',
-}, async (t) => {
+test('a failing sink: records wait in the spool on disk and follow in order once it is back', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'audit-log-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const sink = switchableSink();
@@ -106,8 +102,10 @@ test('memory and spool full: lost records are counted and a gap record says so',
   await log.close();
   const result = verifyAudit(lines(sink.stored));
   assert.ok(result.ok, JSON.stringify(result));
-  const gap = sink.stored.map((l) => JSON.parse(l) as { kind: string; lost?: number }).find((r) => r.kind === 'gap');
-  assert.ok(gap && (gap.lost ?? 0) > 0, 'a gap record counts the lost records');
-  assert.equal(result.instances[0]?.gaps, 1);
-  assert.equal(sink.stored.length + (gap?.lost ?? 0) - 1, 301, 'stored + lost = recorded');
+  // Room may come and go while the 300 are recorded, so there may be more than one loss period (one gap each).
+  const gaps = sink.stored.map((l) => JSON.parse(l) as { kind: string; lost?: number }).filter((r) => r.kind === 'gap');
+  assert.ok(gaps.length > 0 && gaps.every((g) => (g.lost ?? 0) > 0), 'gap records count the lost records');
+  assert.equal(result.instances[0]?.gaps, gaps.length);
+  const lost = gaps.reduce((n, g) => n + (g.lost ?? 0), 0);
+  assert.equal(sink.stored.length - gaps.length + lost, 301, 'stored + lost = recorded');
 });

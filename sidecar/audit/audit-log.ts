@@ -2,6 +2,8 @@
 // seals queued records into the hash chain in batches and a single pump stores them through the sink,
 // spooling to disk while the sink fails and replaying the spool first, in order. Bounded everywhere:
 // when memory and spool are full, records are counted and a `gap` record says how many were lost.
+// The pump is one loop that runs every piece of work asked of it, one at a time: a request made while it
+// is busy runs after the current one (never dropped), so a retry or flush always gets its own drain.
 import { GENESIS, seal, type AuditFields } from './audit-record.ts';
 import type { AuditSink } from './audit-sink.ts';
 import type { AuditSpool } from './audit-spool.ts';
@@ -42,6 +44,8 @@ export class AuditLog {
   #timer: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #pumping: Promise<void> | undefined;
+  /** Work asked of the pump and not started yet; a drain is never downgraded to spooling only. */
+  #next: 'drain' | 'spool' | undefined;
   #failing = false;
   #closing: Promise<void> | undefined;
   #stats = { sealed: 0, stored: 0 };
@@ -106,17 +110,14 @@ export class AuditLog {
       this.#seal();
       this.#failing = false;
       await this.#pump();
-      if (this.#unsent.length > 0 && this.#o.spool) {
-        const n = await this.#o.spool.append(this.#unsent).catch(() => 0);
-        this.#unsent.splice(0, n);
-      }
+      await this.#run('spool');
       await this.#o.spool?.close().catch(() => undefined);
       await this.#o.sink.close().catch(() => undefined);
     })());
   }
 
   #flushSoon(ms: number): void {
-    if (this.#timer && ms > 0) return;
+    if (this.#closing || (this.#timer && ms > 0)) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -146,19 +147,37 @@ export class AuditLog {
 
   /** Stores what is sealed; while the sink is failing, only moves it to the spool (disk, not memory). */
   #kick(): void {
-    void this.#single(() => (this.#failing ? this.#spoolUnsent() : this.#drain()));
+    void this.#run(this.#failing ? 'spool' : 'drain');
   }
 
   #pump(): Promise<void> {
-    return this.#single(() => this.#drain());
+    return this.#run('drain');
   }
 
-  /** One spool/sink operation at a time. */
-  #single(work: () => Promise<void>): Promise<void> {
-    if (this.#pumping) return this.#pumping;
-    const run = work().catch((err: unknown) => this.#o.onError?.(err)).finally(() => { this.#pumping = undefined; });
-    this.#pumping = run;
-    return run;
+  /**
+   * Asks the pump for `work`; resolves once the pump is idle again, that is after work started later than
+   * this call has finished. One spool/sink operation at a time.
+   */
+  #run(work: 'drain' | 'spool'): Promise<void> {
+    if (this.#next !== 'drain') this.#next = work;
+    this.#pumping ??= this.#loop();
+    return this.#pumping;
+  }
+
+  async #loop(): Promise<void> {
+    await Promise.resolve(); // #pumping is set before the first piece of work starts
+    try {
+      for (let work = this.#next; work; work = this.#next) {
+        this.#next = undefined;
+        try {
+          await (work === 'drain' ? this.#drain() : this.#spoolUnsent());
+        } catch (err) {
+          this.#o.onError?.(err);
+        }
+      }
+    } finally {
+      this.#pumping = undefined;
+    }
   }
 
   async #drain(): Promise<void> {

@@ -18,12 +18,19 @@ export class AuditSpool {
     this.maxBytes = maxBytes;
   }
 
-  /** Opens (or creates, mode 0600) the spool; lines left by an earlier run of the same instance are kept. */
+  /**
+   * Opens (or creates, mode 0600) the spool; lines left by an earlier run of the same instance are kept.
+   * A last line without its line end (a write cut short by a crash) is cut off: it could never be read
+   * back, and the next append would run into it.
+   */
   static async open(path: string, maxBytes: number): Promise<AuditSpool> {
     const spool = new AuditSpool(path, maxBytes);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    spool.#fh = await open(path, 'a+', 0o600);
-    spool.#size = (await spool.#fh.stat()).size;
+    const fh = await open(path, 'a+', 0o600);
+    spool.#fh = fh;
+    const size = (await fh.stat()).size;
+    spool.#size = await wholeLines(fh, size);
+    if (spool.#size < size) await fh.truncate(spool.#size);
     return spool;
   }
 
@@ -99,4 +106,17 @@ export class AuditSpool {
     if (!this.#fh) throw new Error('audit spool is closed');
     return this.#fh;
   }
+}
+
+/** The length of the file up to and including its last line end (0 when it has none). */
+async function wholeLines(fh: FileHandle, size: number): Promise<number> {
+  const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+  for (let end = size; end > 0;) {
+    const start = Math.max(0, end - buf.length);
+    const { bytesRead } = await fh.read(buf, 0, end - start, start);
+    const nl = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (nl >= 0) return start + nl + 1;
+    end = start;
+  }
+  return 0;
 }
