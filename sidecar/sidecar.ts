@@ -148,8 +148,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   }
   const audit = opened[0].value;
   const toolPins = opened[1].value;
-  const tools = new ToolGuard({ store: toolPins, view: registry, pinning: config.tools.pinning, flagged: config.tools.flagged, audit, log });
-  void tools.scan();
+  const tools = new ToolGuard({ store: toolPins, view: registry, pinning: config.tools.pinning, policyPinning: () => policy.policy?.document.tools, flagged: config.tools.flagged, audit, log });
   const closeIntegrity = async () => {
     tools.close();
     await toolPins.close().catch(() => undefined);
@@ -181,6 +180,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       file: config.policy.file, nats, dir: config.registry.dir ?? defaultRegistryDir(), bucket: config.registry.bucket,
       name: `agentmesh-sidecar-${instance}`, gate: policy, log,
     });
+    // First pins are taken once the policy (which may say `tools: approve`) is in force.
+    void tools.scan();
     const outbound = await listen({
       ...config.listen.outbound, onError,
       handler: guardOutbound(outboundHandler({

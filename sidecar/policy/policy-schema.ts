@@ -126,6 +126,11 @@ export const PolicyDocumentSchema = z.strictObject({
     });
   }),
   limits: z.array(LimitSchema).default([]),
+  /**
+   * Tool pinning for every sidecar: approve (a tool is callable only after `agentmesh tools approve`) or
+   * first-use (pinned when first seen). Absent: each sidecar's tools.pinning. approve in either wins.
+   */
+  tools: z.enum(['first-use', 'approve']).optional(),
   push: z.strictObject({
     /** Push-notification targets allowed besides public https URLs (URLs or host names). */
     allow: z.array(z.string().min(1)).default([]),

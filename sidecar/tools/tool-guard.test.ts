@@ -62,3 +62,34 @@ test('first-use pins once; flagged: block refuses a flagged description', async 
   warnOnly.close();
   blocking.close();
 });
+
+test('a policy saying tools: approve makes a first-use sidecar approve-first; a first-use pin does not count then', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tool-guard-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await openToolPinStore({ bucket: 'b', dir });
+  const rec = record('Counts words.');
+  const tool = rec.tools[0] ?? { name: 'count' };
+  let policy: 'approve' | 'first-use' | undefined = 'approve';
+  const guard = new ToolGuard({ store, view: viewOf([rec]), pinning: 'first-use', policyPinning: () => policy, flagged: 'warn', audit: undefined, log: createLogger('silent') });
+  await guard.scan();
+  assert.deepEqual(await store.list(), [], 'nothing is pinned on first sight');
+  assert.equal(guard.status(rec, tool).state, 'not-approved');
+  await assert.rejects(guard.admit('stats', 'count', [rec], 'r1'), refusal('TOOL_NOT_APPROVED'));
+  // A pin another sidecar took under first-use (or one taken before the policy said approve).
+  await store.put({ server: 'stats', tool: 'count', hash: definitionHash(tool), identity: rec.identity, how: 'first-use', at: new Date().toISOString() });
+  await assert.rejects(guard.admit('stats', 'count', [rec], 'r2'), refusal('TOOL_NOT_APPROVED'));
+  assert.equal(guard.status(rec, tool).state, 'not-approved');
+  // The policy no longer says approve: the sidecar's own first-use applies, and that pin counts again.
+  policy = undefined;
+  assert.deepEqual((await guard.admit('stats', 'count', [rec], 'r3')).map((r) => r.instance), ['i1']);
+  assert.equal(guard.status(rec, tool).state, 'pinned');
+  // tools: first-use in the policy does not relax a sidecar configured approve.
+  const strict = new ToolGuard({ store, view: viewOf([rec]), pinning: 'approve', policyPinning: () => 'first-use', flagged: 'warn', audit: undefined, log: createLogger('silent') });
+  await assert.rejects(strict.admit('stats', 'count', [rec], 'r4'), refusal('TOOL_NOT_APPROVED'));
+  policy = 'approve';
+  await store.put({ server: 'stats', tool: 'count', hash: definitionHash(tool), identity: rec.identity, how: 'approved', at: new Date().toISOString() });
+  assert.deepEqual((await guard.admit('stats', 'count', [rec], 'r5')).map((r) => r.instance), ['i1']);
+  assert.equal(guard.status(rec, tool).state, 'approved');
+  guard.close();
+  strict.close();
+});

@@ -1,5 +1,5 @@
 // Tool integrity on the calling sidecar: pins each MCP tool's definition hash when first seen (or waits
-// for `agentmesh tools approve`), audits changes, shadows and flagged descriptions once per definition,
+// for `agentmesh tools approve` under `tools.pinning: approve` or a policy saying `tools: approve`), audits changes, shadows and flagged descriptions once per definition,
 // and decides which instances a tools/call may reach. Pins come from the `{bucket}-tools` store.
 import { MeshError } from '../../sdk/errors.ts';
 import type { McpRecord, RegistryView, ToolPin, ToolPins } from '../../registry/index.ts';
@@ -11,7 +11,10 @@ import { toolFlags } from './tool-flags.ts';
 export interface ToolGuardOptions {
   store: ToolPins;
   view: RegistryView;
+  /** The config's tools.pinning. */
   pinning: 'first-use' | 'approve';
+  /** The policy document's `tools` in force now, if any: `approve` makes pinning approve-first whatever the config says. */
+  policyPinning?: () => 'first-use' | 'approve' | undefined;
   flagged: 'warn' | 'block';
   audit: CallAudit | undefined;
   log: Logger;
@@ -33,17 +36,21 @@ export class ToolGuard {
   readonly #pins = new Map<string, ToolPin>();
   /** Events already audited (event, tool, hash): each is recorded once, not at every registry change. */
   readonly #reported = new Set<string>();
-  readonly #unsubscribe: () => void;
+  #unsubscribe: (() => void) | undefined;
+  #closed = false;
   #scanning: Promise<void> | undefined;
   #rescan = false;
 
   constructor(options: ToolGuardOptions) {
     this.#o = options;
-    this.#unsubscribe = options.view.onChange(() => { void this.scan(); });
   }
 
-  /** Looks at every tool in the registry: pins new ones (first-use), audits changes, shadows and flags. */
+  /**
+   * Looks at every tool in the registry: pins new ones (first-use), audits changes, shadows and flags.
+   * The first scan also starts following the registry (the sidecar calls it once its policy is in force).
+   */
   scan(): Promise<void> {
+    if (!this.#closed) this.#unsubscribe ??= this.#o.view.onChange(() => { void this.scan(); });
     if (this.#scanning) {
       this.#rescan = true;
       return this.#scanning;
@@ -70,7 +77,7 @@ export class ToolGuard {
     let pin = await this.#pin(server, tool, false);
     const cached = pin;
     if (!cached || !offering.some((r) => matches(r, tool, cached))) pin = await this.#pin(server, tool, true); // approved meanwhile?
-    if (!pin && this.#o.pinning === 'first-use') {
+    if (!pin && this.#pinning() === 'first-use') {
       const first = offering[0];
       if (first) pin = await this.#create(first, tool);
     }
@@ -105,8 +112,8 @@ export class ToolGuard {
   status(record: McpRecord, tool: McpRecord['tools'][number]): ToolStatus {
     const hash = definitionHash(tool);
     const flags = toolFlags(tool);
-    const pin = this.#pins.get(`${record.name}.${tool.name}`);
-    const state: ToolStatus['state'] = !pin ? (this.#o.pinning === 'approve' ? 'not-approved' : 'unpinned')
+    const pin = this.#usable(this.#pins.get(`${record.name}.${tool.name}`));
+    const state: ToolStatus['state'] = !pin ? (this.#pinning() === 'approve' ? 'not-approved' : 'unpinned')
       : pin.identity !== record.identity ? 'shadowed'
         : pin.hash !== hash ? 'changed'
           : pin.how === 'approved' ? 'approved' : 'pinned';
@@ -114,7 +121,13 @@ export class ToolGuard {
   }
 
   close(): void {
-    this.#unsubscribe();
+    this.#closed = true;
+    this.#unsubscribe?.();
+  }
+
+  /** approve when the config or the policy in force says so (the stricter one wins); else first-use. */
+  #pinning(): 'first-use' | 'approve' {
+    return this.#o.pinning === 'approve' || this.#o.policyPinning?.() === 'approve' ? 'approve' : 'first-use';
   }
 
   async #look(record: McpRecord, tool: McpRecord['tools'][number]): Promise<void> {
@@ -128,7 +141,7 @@ export class ToolGuard {
     let pin = await this.#pin(record.name, tool.name, false);
     if (pin && (pin.hash !== seen || pin.identity !== record.identity)) pin = await this.#pin(record.name, tool.name, true);
     if (!pin) {
-      if (this.#o.pinning === 'first-use') await this.#create(record, tool.name);
+      if (this.#pinning() === 'first-use') await this.#create(record, tool.name);
       return;
     }
     if (pin.identity !== record.identity) {
@@ -142,13 +155,22 @@ export class ToolGuard {
     }
   }
 
+  /** The pin of a tool that counts now (see #usable). */
   async #pin(server: string, tool: string, fresh: boolean): Promise<ToolPin | undefined> {
     const key = `${server}.${tool}`;
-    if (!fresh && this.#pins.has(key)) return this.#pins.get(key);
+    if (!fresh && this.#pins.has(key)) return this.#usable(this.#pins.get(key));
     const pin = await this.#o.store.get(server, tool);
     if (pin) this.#pins.set(key, pin);
     else this.#pins.delete(key);
-    return pin;
+    return this.#usable(pin);
+  }
+
+  /**
+   * Under approve, only an approval counts: a first-use pin (taken by a sidecar under first-use, or before
+   * the policy saying approve was in force) does not let a tool through.
+   */
+  #usable(pin: ToolPin | undefined): ToolPin | undefined {
+    return pin && this.#pinning() === 'approve' && pin.how !== 'approved' ? undefined : pin;
   }
 
   async #create(record: McpRecord, toolName: string): Promise<ToolPin | undefined> {
