@@ -3,7 +3,7 @@
 // a reopened instance continues its chain. Real files; the sink that fails on demand stands in for NATS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from './audit-log.ts';
@@ -108,4 +108,63 @@ test('memory and spool full: lost records are counted and a gap record says so',
   assert.equal(result.instances[0]?.gaps, gaps.length);
   const lost = gaps.reduce((n, g) => n + (g.lost ?? 0), 0);
   assert.equal(sink.stored.length - gaps.length + lost, 301, 'stored + lost = recorded');
+});
+
+test('a spool whose last line was cut short by a crash: the torn line is dropped, the rest replays and new records follow', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'audit-log-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'i4.spool.jsonl');
+  const sink = switchableSink();
+  sink.down = true;
+  const first = await AuditLog.open({ instance: 'i4', sink, spool: await AuditSpool.open(path, 1024 * 1024), ...options });
+  for (let i = 0; i < 5; i++) first.record(call(i));
+  await first.close(); // the sink is down: all five stay in the spool
+  const whole = readFileSync(path, 'utf8');
+  assert.equal(whole.split('\n').filter(Boolean).length, 5);
+  writeFileSync(path, `${whole}{"v":1,"instance":"i4","seq":6,"ti`); // the crash: half a line at the end
+  sink.down = false;
+  const second = await AuditLog.open({ instance: 'i4', sink, spool: await AuditSpool.open(path, 1024 * 1024), ...options });
+  second.record(call(5));
+  await until(() => sink.stored.length === 6);
+  await second.close();
+  assert.deepEqual(sink.stored.map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2, 3, 4, 5, 6]);
+  assert.ok(verifyAudit(lines(sink.stored)).ok);
+  assert.equal(readFileSync(path, 'utf8'), '');
+});
+
+test('a flush asked while the pump is busy spooling gets its own drain (it was dropped: the defect of issue 13)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'audit-log-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const real = await AuditSpool.open(join(dir, 'i5.spool.jsonl'), 1024 * 1024);
+  let release: () => void = () => undefined;
+  let held = false;
+  // The real spool, whose appends wait for `release` once `hold` is set: the pump is then busy spooling.
+  let hold = false;
+  const spool = {
+    path: real.path, maxBytes: real.maxBytes,
+    get pending() { return real.pending; },
+    async append(l: readonly string[]) {
+      if (hold) {
+        held = true;
+        await new Promise<void>((resolve) => { release = resolve; });
+      }
+      return real.append(l);
+    },
+    peek: (max: number) => real.peek(max), consume: (n: number) => real.consume(n), lastLine: () => real.lastLine(), close: () => real.close(),
+  } as unknown as AuditSpool;
+  const sink = switchableSink();
+  sink.down = true;
+  // No retry timer fires during the test: only the flush can send.
+  const log = await AuditLog.open({ instance: 'i5', sink, spool, ...options, retryMs: 600_000 });
+  log.record(call(0));
+  await until(() => log.stats().pending === 0 && log.stats().spooledBytes > 0); // failed once: the sink counts as failing
+  hold = true;
+  log.record(call(1)); // the pump moves it to the spool, and waits there
+  await until(() => held);
+  sink.down = false;
+  const flushed = log.flush();
+  release();
+  await flushed;
+  assert.deepEqual(sink.stored.map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2], 'the flush resolved before the records it waited for were sent');
+  await log.close();
 });
