@@ -1,5 +1,6 @@
 // Name binding (DESIGN.md "Trust model"): which identity may announce which agent or MCP server name.
-// Pure. Grants come from CA-signed grant tokens today and from the policy's `registrations` later.
+// Pure. Grants come from CA-signed grant tokens carried in the record and from the mesh policy's
+// `registrations` (the reader's verifier is given those; see signed-records.ts).
 import type { RecordKind } from './record.ts';
 
 /** Names granted to one identity beyond the default rule. */

@@ -2,6 +2,7 @@
 // records, see signed-records.ts) and the plain JSON codec used without them. No crypto here.
 import { MeshError } from '../sdk/errors.ts';
 import { decodeRecord, encodeRecord, validateRecord } from './codec.ts';
+import type { Ownership } from './name-binding.ts';
 import type { RegistryRecord } from './record.ts';
 
 /** Why a stored value was not used; the label of `agentmesh_registry_rejected_total`. */
@@ -26,6 +27,11 @@ export interface RecordSigner {
 /** Verifies a stored value; throws rejection(...) naming the reason. Never trusts the bytes. */
 export interface RecordVerifier {
   verify(key: string, value: string): Promise<SealedRecord>;
+  /**
+   * The name binding of a record already verified, checked again with the grants in force now (the
+   * policy's `registrations` change): 'none' when its owner no longer owns its name.
+   */
+  ownership?(record: RegistryRecord): Promise<Ownership>;
 }
 
 export interface RecordCodec {

@@ -42,6 +42,11 @@ export class RecordGate {
     return record.withdrawn ? { op: 'delete', key } : change;
   }
 
+  /** Forgets what was accepted at `key` (its record was dropped): the same value may be admitted again later. */
+  forget(key: string): void {
+    this.#last.delete(key);
+  }
+
   /** Heartbeats older than the TTL (with margin) need no memory: a replay of one is stale anyway. */
   #evict(): void {
     const horizon = Date.now() - 3 * this.#ttlMs;

@@ -1,6 +1,7 @@
 // The registry facade a sidecar opens: picks the backend (NATS when configured, embedded otherwise),
 // feeds the in-memory view from its watch (through the gate: forward-only heartbeats, tombstones), and
-// owns this process's announcements. It never logs: rejected records, outages and failed heartbeats go
+// owns this process's announcements; rebind() applies changed name grants (the policy's registrations)
+// to what it holds. It never logs: rejected records, outages and failed heartbeats go
 // to diagnostics_channel 'agentmesh:registry'.
 import { MeshError } from '../sdk/errors.ts';
 import { abortError } from './abort.ts';
@@ -9,7 +10,8 @@ import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { NatsAccess } from './nats-access.ts';
 import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
-import { recordCodec, rejectReason, type RecordSigner, type RecordVerifier } from './record-codec.ts';
+import { recordCodec, rejectReason, type RecordCodec, type RecordSigner, type RecordVerifier } from './record-codec.ts';
+import { RefusedValues } from './refused-values.ts';
 import { RecordGate } from './record-gate.ts';
 import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
@@ -47,6 +49,12 @@ export interface Registry extends RegistryView, AsyncDisposable {
   synced(): boolean;
   /** True while the backend is reachable and writable. */
   connected(): boolean;
+  /**
+   * The grants behind the name binding changed (the mesh policy's `registrations`, read by the verifier):
+   * drops records whose owner no longer owns its name, marks newly granted ones, and admits values that
+   * were refused only for the name binding. Runs one at a time; never rejects.
+   */
+  rebind(): Promise<void>;
   /** Withdraws announcements, stops the watch, closes the backend. Idempotent. */
   close(): Promise<void>;
   /** Resolves once close() has finished; never rejects. */
@@ -56,8 +64,10 @@ export interface Registry extends RegistryView, AsyncDisposable {
 export async function openRegistry(options: RegistryOptions): Promise<Registry> {
   const { ttlMs, signal } = options;
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new MeshError('CONFIG_INVALID', `registry.ttl: expected a positive duration, got ${ttlMs} ms`);
-  const backend = await openBackend(options);
-  const registry = new BackendRegistry(backend, ttlMs);
+  const refused = new RefusedValues();
+  const codec = refused.wrap(recordCodec(options.signer, options.verifier));
+  const backend = await openBackend(options, codec);
+  const registry = new BackendRegistry(backend, ttlMs, { codec, refused, verifier: options.verifier });
   const onInvalid = (key: string, err: unknown): void => {
     publish({ type: 'rejected', backend: backend.kind, key, reason: rejectReason(err), error: errorMessage(err) });
     options.onInvalid?.(key, err);
@@ -90,9 +100,12 @@ class BackendRegistry implements Registry {
   #resolveClosed: () => void = () => undefined;
 
   readonly #gate: RecordGate;
+  readonly #binding: Binding;
+  #rebinding: Promise<void> = Promise.resolve();
 
-  constructor(store: RegistryBackend, ttlMs: number) {
+  constructor(store: RegistryBackend, ttlMs: number, binding: Binding) {
     this.backend = store.kind;
+    this.#binding = binding;
     this.#store = store;
     this.#ttlMs = ttlMs;
     const backend = store.kind;
@@ -118,6 +131,32 @@ class BackendRegistry implements Registry {
   onChange(listener: () => void): () => void { return this.#view.onChange(listener); }
   synced(): boolean { return true; }
   connected(): boolean { return this.#store.connected(); }
+
+  rebind(): Promise<void> {
+    const run = this.#rebinding.then(() => this.#rebindOnce()).catch(() => undefined);
+    this.#rebinding = run;
+    return run;
+  }
+
+  async #rebindOnce(): Promise<void> {
+    const { verifier, refused, codec } = this.#binding;
+    if (!verifier?.ownership || this.#closing) return;
+    for (const { key, record, granted } of this.#view.held()) {
+      const ownership = await verifier.ownership(record).catch(() => 'none' as const);
+      if (ownership === 'none') {
+        if (!this.#view.drop(key, record)) continue;
+        this.#gate.forget(key);
+        publish({ type: 'rejected', backend: this.backend, key, reason: 'name_not_owned', error: `registry value at '${key}': ${record.identity} no longer owns the ${record.kind === 'agent' ? 'agent' : 'MCP server'} name '${record.name}' (the grants changed)` });
+      } else if ((ownership === 'granted') !== granted) {
+        this.#view.apply({ op: 'put', key, record, granted: ownership === 'granted' });
+      }
+    }
+    for (const [key, value] of refused.take()) {
+      const sealed = await codec.decode(key, value).catch(() => undefined);
+      const passed = sealed && this.#gate.filter({ op: 'put', key, record: sealed.record, granted: sealed.granted, tag: sealed.tag });
+      if (passed) this.#view.apply(passed);
+    }
+  }
 
   async announce(record: AnnouncedRecord, options: { signal?: AbortSignal } = {}): Promise<Announcement> {
     if (this.#closing) throw new MeshError('SHUTTING_DOWN', 'the registry is closed');
@@ -161,10 +200,16 @@ class BackendRegistry implements Registry {
   }
 }
 
-async function openBackend(options: RegistryOptions): Promise<RegistryBackend> {
+/** What rebind() needs: the codec the backend decodes with, the values it refused for the name binding, the verifier. */
+interface Binding {
+  codec: RecordCodec;
+  refused: RefusedValues;
+  verifier: RecordVerifier | undefined;
+}
+
+async function openBackend(options: RegistryOptions, codec: RecordCodec): Promise<RegistryBackend> {
   const { ttlMs, signal } = options;
   if (signal?.aborted) throw abortError(signal, 'opening the registry');
-  const codec = recordCodec(options.signer, options.verifier);
   if (options.nats !== undefined && options.nats.length > 0) {
     // The NATS client loads only when it is used: an embedded registry never needs it.
     const { openNatsBackend } = await import('./nats-backend.ts');

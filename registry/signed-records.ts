@@ -5,7 +5,7 @@ import { createPrivateKey, verify as verifySignature, type KeyObject } from 'nod
 import { CompactSign, decodeProtectedHeader, type CompactJWSHeaderParameters, type ProtectedHeaderParameters } from 'jose';
 import { decodeRecord } from './codec.ts';
 import { errorMessage } from './diagnostics.ts';
-import { nameOwnership, type Registrations } from './name-binding.ts';
+import { nameOwnership, type Ownership, type Registrations } from './name-binding.ts';
 import { verifyGrant, type Grant } from './name-grant.ts';
 import { rejection, type RecordSigner, type RecordVerifier, type SealedRecord } from './record-codec.ts';
 import type { RegistryRecord } from './record.ts';
@@ -42,7 +42,11 @@ export interface RecordVerifierOptions {
   trustDomain: string;
   /** The trust bundle (PEM, one or more roots), read at each use. */
   bundle: () => string;
-  /** Names the mesh authority grants an identity besides the record's own grants (the policy's `registrations`). */
+  /**
+   * Names the mesh authority grants an identity besides the record's own grants (the policy's
+   * `registrations`), read at each verification; after they change, the registry's rebind() applies them
+   * to the records already held.
+   */
   registrations?: (identity: string) => readonly Registrations[];
 }
 
@@ -102,6 +106,10 @@ export function createRecordVerifier(options: RecordVerifierOptions): RecordVeri
         throw rejection('name_not_owned', `registry value at '${key}': ${record.identity} does not own the ${record.kind === 'agent' ? 'agent' : 'MCP server'} name '${record.name}'${why}`);
       }
       return { record, granted: ownership === 'granted', tag: parts[2] ?? '' };
+    },
+    async ownership(record: RegistryRecord): Promise<Ownership> {
+      const { valid } = await validGrants(record);
+      return nameOwnership(record.kind, record.name, record.identity, options.trustDomain, [...valid, ...(options.registrations?.(record.identity) ?? [])]);
     },
   };
 }

@@ -116,6 +116,20 @@ export class RecordView implements RegistryView {
     return () => { this.#listeners.delete(listener); };
   }
 
+  /** Every record held (fresh or not yet swept), with its key and whether its owner holds a grant for its name. */
+  held(): { key: string; record: RegistryRecord; granted: boolean }[] {
+    return [...this.#entries].map(([key, entry]) => ({ key, record: entry.record, granted: entry.granted }));
+  }
+
+  /** Removes `key` if it still holds `record` (its owner lost the name) and tells listeners; false when it moved on. */
+  drop(key: string, record: RegistryRecord): boolean {
+    const entry = this.#entries.get(key);
+    if (entry?.record !== record) return false;
+    this.#remove(key, record);
+    this.#emit();
+    return true;
+  }
+
   /** Drops records gone stale and tells listeners. Runs on a timer; public so tests need not wait for it. */
   sweep(): void {
     const now = this.#clock.now();

@@ -45,6 +45,7 @@ import { PolicyGate } from './policy/policy-gate.ts';
 import { createPolicyMetrics } from './policy/policy-metrics.ts';
 import { startPolicySource, type PolicySource } from './policy/policy-source.ts';
 import { policyUsersSource } from './policy/policy-limits.ts';
+import { followRegistrations } from './policy/follow-registrations.ts';
 import { startObserving } from './observe/observing.ts';
 
 export interface SidecarAddresses {
@@ -79,7 +80,6 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   let grants: LoadedGrants;
   try {
     grants = await loadGrants(config.identity.grants, identity);
-    if (config.agent?.name !== undefined) assertOwnsAgentName(config.agent.name, identity, grants);
   } catch (err) {
     identities.close();
     throw err;
@@ -92,7 +92,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const users = await createMeshUsers(config, () => identities.current(), policyUsersSource(policy, config)).catch((err: unknown) => { identities.close(); throw err; });
   const stopRejections = watchRegistryRejections(metrics, log);
   // Records are signed with the current workload key (renewed certificates take effect at the next
-  // heartbeat) and verified against the current bundle.
+  // heartbeat) and verified against the current bundle, names bound by grants and the policy's registrations.
   const currentIdentity = () => identities.current();
   const nats = config.registry.nats ? { nats: config.registry.nats, natsAccess: natsAccess(config, () => identities.current()) } : undefined;
   const natsWarning = nats && natsAccessWarning(nats.nats, nats.natsAccess);
@@ -100,7 +100,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const offDiagnostics = bridgeDiagnostics(log, { connection: `agentmesh-sidecar-${instance}`, instance });
   const registry: Registry = await openRegistry({
     signer: createRecordSigner(currentIdentity),
-    verifier: createRecordVerifier({ trustDomain: identity.trustDomain, bundle: () => currentIdentity().bundlePem }),
+    verifier: createRecordVerifier({ trustDomain: identity.trustDomain, bundle: () => currentIdentity().bundlePem, registrations: (id) => policy.registrationsFor(id) }),
     ttlMs: config.registry.ttl,
     bucket: config.registry.bucket,
     name: `agentmesh-sidecar-${instance}`,
@@ -142,8 +142,10 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   ]);
   if (opened[0].status === 'rejected' || opened[1].status === 'rejected') {
     offDiagnostics();
-    await Promise.allSettled([registry.close(), affinity.close(), ...opened.map((o) => (o.status === 'fulfilled' ? o.value?.close() : undefined))]);
+    await Promise.allSettled([registry.close(), affinity.close(), observing.close(), ...opened.map((o) => (o.status === 'fulfilled' ? o.value?.close() : undefined))]);
     identities.close();
+    users.close();
+    stopRejections();
     throw opened[0].status === 'rejected' ? opened[0].reason : (opened[1] as PromiseRejectedResult).reason;
   }
   const audit = opened[0].value;
@@ -172,6 +174,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   const pending = new PendingLimit(config.limits.pendingPerTarget);
   registerOverloadMetrics(metrics.registry, { pending, admission: () => (agent && admission ? { agent: agent.name, snapshot: admission.snapshot() } : undefined) });
   let policySource: PolicySource | undefined;
+  let stopRegistrations: (() => void) | undefined;
   let meshDedup: MeshDedup | undefined;
   const onError = (err: unknown) => log.error({ err }, 'unhandled error in a request handler');
   try {
@@ -180,6 +183,11 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
       file: config.policy.file, nats, dir: config.registry.dir ?? defaultRegistryDir(), bucket: config.registry.bucket,
       name: `agentmesh-sidecar-${instance}`, gate: policy, log,
     });
+    // Its registrations bind names: values the registry refused before the policy was read are admitted
+    // now, and every later version that changes them is applied to what the registry holds.
+    stopRegistrations = followRegistrations(policy, registry);
+    if ((policy.policy?.document.registrations.length ?? 0) > 0) await registry.rebind();
+    if (config.agent?.name !== undefined) assertOwnsAgentName(config.agent.name, identity, grants, policy.registrationsFor(identity.id));
     // First pins are taken once the policy (which may say `tools: approve`) is in force.
     void tools.scan();
     const outbound = await listen({
@@ -231,7 +239,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
         ...(config.agent.name ? { name: config.agent.name } : {}),
       });
-      assertOwnsAgentName(agent.name, identity, grants); // the name may come from the card
+      assertOwnsAgentName(agent.name, identity, grants, policy.registrationsFor(identity.id)); // the name may come from the card
       admission = new Admission({
         agent: agent.name, concurrency: config.limits.concurrency, queue: config.limits.queue,
         streams: config.limits.streams, streamsPerCaller: config.limits.streamsPerCaller,
@@ -272,6 +280,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         await Promise.allSettled(listeners.map((l) => l.close(config.shutdown.drainTimeout)));
       } finally {
         shutdown.abort();
+        stopRegistrations?.();
         reaper.close();
         mcp.close();
         admission?.close();
@@ -293,6 +302,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     };
   } catch (err) {
     shutdown.abort();
+    stopRegistrations?.();
     reaper.close();
     mcp.close();
     offDiagnostics();

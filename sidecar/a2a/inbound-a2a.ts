@@ -61,7 +61,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     } else {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
     }
-    await deps.users.inbound(req, ctx, method?.readOnly === true || (method?.deduplicated === true && ctx.messageId !== undefined), route.rest !== CARD_PATH);
+    await deps.users.inbound(req, ctx, method?.readOnly === true || (method?.deduplicated === true && ctx.messageId !== undefined), route.rest !== CARD_PATH, res);
     ctx.hops = arrivingHops(req.headers);
     let budget = arrivingBudget(req.headers);
     ctx.timeoutMs = budget;

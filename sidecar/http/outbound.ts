@@ -43,7 +43,7 @@ export function outboundHandler(deps: OutboundDeps) {
         case 'mcp':
           ctx.style = 'jsonrpc';
           ctx.method = `MCP ${req.method ?? ''}`;
-          if (route.name === undefined) return await deps.mcp.federated(req, res);
+          if (route.name === undefined) return await deps.mcp.federated(req, res, ctx);
           ctx.target = { kind: 'mcp', name: route.name };
           return await deps.mcp.server(req, res, route.name, route.search, ctx);
         case 'registry-mcp':

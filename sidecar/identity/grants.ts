@@ -1,6 +1,6 @@
 // Name grants on the sidecar's side: `agentmesh ca grant` writes one (signed with the CA key), the
 // sidecar loads those in `identity.grants` (checked against its bundle and identity) and refuses at
-// start-up to announce a name its identity does not own.
+// start-up to announce a name its identity does not own (counting the mesh policy's registrations too).
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,11 +49,14 @@ export async function loadGrants(files: readonly string[], identity: Identity): 
   return loaded;
 }
 
-/** Throws IDENTITY_INVALID, naming both, when `identity` may not announce the agent name `name`. */
-export function assertOwnsAgentName(name: string, identity: Identity, grants: LoadedGrants): void {
-  if (nameOwnership('agent', name, identity.id, identity.trustDomain, grants.registrations) !== 'none') return;
+/**
+ * Throws IDENTITY_INVALID, naming both, when `identity` may not announce the agent name `name` with the
+ * grants it holds and the names the mesh policy's `registrations` give it (`policy`).
+ */
+export function assertOwnsAgentName(name: string, identity: Identity, grants: LoadedGrants, policy: readonly Registrations[] = []): void {
+  if (nameOwnership('agent', name, identity.id, identity.trustDomain, [...grants.registrations, ...policy]) !== 'none') return;
   throw new MeshError('IDENTITY_INVALID',
-    `agent.name '${name}' is not owned by this sidecar's identity ${identity.id}: it belongs to spiffe://${identity.trustDomain}/agent/${name}, or to an identity granted it (agentmesh ca grant, identity.grants)`);
+    `agent.name '${name}' is not owned by this sidecar's identity ${identity.id}: it belongs to spiffe://${identity.trustDomain}/agent/${name}, or to an identity granted it (agentmesh ca grant and identity.grants, or the mesh policy's registrations)`);
 }
 
 async function readCa(path: string): Promise<string> {

@@ -7,8 +7,19 @@ import type { RegistryView } from '../../registry/index.ts';
 import type { Logger } from '../log.ts';
 import type { PolicyGate } from '../policy/policy-gate.ts';
 
+/**
+ * Who a request to `/mcp` acts for, as the calling side verified it (users/): the end user and chain decide
+ * which tools its listing shows, and `headers` (its bearer token or chain token, hops, deadline, trace
+ * context) go with each tool call it makes to this sidecar's `/mcp/{server}` route, which checks them again.
+ */
+export interface FederatedCaller {
+  user?: unknown;
+  via?: readonly string[] | undefined;
+  headers: Readonly<Record<string, string>>;
+}
+
 export interface Federation {
-  handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
+  handle(req: IncomingMessage, res: ServerResponse, body: unknown, caller?: FederatedCaller): Promise<void>;
   /** Closes the upstream clients of MCP servers not in `servers` (they left the mesh). */
   retain(servers: ReadonlySet<string>): void;
   /** Open sessions: clients of `/mcp`, and upstream clients (one per server in use). */
@@ -22,7 +33,7 @@ export interface FederationOptions {
   /** mcp.sessionIdleTimeout: sessions and upstream clients idle this long are closed. */
   sessionIdleTimeoutMs: number;
   log: Logger;
-  /** tools/list shows only the tools the policy lets this sidecar's agent call. */
+  /** tools/list shows only the tools the policy lets this sidecar's agent call (for the user it acts for). */
   policy?: Pick<PolicyGate, 'mayCallTool' | 'onChange'>;
 }
 
@@ -38,9 +49,9 @@ export function createFederation(options: FederationOptions): Federation {
     return server;
   };
   return {
-    async handle(req, res, body) {
+    async handle(req, res, body, caller) {
       if (closed) throw new MeshError('SHUTTING_DOWN', 'the sidecar is shutting down');
-      await (await load()).handle(req, res, body);
+      await (await load()).handle(req, res, body, caller);
     },
     retain: (servers) => loaded?.retain(servers),
     counts: () => loaded?.counts() ?? { sessions: 0, upstreams: 0 },

@@ -47,7 +47,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const body = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
     // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
     const message = readMcpRequest(body, req.method ?? 'GET', ctx);
-    await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'));
+    await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'), res);
     const budget = arrivingBudget(req.headers);
     deps.policy.check(ctx, mcpPolicyFacts(ctx, body, message));
     if (req.method === 'GET') deps.listenStreams.track(res);

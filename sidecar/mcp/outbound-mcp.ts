@@ -12,7 +12,7 @@ import { resilientForward } from '../resilience/resilient-forward.ts';
 import type { ResilienceState } from '../resilience/state.ts';
 import type { Federation } from './federation.ts';
 import { nextHop } from '../resilience/hop-budget.ts';
-import { HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
+import { CHAIN_HEADER, DEADLINE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
 import { mcpPolicyFacts, type PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
@@ -56,6 +56,18 @@ function isIdempotentMcp(message: McpMessage | undefined, record: McpRecord): bo
   const tool = record.tools.find((t) => t.name === message.params?.name);
   const hints = (tool?.annotations ?? {}) as { readOnlyHint?: unknown; idempotentHint?: unknown };
   return hints.readOnlyHint === true || hints.idempotentHint === true;
+}
+
+/** What a federated tool call carries on to `/mcp/{server}` from the agent's request: its credential and mesh context. */
+const FEDERATED_HEADERS = ['authorization', CHAIN_HEADER, HOPS_HEADER, DEADLINE_HEADER, 'traceparent', 'tracestate'] as const;
+
+function federatedHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of FEDERATED_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === 'string' && value !== '') out[name] = value;
+  }
+  return out;
 }
 
 export interface OutboundMcpDeps {
@@ -155,11 +167,15 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       }, res);
     },
 
-    /** POST | GET | DELETE /mcp: the federated server. */
-    async federated(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    /**
+     * POST | GET | DELETE /mcp: the federated server, for the end user and chain the agent acts for (verified
+     * here as on `/mcp/{server}`; its tool calls take that route with the same credentials).
+     */
+    async federated(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
       const raw = req.method === 'POST' ? await readBody(req, deps.maxBody, deps.maxJsonDepth) : undefined;
+      await deps.users.outbound(req, ctx);
       if (req.method === 'GET') deps.listenStreams.track(res);
-      await deps.federation.handle(req, res, parseJsonBody(raw));
+      await deps.federation.handle(req, res, parseJsonBody(raw), { user: ctx.user, via: ctx.chain, headers: federatedHeaders(req) });
     },
 
     /** Forgets sessions whose instance left the registry; `live` maps `mcp/{server}` to its live instances. */

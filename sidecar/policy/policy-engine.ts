@@ -88,12 +88,20 @@ export class CompiledPolicy {
   readonly #limits: readonly CompiledLimit[];
   /** Limits per (caller, target) when none depends on the end user. */
   readonly #limitPlans = new Map<string, readonly ResolvedLimit[]>();
+  /** `registrations` merged per identity. */
+  readonly #registrations = new Map<string, { agents: string[]; mcp: string[] }>();
 
   constructor(document: PolicyDocument, version: number) {
     this.document = document;
     this.version = version;
     this.mode = document.mode;
     this.#rules = document.rules.map(compileRule);
+    for (const r of document.registrations) {
+      const mine = this.#registrations.get(r.identity) ?? { agents: [], mcp: [] };
+      mine.agents = [...new Set([...mine.agents, ...r.agents])];
+      mine.mcp = [...new Set([...mine.mcp, ...r.mcp])];
+      this.#registrations.set(r.identity, mine);
+    }
     this.#limits = document.limits.map((l, i) => {
       const from = compileFrom(l.from);
       return {
@@ -113,9 +121,12 @@ export class CompiledPolicy {
     const plan = this.#plan(call.caller, call.target.kind, call.target.name, call.method, call.tool);
     if (plan.fixed) return plan.fixed;
     for (const rule of plan.denies) if (conditionsHold(rule, call)) return this.#decision(false, rule, `rule '${rule.name}' denies it`);
+    // Opening or keeping a session (MCP initialize, ping, GET, DELETE; an agent's card) comes with an allow
+    // rule whatever its user and via conditions: those decide the calls made in the session.
+    const session = isPlumbing(call.target.kind, call.method);
     let nearMiss: string | undefined;
     for (const rule of plan.allows) {
-      if (!conditionsHold(rule, call)) continue;
+      if (!session && !conditionsHold(rule, call)) continue;
       const failed = rule.args && argumentFailure(rule.args, call.args);
       if (!failed) return this.#decision(true, rule, `allowed by rule '${rule.name}'`);
       nearMiss ??= `${failed} (rule '${rule.name}')`;
@@ -132,19 +143,33 @@ export class CompiledPolicy {
     return this.#rules.some((r) => r.action === 'allow' && applies(r)) || this.#byDefault.allowed;
   }
 
-  /** Whether `caller` could call `tool` of MCP server `server` (for tools/list; same assumptions as mayReach). */
-  mayCallTool(caller: string, server: string, tool: string): boolean {
+  /**
+   * Whether `caller` could call `tool` of MCP server `server` (for tools/list). Without `who`, the same
+   * assumptions as mayReach; with it (the verified end user and chain of the listing), rules on the user
+   * and `via` are decided for them, and only argument constraints are assumed to fit.
+   */
+  mayCallTool(caller: string, server: string, tool: string, who?: { user?: unknown; via?: unknown }): boolean {
     if (this.mode === 'audit') return true;
     const plan = this.#plan(caller, 'mcp', server, 'tools/call', tool);
     if (plan.fixed) return plan.fixed.allowed;
+    if (who) {
+      const call: PolicyCall = { caller, target: { kind: 'mcp', name: server }, method: 'tools/call', tool, user: who.user, via: who.via };
+      if (plan.denies.some((r) => conditionsHold(r, call))) return false;
+      return plan.allows.some((r) => conditionsHold(r, call)) || this.#byDefault.allowed;
+    }
     if (plan.denies.some((r) => !r.conditional)) return false;
     return plan.allows.length > 0 || this.#byDefault.allowed;
   }
 
   /** Names `identity` may announce besides agent/{its own name} (for the registry's name binding). */
   registrationsFor(identity: string): { agents: string[]; mcp: string[] } {
-    const mine = this.document.registrations.filter((r) => r.identity === identity);
-    return { agents: [...new Set(mine.flatMap((r) => r.agents))], mcp: [...new Set(mine.flatMap((r) => r.mcp))] };
+    const mine = this.#registrations.get(identity);
+    return mine ? { agents: [...mine.agents], mcp: [...mine.mcp] } : { agents: [], mcp: [] };
+  }
+
+  /** Like registrationsFor, without copying (read per registry record verified). */
+  registrationsOf(identity: string): { readonly agents: readonly string[]; readonly mcp: readonly string[] } | undefined {
+    return this.#registrations.get(identity);
   }
 
   /**
@@ -232,8 +257,7 @@ function targets(rule: CompiledRule, kind: TargetKind, name: string, method: str
   if (rule.kind !== kind || !rule.target(name)) return false;
   // Reading an agent's card or keeping an MCP session going comes with any allow rule for the target;
   // a deny rule covers them only when it names no methods or tools.
-  const plumbing = kind === 'agent' ? method === 'agent-card' : MCP_PLUMBING.has(method) || method.startsWith('notifications/');
-  if (plumbing) return rule.action === 'allow' || !rule.restricted;
+  if (isPlumbing(kind, method)) return rule.action === 'allow' || !rule.restricted;
   if (kind === 'agent') return !rule.methods || rule.methods.has(method);
   if (method === 'tools/call') {
     if (rule.methods && !rule.methods.has('tools/call')) return false;
@@ -241,6 +265,11 @@ function targets(rule: CompiledRule, kind: TargetKind, name: string, method: str
   }
   if (rule.methods) return rule.methods.has(method);
   return rule.tools ? method === 'tools/list' : true;
+}
+
+/** Reading an agent's card, or opening and keeping an MCP session going (no tool, prompt or resource). */
+function isPlumbing(kind: TargetKind, method: string): boolean {
+  return kind === 'agent' ? method === 'agent-card' : MCP_PLUMBING.has(method) || method.startsWith('notifications/');
 }
 
 function conditionsHold(rule: CompiledRule, call: PolicyCall): boolean {

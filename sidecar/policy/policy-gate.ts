@@ -5,6 +5,9 @@ import { MeshError } from '../../sdk/errors.ts';
 import type { RequestContext } from '../request-context.ts';
 import { describeCall, type CompiledPolicy, type PolicyCall, type PolicyDecision, type ResolvedLimit, type TargetKind } from './policy-engine.ts';
 import type { PolicyMetrics } from './policy-metrics.ts';
+import type { Registrations } from '../../registry/index.ts';
+
+const NO_REGISTRATIONS: readonly Registrations[] = Object.freeze([]);
 
 export interface PolicyStatus {
   /** null: no policy, every call allowed. */
@@ -88,11 +91,12 @@ export class PolicyGate {
   }
 
   /**
-   * Names `identity` may announce besides agent/{its own name}, from the policy's `registrations`: the
-   * hook for the registry's name binding (branch `signed`'s nameOwnership takes these as grants).
+   * Names `identity` may announce besides agent/{its own name}, from the policy's `registrations`, as
+   * the registry's name binding takes grants (createRecordVerifier's `registrations`); [] without any.
    */
-  registrationsFor(identity: string): { agents: string[]; mcp: string[] } {
-    return this.#policy?.registrationsFor(identity) ?? { agents: [], mcp: [] };
+  registrationsFor(identity: string): readonly Registrations[] {
+    const mine = this.#policy?.registrationsOf(identity);
+    return mine ? [mine] : NO_REGISTRATIONS;
   }
 
   /**
@@ -113,9 +117,12 @@ export class PolicyGate {
     return this.#policy?.mayReach(this.#self, kind, name) ?? true;
   }
 
-  /** Whether this sidecar's agent may call `tool` of `server` (the federated tools/list). */
-  mayCallTool(server: string, tool: string): boolean {
-    return this.#policy?.mayCallTool(this.#self, server, tool) ?? true;
+  /**
+   * Whether this sidecar's agent may call `tool` of `server` (the federated tools/list, /registry/mcp);
+   * `who`: the verified end user and chain it acts for, when known.
+   */
+  mayCallTool(server: string, tool: string, who?: { user?: unknown; via?: unknown }): boolean {
+    return this.#policy?.mayCallTool(this.#self, server, tool, who) ?? true;
   }
 }
 

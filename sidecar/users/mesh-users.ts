@@ -1,17 +1,20 @@
-// The request path's one entry to end users, delegation, rate limits and push-target rules: a few calls
+// The request path's one entry to end users, delegation, rate and concurrency limits and push-target rules: a few calls
 // from the A2A and MCP handlers on each side. Built once at start-up from config (and later the policy).
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseJsonBody } from '../http/http-util.ts';
 import type { RequestContext } from '../request-context.ts';
 import { Delegation, type DelegationOptions } from './delegation.ts';
 import { checkPushUrls, pushUrls, type PushRules } from './push-targets.ts';
 import { RateLimiter, type LimitsFor } from './rate-limiter.ts';
+import { ConcurrencyLimiter, type ConcurrencyFor } from './concurrency-limiter.ts';
 
 const PUSH_METHODS = new Set(['SendMessage', 'SendStreamingMessage', 'CreateTaskPushNotificationConfig']);
 const MCP_PLUMBING = new Set(['initialize', 'ping', 'MCP GET', 'MCP DELETE']);
 
 export interface MeshUsersOptions extends DelegationOptions {
   limitsFor: LimitsFor;
+  /** The policy's `limits` with a concurrency (none without a policy). */
+  concurrencyFor?: ConcurrencyFor;
   /** push.allow, read at each use (so a new policy applies at once). */
   push: () => PushRules;
 }
@@ -19,11 +22,13 @@ export interface MeshUsersOptions extends DelegationOptions {
 export class MeshUsers {
   readonly #delegation: Delegation;
   readonly #limiter: RateLimiter;
+  readonly #concurrency: ConcurrencyLimiter;
   readonly #push: () => PushRules;
 
   constructor(options: MeshUsersOptions) {
     this.#delegation = new Delegation(options);
     this.#limiter = new RateLimiter(options.limitsFor);
+    this.#concurrency = new ConcurrencyLimiter(options.concurrencyFor ?? (() => []));
     this.#push = options.push;
   }
 
@@ -51,10 +56,28 @@ export class MeshUsers {
     return this.#delegation.hopHeaders(ctx, [...new Set(instances.map((i) => i.identity))], target, debit);
   }
 
-  /** Receiving side: the chain verified into ctx, then (when `limited`) the caller's rate to this target taken. */
-  async inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean, limited = true): Promise<void> {
+  /**
+   * Receiving side: the chain verified into ctx, then (when `limited`) a slot of the caller's concurrency
+   * to this target, held until `res` closes, and a token of its rate taken.
+   */
+  async inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean, limited = true, res?: ServerResponse): Promise<void> {
     await this.#delegation.inbound(req, ctx, repeatable);
-    if (limited && ctx.target && ctx.caller) this.#limiter.take(ctx.caller, ctx.target, ctx.user);
+    if (!limited || !ctx.target || !ctx.caller) return;
+    const release = res ? this.#concurrency.acquire(ctx.caller, ctx.target, ctx.user) : undefined;
+    try {
+      this.#limiter.take(ctx.caller, ctx.target, ctx.user);
+    } catch (err) {
+      release?.();
+      throw err;
+    }
+    if (!release || !res) return;
+    if (res.destroyed || res.writableFinished) release();
+    else res.once('close', release);
+  }
+
+  /** Calls in flight under the policy's concurrency limits. */
+  inFlight(): number {
+    return this.#concurrency.inFlight();
   }
 
   /** Receiving side: the user and chain headers for the local agent (or MCP server). */
