@@ -9,12 +9,15 @@ import { announce, type AnnouncedRecord, type Announcement } from './announcer.t
 import { errorMessage, publish } from './diagnostics.ts';
 import { openEmbeddedBackend } from './embedded-backend.ts';
 import type { NatsAccess } from './nats-access.ts';
-import { recordKey, type AgentRecord, type McpRecord } from './record.ts';
+import { recordKey, type AgentRecord, type McpRecord, type RegistryRecord } from './record.ts';
 import { recordCodec, rejectReason, type RecordCodec, type RecordSigner, type RecordVerifier } from './record-codec.ts';
 import { RefusedValues } from './refused-values.ts';
 import { RecordGate } from './record-gate.ts';
 import type { AgentQuery, RegistryBackend, RegistryView } from './types.ts';
 import { RecordView } from './view.ts';
+
+/** At most this many dropped records are kept for a grant that comes back. */
+const MAX_DROPPED = 1024;
 
 export interface RegistryOptions {
   /** NATS server URL(s); the embedded backend is used when absent. */
@@ -102,6 +105,8 @@ class BackendRegistry implements Registry {
   readonly #gate: RecordGate;
   readonly #binding: Binding;
   #rebinding: Promise<void> = Promise.resolve();
+  /** Records rebind() dropped, by key, until a grant names them again or a newer value replaces them. */
+  readonly #dropped = new Map<string, RegistryRecord>();
 
   constructor(store: RegistryBackend, ttlMs: number, binding: Binding) {
     this.backend = store.kind;
@@ -119,6 +124,7 @@ class BackendRegistry implements Registry {
   async load(onInvalid: (key: string, err: unknown) => void, signal: AbortSignal | undefined): Promise<void> {
     const watchSignal = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
     await this.#store.watch((change) => {
+      if (change.op === 'put') this.#dropped.delete(change.key);
       const passed = this.#gate.filter(change);
       if (passed) this.#view.apply(passed);
     }, { signal: watchSignal, onInvalid });
@@ -146,10 +152,20 @@ class BackendRegistry implements Registry {
       if (ownership === 'none') {
         if (!this.#view.drop(key, record)) continue;
         this.#gate.forget(key);
+        if (this.#dropped.size >= MAX_DROPPED) this.#dropped.delete(this.#dropped.keys().next().value ?? '');
+        this.#dropped.set(key, record);
         publish({ type: 'rejected', backend: this.backend, key, reason: 'name_not_owned', error: `registry value at '${key}': ${record.identity} no longer owns the ${record.kind === 'agent' ? 'agent' : 'MCP server'} name '${record.name}' (the grants changed)` });
       } else if ((ownership === 'granted') !== granted) {
         this.#view.apply({ op: 'put', key, record, granted: ownership === 'granted' });
       }
+    }
+    // Dropped earlier and granted again before its owner's next heartbeat: its signature was verified then.
+    for (const [key, record] of [...this.#dropped]) {
+      const ownership = await verifier.ownership(record).catch(() => 'none' as const);
+      if (ownership === 'none') continue;
+      this.#dropped.delete(key);
+      const passed = this.#gate.filter({ op: 'put', key, record, granted: ownership === 'granted' });
+      if (passed) this.#view.apply(passed);
     }
     for (const [key, value] of refused.take()) {
       const sealed = await codec.decode(key, value).catch(() => undefined);
