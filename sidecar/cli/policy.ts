@@ -6,7 +6,7 @@ import { openPolicyStore, type PolicyStore, type StoredPolicy } from '../../regi
 import { rpcMethod } from '../a2a/methods.ts';
 import { natsAccess } from '../nats/access.ts';
 import { loadIdentity } from '../identity/index.ts';
-import { CompiledPolicy, describeCall, type PolicyCall, type PolicyDecision } from '../policy/policy-engine.ts';
+import { CompiledPolicy, describeCall, type PolicyCall, type PolicyDecision, type ResolvedLimit } from '../policy/policy-engine.ts';
 import { parsePolicy } from '../policy/policy-schema.ts';
 import { defaultRegistryDir } from '../sidecar.ts';
 import { stringFlag, type ParsedArgs } from './args.ts';
@@ -127,11 +127,23 @@ function jsonFlag(name: string, value: string): unknown {
 export interface Explanation extends PolicyDecision {
   call: string;
   caller: string;
+  /** The policy's `limits` the receiving sidecar applies to this caller (and user) calling this target. */
+  limits: readonly ResolvedLimit[];
 }
 
-/** The decision for one call under `policy` (what a sidecar running it would enforce). */
+/** The decision for one call under `policy` (what a sidecar running it would enforce), and the limits on it. */
 export function explain(policy: CompiledPolicy, call: PolicyCall): Explanation {
-  return { ...policy.decide(call), call: describeCall(call), caller: call.caller };
+  return { ...policy.decide(call), call: describeCall(call), caller: call.caller, limits: policy.limitsFor(call.caller, call.target, call.user) };
+}
+
+/** `one-a-second (rate 1/1s, burst 2, concurrency 4)` */
+function describeLimit(limit: ResolvedLimit): string {
+  const parts = [
+    ...(limit.rate ? [`rate ${limit.rate.tokens}/${limit.rate.perMs / 1000}s`] : []),
+    ...(limit.burst === undefined ? [] : [`burst ${limit.burst}`]),
+    ...(limit.concurrency === undefined ? [] : [`concurrency ${limit.concurrency}`]),
+  ];
+  return `${limit.name} (${parts.join(', ')})`;
 }
 
 export async function runExplain(args: ParsedArgs, ctx: CliContext): Promise<number> {
@@ -150,7 +162,7 @@ export async function runExplain(args: ParsedArgs, ctx: CliContext): Promise<num
   }
   const result: Explanation = policy
     ? explain(policy, call)
-    : { allowed: true, rule: undefined, reason: 'no policy: every call is allowed', mode: 'enforce', version: 0, call: describeCall(call), caller: call.caller };
+    : { allowed: true, rule: undefined, reason: 'no policy: every call is allowed', mode: 'enforce', version: 0, call: describeCall(call), caller: call.caller, limits: [] };
   if (args.flags.get('json') === true) {
     ctx.out(JSON.stringify({ decision: result.allowed ? 'allow' : 'deny', ...result }, null, 2));
     return 0;
@@ -158,5 +170,6 @@ export async function runExplain(args: ParsedArgs, ctx: CliContext): Promise<num
   ctx.out(`${result.allowed ? 'ALLOW' : 'DENY'}  ${result.call} to ${result.caller}`);
   ctx.out(`  ${result.rule === undefined ? 'rule: (none)' : `rule: ${result.rule}`}; ${result.reason}`);
   ctx.out(`  policy: ${path ?? (policy ? `version ${policy.version}` : 'none')}, mode ${result.mode}${result.mode === 'audit' && !result.allowed ? ' (recorded, let through)' : ''}`);
+  if (result.limits.length > 0) ctx.out(`  limits: ${result.limits.map(describeLimit).join('; ')}`);
   return 0;
 }
