@@ -162,3 +162,43 @@ describe('decisions', () => {
     assert.equal(allowAll.decide(call('x', 'mcp:any', 'initialize')).rule, 'stop');
   });
 });
+
+describe('sessions and listings for an end user', () => {
+  const users = new CompiledPolicy(parsePolicy(`
+default: deny
+rules:
+  - name: analysts-count
+    from: { identity: ${TD}/agent/front, user: { claims: { role: analyst } } }
+    to: { mcp: stats, tools: [word_count] }
+  - name: interns-never-shout
+    action: deny
+    from: { user: { claims: { role: intern } } }
+    to: { mcp: stats, tools: [shout] }
+  - name: anyone-shouts
+    from: { identity: ${TD}/agent/front }
+    to: { mcp: stats, tools: [shout] }
+`, 'users'), 1);
+  const analyst = { subject: 'v', claims: { role: 'analyst' } };
+  const intern = { subject: 'u', claims: { role: 'intern' } };
+
+  test('opening and keeping a session comes with an allow rule whatever its user conditions; its tool calls do not', () => {
+    for (const method of ['initialize', 'ping', 'MCP GET', 'MCP DELETE', 'notifications/initialized']) {
+      assert.equal(users.decide(call('front', 'mcp:stats', method)).allowed, true, method);
+    }
+    assert.equal(users.decide(call('front', 'mcp:stats', 'tools/call', { tool: 'word_count' })).allowed, false);
+    assert.equal(users.decide(call('front', 'mcp:stats', 'tools/call', { tool: 'word_count', user: intern })).allowed, false);
+    assert.equal(users.decide(call('front', 'mcp:stats', 'tools/call', { tool: 'word_count', user: analyst })).rule, 'analysts-count');
+    // Another identity has no rule for the server at all: no session either.
+    assert.equal(users.decide(call('other', 'mcp:stats', 'initialize')).allowed, false);
+  });
+
+  test('mayCallTool for a known user decides its user rules; without one it assumes they fit', () => {
+    const front = `${TD}/agent/front`;
+    assert.equal(users.mayCallTool(front, 'stats', 'word_count'), true);
+    assert.equal(users.mayCallTool(front, 'stats', 'word_count', { user: analyst }), true);
+    assert.equal(users.mayCallTool(front, 'stats', 'word_count', { user: intern }), false);
+    assert.equal(users.mayCallTool(front, 'stats', 'word_count', { user: undefined }), false);
+    assert.equal(users.mayCallTool(front, 'stats', 'shout', { user: analyst }), true);
+    assert.equal(users.mayCallTool(front, 'stats', 'shout', { user: intern }), false, 'a deny rule on the user hides the tool');
+  });
+});

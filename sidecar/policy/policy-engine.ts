@@ -2,7 +2,8 @@
 // rules (deny rules first, then allow rules, then `default`), and answers discovery questions. The rules
 // that can apply to (caller, target, method, tool) are found once and cached until the policy changes.
 import { compileGlob, compileGlobs } from './glob.ts';
-import type { ArgumentConstraint, PolicyDocument, PolicyFrom, PolicyRule } from './policy-schema.ts';
+import { argumentFailure, type CompiledArgument } from './policy-arguments.ts';
+import type { PolicyDocument, PolicyFrom, PolicyRule } from './policy-schema.ts';
 
 export type TargetKind = 'agent' | 'mcp';
 
@@ -68,7 +69,6 @@ interface CompiledRule {
   readonly conditional: boolean;
 }
 
-interface CompiledArgument extends Omit<ArgumentConstraint, 'pattern'> { pattern: RegExp | undefined }
 
 /** The rules that can apply to one (caller, target, method, tool), or the decision when nothing else matters. */
 type Plan = { fixed: PolicyDecision } | { fixed: undefined; denies: readonly CompiledRule[]; allows: readonly CompiledRule[] };
@@ -302,28 +302,4 @@ function viaMatches(patterns: readonly Matcher[], chain: unknown, caller: string
     at++;
   }
   return true;
-}
-
-/** Why the arguments break a constraint, or undefined when they keep all of them. */
-function argumentFailure(checks: readonly (readonly [string, CompiledArgument])[], args: unknown): string | undefined {
-  const given = (typeof args === 'object' && args !== null && !Array.isArray(args) ? args : {}) as Record<string, unknown>;
-  for (const [name, c] of checks) {
-    const v = Object.hasOwn(given, name) ? given[name] : undefined;
-    if (v === undefined || v === null) {
-      if (c.required) return `argument '${name}' is required`;
-      continue;
-    }
-    if (c.values && !c.values.some((x) => x === v)) return `argument '${name}' is not one of the allowed values`;
-    if (c.pattern && (typeof v !== 'string' || !c.pattern.test(v))) return `argument '${name}' does not match the allowed pattern`;
-    if (c.min !== undefined || c.max !== undefined) {
-      if (typeof v !== 'number') return `argument '${name}' must be a number`;
-      if (c.min !== undefined && v < c.min) return `argument '${name}' is below the minimum ${c.min}`;
-      if (c.max !== undefined && v > c.max) return `argument '${name}' is above the maximum ${c.max}`;
-    }
-    if (c.maxLength !== undefined) {
-      const length = typeof v === 'string' ? v.length : Array.isArray(v) ? v.length : undefined;
-      if (length === undefined || length > c.maxLength) return `argument '${name}' is longer than ${c.maxLength}`;
-    }
-  }
-  return undefined;
 }
