@@ -97,6 +97,13 @@ describe('agentmesh check', () => {
     assert.match(find(results, 'agent.name', 'fail')?.message ?? '', /does not own the agent name 'bob'/);
   });
 
+  test("an agent name the policy's registrations grant to the identity", async () => {
+    const policy = join(dir, 'registrations.yaml');
+    writeFileSync(policy, `registrations:\n  - { identity: "spiffe://${TD}/agent/alice", agents: [bob] }\n`);
+    const { results } = await check({ agent: { url: agent.url, name: 'bob' }, policy: { file: policy } });
+    assert.match(find(results, 'agent.name', 'ok')?.message ?? '', /'bob' is granted to /);
+  });
+
   test('NATS unreachable', async () => {
     const port = await closedPort();
     const { code, results } = await check({ registry: { nats: `nats://127.0.0.1:${port}` } });

@@ -77,12 +77,12 @@ export async function checkIdentity(config: SidecarConfig, now = Date.now()): Pr
   return { results, id: uri };
 }
 
-/** Name binding (registry nameOwnership): spiffe://TD/agent/NAME owns NAME, and so does an identity granted it (identity.grants). */
+/** Name binding (registry nameOwnership): spiffe://TD/agent/NAME owns NAME, and so does an identity granted it (identity.grants, the policy's registrations). */
 export function checkNameBinding(id: string, trustDomain: string, name: string, key: string, granted: readonly Registrations[] = []): CheckResult {
   const owned = `spiffe://${trustDomain}/agent/${name}`;
   const ownership = nameOwnership('agent', name, id, trustDomain, granted);
   return ownership !== 'none' ? ok(key, `'${name}' is ${ownership === 'granted' ? 'granted to' : 'owned by'} ${id}`)
-    : fail(key, `the identity ${id} does not own the agent name '${name}' (that takes ${owned}, or a grant)`, `issue a certificate for ${owned}, grant the name (agentmesh ca grant, identity.grants), or use the name the identity owns`);
+    : fail(key, `the identity ${id} does not own the agent name '${name}' (that takes ${owned}, or a grant)`, `issue a certificate for ${owned}, grant the name (agentmesh ca grant and identity.grants, or the policy's registrations), or use the name the identity owns`);
 }
 
 /** The names identity.grants give this identity; a grant that does not load is a ✖ line. */

@@ -8,6 +8,7 @@ import { configFromArgs, type CliContext } from './commands.ts';
 import { checkGrants, checkIdentity, checkNameBinding } from './check-identity.ts';
 import { fail, formatResult, ok, type CheckResult } from './check-result.ts';
 import { checkAgentCard, checkNats, checkPolicy, checkPorts } from './check-runtime.ts';
+import { policyRegistrations } from './policy.ts';
 
 export async function runCheck(args: ParsedArgs, ctx: CliContext): Promise<number> {
   const timeoutFlag = stringFlag(args, 'timeout') ?? '3s';
@@ -36,7 +37,8 @@ export async function checkAll(args: ParsedArgs, ctx: CliContext, timeoutMs: num
   const name = config.agent?.name ?? card.name;
   if (identity.id !== undefined && name !== undefined) {
     const grants = await checkGrants(config);
-    results.push(...grants.results, checkNameBinding(identity.id, config.identity.trustDomain, name, config.agent?.name ? 'agent.name' : 'agent (card name)', grants.registrations));
+    const registered = await policyRegistrations(config, identity.id);
+    results.push(...grants.results, checkNameBinding(identity.id, config.identity.trustDomain, name, config.agent?.name ? 'agent.name' : 'agent (card name)', [...grants.registrations, ...registered]));
   }
   results.push(...await checkPolicy(config));
   return results;

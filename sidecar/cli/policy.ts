@@ -11,6 +11,8 @@ import { parsePolicy } from '../policy/policy-schema.ts';
 import { defaultRegistryDir } from '../sidecar.ts';
 import { stringFlag, type ParsedArgs } from './args.ts';
 import { configFromArgs, type CliContext } from './commands.ts';
+import type { SidecarConfig } from '../config.ts';
+import type { Registrations } from '../../registry/index.ts';
 
 const RESERVED = ['json', 'policy', 'from', 'user', 'via', 'to', 'method', 'tool', 'args'];
 
@@ -27,6 +29,34 @@ async function storeFor(args: ParsedArgs, ctx: CliContext): Promise<PolicyStore>
   if (config.policy.file !== undefined) {
     throw new MeshError('CONFIG_INVALID', `policy.file: this config reads its policy from ${config.policy.file}; edit that file instead`);
   }
+  return storeOf(config);
+}
+
+/**
+ * The names the policy a sidecar of `config` would run (policy.file, else the policy store) registers for
+ * `identity`, for `agentmesh check`'s name binding; [] without a policy or when it cannot be read (check
+ * reports the policy and NATS on their own lines).
+ */
+export async function policyRegistrations(config: SidecarConfig, identity: string): Promise<Registrations[]> {
+  try {
+    let text: string | undefined;
+    if (config.policy.file !== undefined) text = await readFile(config.policy.file, 'utf8');
+    else {
+      const store = await storeOf(config);
+      try {
+        text = (await store.get())?.text;
+      } finally {
+        await store.close();
+      }
+    }
+    const mine = text === undefined ? undefined : new CompiledPolicy(parsePolicy(text, 'policy'), 0).registrationsOf(identity);
+    return mine ? [mine] : [];
+  } catch {
+    return [];
+  }
+}
+
+async function storeOf(config: SidecarConfig): Promise<PolicyStore> {
   const { nats, bucket, dir } = config.registry;
   if (nats === undefined) return openPolicyStore({ bucket, dir: dir ?? defaultRegistryDir() });
   const { cert, key } = config.identity;
