@@ -13,6 +13,8 @@ export interface PolicyUsersSource {
   pushAllow: () => readonly string[] | undefined;
 }
 
+const NO_CONCURRENCY: readonly ConcurrencyLimit[] = Object.freeze([]);
+
 export function policyUsersSource(gate: PolicyGate, config: Pick<SidecarConfig, 'rateLimits' | 'push'>): PolicyUsersSource {
   const configured = configLimits(config.rateLimits);
   const hasConfigured = config.rateLimits.length > 0;
@@ -34,6 +36,7 @@ export function policyUsersSource(gate: PolicyGate, config: Pick<SidecarConfig, 
     },
     concurrencyFor(caller, target, user) {
       const all = gate.limitsFor(caller, target, user);
+      if (all.length === 0) return NO_CONCURRENCY;
       let found = concurrent.get(all);
       if (!found) {
         found = all.filter((l): l is ResolvedLimit & ConcurrencyLimit => l.concurrency !== undefined);
