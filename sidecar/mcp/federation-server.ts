@@ -88,14 +88,15 @@ export function createFederationServer(options: FederationOptions): Federation {
   }
 
   let signature = JSON.stringify(meshTools());
-  const toolsChanged = () => {
+  /** Tells every session its tool list changed: `always` for a new policy, which may change what one user sees only. */
+  const toolsChanged = (always = false) => {
     const next = JSON.stringify(meshTools());
-    if (next === signature) return;
+    if (next === signature && !always) return;
     signature = next;
     for (const { server } of sessions.values()) void server.sendToolListChanged().catch(() => undefined);
   };
-  const unsubscribe = view.onChange(toolsChanged);
-  const unsubscribePolicy = policy?.onChange(toolsChanged);
+  const unsubscribe = view.onChange(() => toolsChanged());
+  const unsubscribePolicy = policy?.onChange(() => toolsChanged(true));
 
   function upstream(name: string): Promise<Client> {
     let client = upstreams.get(name);
