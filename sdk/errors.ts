@@ -53,7 +53,7 @@ export const ERROR_CATALOG = {
   ABORTED: { http: 499, rpc: -32603 },
   /** The end user's bearer token, or a delegation chain from another sidecar, is missing what it needs or does not verify. */
   UNAUTHENTICATED: { http: 401, rpc: -32064 },
-  /** The caller is over its rate to this target (token bucket per caller and target); Retry-After says when to retry. */
+  /** The caller is over its rate, or its concurrency, to this target (per limit, caller and target); Retry-After says when to retry. */
   RATE_LIMITED: { http: 429, rpc: -32065 },
   /** The originating request has spent its call budget (limits.callBudget): the fan-out stops here. */
   CALL_BUDGET_EXHAUSTED: { http: 429, rpc: -32066 },
