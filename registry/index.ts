@@ -32,7 +32,9 @@ export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-stor
 export type { AuditStream, AuditStreamOptions } from './audit-stream.ts';
 /** The JetStream audit stream `{bucket}-audit`; loads the NATS client on first use. */
 export const openAuditStream: typeof AuditStream.openAuditStream = async (options) => (await import('./audit-stream.ts')).openAuditStream(options);
-export type { ToolPin, ToolPinStore as ToolPins, ToolPinStoreOptions } from './tool-pin-store.ts';
+export type { ToolPinStore as ToolPins, ToolPinStoreOptions } from './tool-pin-store.ts';
+export { ToolPinSchema, TOOL_PIN_HISTORY, type ToolPin } from './tool-pin-schema.ts';
+export { createPinVerifier, signApproval, signFirstUse, APPROVAL_TYPE, FIRST_USE_TYPE, type PinRejectReason, type PinVerifier, type VerifiedPin } from './tool-pin-seal.ts';
 /** Tool definition pins: the KV bucket `{bucket}-tools`, or a file without NATS. */
 export const openToolPinStore: typeof ToolPinStore.openToolPinStore = async (options) => (await import('./tool-pin-store.ts')).openToolPinStore(options);
 export { openPolicyStore, decodeStoredPolicy, watchFile, type PolicyStore, type PolicyStoreOptions, type StoredPolicy } from './policy-store.ts';

@@ -14,9 +14,9 @@ export interface BucketStatus {
   values: number;
 }
 
-/** Creates each bucket (history 1, max age = ttlMs) unless it exists; returns what the server holds. */
+/** Creates each bucket (history 1 unless given, max age = ttlMs) unless it exists; returns what the server holds. */
 export async function initNatsBuckets(options: {
-  servers: string | string[]; access?: NatsAccess; buckets: readonly { name: string; ttlMs: number }[]; timeoutMs?: number;
+  servers: string | string[]; access?: NatsAccess; buckets: readonly { name: string; ttlMs: number; history?: number }[]; timeoutMs?: number;
 }): Promise<BucketStatus[]> {
   const access = await natsAccessOptions(options.servers, options.access);
   const where = [access.servers ?? []].flat().join(', ');
@@ -29,9 +29,9 @@ export async function initNatsBuckets(options: {
   try {
     const kvm = new Kvm(nc);
     const result: BucketStatus[] = [];
-    for (const { name, ttlMs } of options.buckets) {
+    for (const { name, ttlMs, history = 1 } of options.buckets) {
       try {
-        const kv = await kvm.create(name, { history: 1, ttl: ttlMs });
+        const kv = await kvm.create(name, { history, ttl: ttlMs });
         const status = await kv.status();
         result.push({ bucket: name, ttlMs: status.ttl, values: status.values });
       } catch (err) {

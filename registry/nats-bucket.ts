@@ -9,9 +9,9 @@ import { MeshError } from '../sdk/errors.ts';
  * Creates `bucket` or binds to it when it exists (its settings then stay as they are). Kvm.create looks
  * at the stream first and creates it only when missing, so binding needs no create permission.
  */
-export async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number): Promise<KV> {
+export async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number, history = 1): Promise<KV> {
   try {
-    return await new Kvm(nc).create(bucket, { history: 1, ttl: ttlMs });
+    return await new Kvm(nc).create(bucket, { history, ttl: ttlMs });
   } catch (err) {
     const denied = permissionViolation(err);
     if (!denied) throw err;

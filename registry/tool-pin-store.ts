@@ -1,33 +1,26 @@
 // Tool definition pins: the hash each MCP tool's definition had when it was first seen or approved, kept
 // in the KV bucket `{bucket}-tools` (no expiry) or, without NATS, `{registry dir}/{bucket}-tools/pins.json`.
-// Values are validated on read: a pin is an authority, a corrupt one counts as absent.
+// Values are signed (tool-pin-seal.ts) and verified on read: a pin is an authority, one that does not
+// verify — or a first-use pin that is not its key's first value — counts as absent and is reported.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import type { NatsAccess } from './nats-access.ts';
 import { safeKey } from './key-value-store.ts';
+import { pinRejectReason, pinRejection, type PinRejectReason, type PinVerifier, type VerifiedPin } from './tool-pin-seal.ts';
+import { TOOL_PIN_HISTORY, type ToolPin } from './tool-pin-schema.ts';
 
-export const ToolPinSchema = z.strictObject({
-  server: z.string().min(1).max(64),
-  tool: z.string().min(1).max(256),
-  /** sha256:<hex> of the definition's canonical JSON. */
-  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/),
-  /** The SPIFFE ID that announced the pinned definition. */
-  identity: z.string().max(2048),
-  /** first-use: pinned when first seen; approved: by `agentmesh tools approve`. */
-  how: z.enum(['first-use', 'approved']),
-  at: z.string(),
-});
-export type ToolPin = z.infer<typeof ToolPinSchema>;
+export type { ToolPin } from './tool-pin-schema.ts';
 
 export interface ToolPinStore {
-  get(server: string, tool: string): Promise<ToolPin | undefined>;
-  /** Stores a pin only if there is none yet; false when one exists (another sidecar pinned first). */
-  create(pin: ToolPin): Promise<boolean>;
-  /** Stores a pin, replacing any (approval). */
-  put(pin: ToolPin): Promise<void>;
-  list(): Promise<ToolPin[]>;
+  /** The pin of a tool that verifies, or undefined (absent, or ignored and reported through onRejected). */
+  get(server: string, tool: string): Promise<VerifiedPin | undefined>;
+  /** Stores a signed first-use pin only if the key never held one; false when it does (another sidecar pinned first). */
+  create(pin: ToolPin, signed: string): Promise<boolean>;
+  /** Stores a signed approval, replacing any pin. */
+  put(pin: ToolPin, signed: string): Promise<void>;
+  /** Every pin that verifies. */
+  list(): Promise<VerifiedPin[]>;
   close(): Promise<void>;
 }
 
@@ -38,49 +31,69 @@ export interface ToolPinStoreOptions {
   /** Without NATS: the directory the file `{bucket}-tools.json` lives in. */
   dir?: string;
   name?: string;
+  verifier: PinVerifier;
+  /** A stored pin that was ignored, and why (the sidecar counts and logs it). */
+  onRejected?: (key: string, reason: PinRejectReason, message: string) => void;
 }
 
 function keyOf(server: string, tool: string): string {
   return safeKey(`${server}.${tool}`);
 }
 
-function parsePin(text: string | undefined): ToolPin | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const result = ToolPinSchema.safeParse(JSON.parse(text));
-    return result.success ? result.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export async function openToolPinStore(options: ToolPinStoreOptions): Promise<ToolPinStore> {
   const bucket = `${options.bucket}-tools`;
+  /** Verifies a stored value; `first` says whether it is the first value its key ever held. */
+  const check = async (server: string, tool: string, value: string, first: () => Promise<boolean>): Promise<VerifiedPin | undefined> => {
+    try {
+      const verified = await options.verifier.verify(server, tool, value);
+      if (verified.pin.how === 'first-use' && !await first()) {
+        throw pinRejection('replaced', `the first-use pin of '${server}__${tool}' (signed by ${verified.signer}) replaced an earlier value: only an approval may do that`);
+      }
+      return verified;
+    } catch (err) {
+      options.onRejected?.(keyOf(server, tool), pinRejectReason(err), err instanceof Error ? err.message : String(err));
+      return undefined;
+    }
+  };
   if (options.nats) {
     const [{ connect }, { openBucket }, { natsAccessOptions }] = await Promise.all([
       import('@nats-io/transport-node'), import('./nats-bucket.ts'), import('./nats-connect.ts')]);
     const access = await natsAccessOptions(options.nats, options.access);
     const nc = await connect({ ...access, name: options.name ?? 'agentmesh-tools', maxReconnectAttempts: -1, timeout: 5000 });
-    const kv = await openBucket(nc, bucket, 0).catch(async (err: unknown) => { await nc.close(); throw err; });
+    const kv = await openBucket(nc, bucket, 0, TOOL_PIN_HISTORY).catch(async (err: unknown) => { await nc.close(); throw err; });
+    /** The key's history starts with this revision (a put, with no delete, purge or other value before it). */
+    const isFirst = async (key: string, revision: number): Promise<boolean> => {
+      const history = await kv.history({ key });
+      try {
+        for await (const entry of history) return entry.revision === revision && entry.operation === 'PUT';
+        return false;
+      } finally {
+        history.stop();
+      }
+    };
+    const read = async (server: string, tool: string, key = keyOf(server, tool)): Promise<VerifiedPin | undefined> => {
+      const entry = await kv.get(key);
+      if (!entry || entry.operation !== 'PUT') return undefined;
+      return check(server, tool, entry.string(), () => isFirst(key, entry.revision));
+    };
     return {
-      async get(server, tool) {
-        const entry = await kv.get(keyOf(server, tool));
-        return entry && entry.operation === 'PUT' ? parsePin(entry.string()) : undefined;
-      },
-      async create(pin) {
+      get: (server, tool) => read(server, tool),
+      async create(pin, signed) {
         try {
-          await kv.create(keyOf(pin.server, pin.tool), JSON.stringify(pin));
+          await kv.create(keyOf(pin.server, pin.tool), signed);
           return true;
         } catch {
           return false;
         }
       },
-      async put(pin) { await kv.put(keyOf(pin.server, pin.tool), JSON.stringify(pin)); },
+      async put(pin, signed) { await kv.put(keyOf(pin.server, pin.tool), signed); },
       async list() {
-        const pins: ToolPin[] = [];
+        const pins: VerifiedPin[] = [];
         for await (const key of await kv.keys()) {
           const entry = await kv.get(key);
-          const pin = entry && entry.operation === 'PUT' ? parsePin(entry.string()) : undefined;
+          if (!entry || entry.operation !== 'PUT') continue;
+          const claimed = claimedPin(entry.string());
+          const pin = claimed && keyOf(claimed.server, claimed.tool) === key ? await read(claimed.server, claimed.tool, key) : undefined;
           if (pin) pins.push(pin);
         }
         return pins;
@@ -89,6 +102,7 @@ export async function openToolPinStore(options: ToolPinStoreOptions): Promise<To
     };
   }
   // A directory of its own: the embedded registry reads every file at the top of its directory as a record.
+  // Whoever may write this directory is the operator of a single-host mesh: no history is kept here.
   const dir = join(options.dir ?? '.', bucket);
   const file = join(dir, 'pins.json');
   const load = async (): Promise<Record<string, unknown>> => {
@@ -112,23 +126,50 @@ export async function openToolPinStore(options: ToolPinStoreOptions): Promise<To
     queue = run.catch(() => undefined);
     return run;
   };
+  const valueOf = (all: Record<string, unknown>, key: string): string | undefined => {
+    const v = all[key];
+    return typeof v === 'string' ? v : v === undefined ? undefined : JSON.stringify(v);
+  };
+  const always = async () => true;
   return {
-    async get(server, tool) { return parsePin(JSON.stringify((await load())[keyOf(server, tool)])); },
-    create: (pin) => serial(async () => {
+    async get(server, tool) {
+      const value = valueOf(await load(), keyOf(server, tool));
+      return value === undefined ? undefined : check(server, tool, value, always);
+    },
+    create: (pin, signed) => serial(async () => {
       const all = await load();
-      if (parsePin(JSON.stringify(all[keyOf(pin.server, pin.tool)]))) return false;
-      all[keyOf(pin.server, pin.tool)] = pin;
+      if (all[keyOf(pin.server, pin.tool)] !== undefined) return false;
+      all[keyOf(pin.server, pin.tool)] = signed;
       await save(all);
       return true;
     }),
-    put: (pin) => serial(async () => {
+    put: (pin, signed) => serial(async () => {
       const all = await load();
-      all[keyOf(pin.server, pin.tool)] = pin;
+      all[keyOf(pin.server, pin.tool)] = signed;
       await save(all);
     }),
     async list() {
-      return Object.values(await load()).flatMap((v) => parsePin(JSON.stringify(v)) ?? []);
+      const all = await load();
+      const pins: VerifiedPin[] = [];
+      for (const key of Object.keys(all)) {
+        const value = valueOf(all, key);
+        const claimed = value === undefined ? undefined : claimedPin(value);
+        const pin = value !== undefined && claimed && keyOf(claimed.server, claimed.tool) === key ? await check(claimed.server, claimed.tool, value, always) : undefined;
+        if (pin) pins.push(pin);
+      }
+      return pins;
     },
     async close() { /* nothing held open */ },
   };
+}
+
+/** The server and tool a stored value says it is for (unverified: only to know what to verify it as). */
+function claimedPin(value: string): { server: string; tool: string } | undefined {
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(value.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    const { server, tool } = payload as { server?: unknown; tool?: unknown };
+    return typeof server === 'string' && typeof tool === 'string' ? { server, tool } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -41,6 +41,7 @@ export const ERROR_CATALOG = {
   /** An upstream SSE line or event exceeded limits.maxSseEvent: the stream was ended. */
   STREAM_LIMIT_EXCEEDED: { http: 502, rpc: -32068 },
   REGISTRY_RECORD_INVALID: { http: 500, rpc: -32603 },
+  TOOL_PIN_INVALID: { http: 500, rpc: -32603 },
   IDENTITY_INVALID: { http: 500, rpc: -32603 },
   /** This sidecar's own SVID has expired (renewal failed): it refuses to call out rather than fail at the TLS layer. */
   IDENTITY_EXPIRED: { http: 503, rpc: -32058 },

@@ -27,6 +27,8 @@ export interface Metrics {
   certExpiry(notAfter: () => Date): void;
   /** A registry value this sidecar did not use, by reason (bad_signature, name_not_owned, replay …). */
   registryRejected(reason: string): void;
+  /** A stored tool pin this sidecar ignored, by reason (unsigned, not_authority, replaced …). */
+  toolPinRejected(reason: string): void;
 }
 
 const MAX_CACHED_SERIES = 10_000;
@@ -50,6 +52,7 @@ export function createMetrics(): Metrics {
   const transitions = new Counter({ name: 'agentmesh_breaker_transitions_total', help: 'Circuit breaker state changes per target instance (state="open" is an ejection)', labelNames: ['target', 'instance', 'state'] as const, registers: [registry] });
   const open = new Gauge({ name: 'agentmesh_breaker_open', help: '1 while the breaker of a target instance is open', labelNames: ['target', 'instance'] as const, registers: [registry] });
   const rejected = new Counter({ name: 'agentmesh_registry_rejected_total', help: 'Registry values ignored, by reason (signature, chain, expiry, name binding, replay, MCP name conflict, invalid)', labelNames: ['reason'] as const, registers: [registry] });
+  const pinsRejected = new Counter({ name: 'agentmesh_tool_pins_rejected_total', help: 'Stored tool pins ignored, by reason (unsigned, bad_signature, not_authority: an approval not signed by the mesh CA, wrong_tool, replaced: a first-use pin over another value, invalid)', labelNames: ['reason'] as const, registers: [registry] });
   // The labelled series of each (direction, target, method, caller, code), looked up once: prom-client hashes labels on every call.
   const children = new Map<string, { requests: { inc(): void }; errors: { inc(): void } | undefined; latency: { observe(v: number): void } }>();
   return {
@@ -65,6 +68,9 @@ export function createMetrics(): Metrics {
     },
     registryRejected(reason) {
       rejected.inc({ reason });
+    },
+    toolPinRejected(reason) {
+      pinsRejected.inc({ reason });
     },
     breaker(target, instance, state) {
       transitions.inc({ target, instance, state });

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { MeshError } from '../sdk/errors.ts';
-import { createRecordSigner, createRecordVerifier, natsAccessWarning, openKeyValueStore, openRegistry, openToolPinStore, type Announcement, type Registry } from '../registry/index.ts';
+import { createPinVerifier, createRecordSigner, createRecordVerifier, natsAccessWarning, signFirstUse, openKeyValueStore, openRegistry, openToolPinStore, type Announcement, type Registry } from '../registry/index.ts';
 import { adminHandler } from './http/admin.ts';
 import { targetBreaker, targetRetry, targetTimeout, type SidecarConfig } from './config.ts';
 import { assertOwnsAgentName, loadGrants, openIdentity, serverTlsOptions, type LoadedGrants } from './identity/index.ts';
@@ -38,6 +38,7 @@ import { registerOverloadMetrics } from './overload/overload-metrics.ts';
 import { PendingLimit } from './overload/pending-limit.ts';
 import { startAudit } from './audit/start-audit.ts';
 import { ToolGuard } from './tools/tool-guard.ts';
+import { pinRejections } from './tools/pin-rejections.ts';
 import { createMeshUsers } from './users/create-mesh-users.ts';
 import { RecentCalls, withRecentCalls } from './dashboard/recent-calls.ts';
 import { dashboardRoutes } from './dashboard/dashboard-routes.ts';
@@ -133,10 +134,12 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     ...affinityLog(log),
   );
   // Audit and tool integrity (audit/, tools/): started before the listeners, closed after them.
+  const pinRejected = pinRejections(metrics, log);
   const opened = await Promise.allSettled([
     startAudit({ config, instance, identity: identity.id, registryDir: defaultRegistryDir(), nats, log }),
     openToolPinStore({
       bucket: config.registry.bucket, name: `agentmesh-sidecar-${instance}-tools`,
+      verifier: createPinVerifier({ trustDomain: identity.trustDomain, bundle: () => currentIdentity().bundlePem }), onRejected: pinRejected,
       ...(nats ? { nats: nats.nats, access: nats.natsAccess } : { dir: config.registry.dir ?? defaultRegistryDir() }),
     }),
   ]);
@@ -150,7 +153,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   }
   const audit = opened[0].value;
   const toolPins = opened[1].value;
-  const tools = new ToolGuard({ store: toolPins, view: registry, pinning: config.tools.pinning, policyPinning: () => policy.policy?.document.tools, flagged: config.tools.flagged, audit, log });
+  const tools = new ToolGuard({ store: toolPins, view: registry, pinning: config.tools.pinning, policyPinning: () => policy.policy?.document.tools, flagged: config.tools.flagged,
+    sign: (pin) => signFirstUse(currentIdentity(), pin), rejected: pinRejected, audit, log });
   const closeIntegrity = async () => {
     tools.close();
     await toolPins.close().catch(() => undefined);

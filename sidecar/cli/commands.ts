@@ -171,8 +171,8 @@ export const USAGE = `usage: agentmesh <command>
         [--args JSON] [--policy FILE | --config F] [--json]      the decision and the rule for one call
   agents [--skill S] [--json] [--url URL]                         list agents in the registry
   tools [--json] [--url URL]                                      list MCP servers and their tools (integrity: pinned, changed, flagged …)
-  tools approve SERVER [TOOL] [--url URL] [--config F | --nats URL | --registry-dir D]
-                                                                  pin the tool definitions announced now
+  tools approve SERVER [TOOL] --ca-dir DIR [--url URL] [--config F | --nats URL | --registry-dir D]
+                                                                  approve the tool definitions announced now (signed with the CA key)
   audit tail [--follow] [--agent A] [--json] [--config F | --nats URL [--bucket B] | --dir D | --file F]
                                                                   print audit records
   audit verify [--json] [--config F | --nats URL [--bucket B] | --dir D | --file F]

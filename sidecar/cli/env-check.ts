@@ -4,7 +4,7 @@ import { CONFIG_KEYS, envName } from '../config.ts';
 import { closest } from '../suggest.ts';
 
 /** Variables read outside CONFIG_KEYS: the config file, the SDK's and CLI's sidecar URLs, the demo. */
-const OTHER_VARIABLES = ['AGENTMESH_CONFIG', 'AGENTMESH_URL', 'AGENTMESH_ADMIN_URL', 'AGENTMESH_DEMO_REGISTRY'];
+const OTHER_VARIABLES = ['AGENTMESH_CONFIG', 'AGENTMESH_URL', 'AGENTMESH_CA_DIR', 'AGENTMESH_ADMIN_URL', 'AGENTMESH_DEMO_REGISTRY'];
 
 export function unknownVariables(env: Record<string, string | undefined>): { name: string; suggestion: string | undefined }[] {
   const known = new Set([...CONFIG_KEYS.map(envName), ...OTHER_VARIABLES]);

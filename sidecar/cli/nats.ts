@@ -3,7 +3,7 @@
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { MeshError } from '../../sdk/errors.ts';
-import { initNatsBuckets, openAuditStream } from '../../registry/index.ts';
+import { initNatsBuckets, openAuditStream, TOOL_PIN_HISTORY } from '../../registry/index.ts';
 import { loadIdentity } from '../identity/index.ts';
 import { natsAccess } from '../nats/access.ts';
 import { natsServerConfig, parseAgentFlag, parseGrantFlag, renderNatsConfig } from '../nats/server-config.ts';
@@ -69,7 +69,7 @@ async function natsInit(args: ParsedArgs, ctx: CliContext): Promise<number> {
     buckets: [{ name: bucket, ttlMs: ttl }, { name: `${bucket}-tasks`, ttlMs: AFFINITY_TTL_MS }, { name: `${bucket}-policy`, ttlMs: 0 }],
   });
   // Tool pins ({bucket}-tools, no expiry) and the audit stream ({bucket}-audit): audit/, tools/.
-  created.push(...await initNatsBuckets({ servers, access: natsAccess(config, () => identity), buckets: [{ name: `${bucket}-tools`, ttlMs: 0 }] }));
+  created.push(...await initNatsBuckets({ servers, access: natsAccess(config, () => identity), buckets: [{ name: `${bucket}-tools`, ttlMs: 0, history: TOOL_PIN_HISTORY }] }));
   await (await openAuditStream({ nats: servers, access: natsAccess(config, () => identity), bucket, name: 'agentmesh-admin' })).close();
   if (args.flags.get('json') === true) ctx.out(JSON.stringify(created, null, 2));
   else for (const b of created) ctx.out(`KV bucket '${b.bucket}' ready (max age ${b.ttlMs / 1000}s, ${b.values} values)`);

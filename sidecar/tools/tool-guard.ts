@@ -1,8 +1,9 @@
 // Tool integrity on the calling sidecar: pins each MCP tool's definition hash when first seen (or waits
 // for `agentmesh tools approve` under `tools.pinning: approve` or a policy saying `tools: approve`), audits changes, shadows and flagged descriptions once per definition,
-// and decides which instances a tools/call may reach. Pins come from the `{bucket}-tools` store.
+// and decides which instances a tools/call may reach. Pins come from the `{bucket}-tools` store: approvals
+// signed by the mesh CA, first-use pins signed by the sidecar that took them (this one signs its own).
 import { MeshError } from '../../sdk/errors.ts';
-import type { McpRecord, RegistryView, ToolPin, ToolPins } from '../../registry/index.ts';
+import type { McpRecord, PinRejectReason, RegistryView, ToolPin, ToolPins } from '../../registry/index.ts';
 import type { CallAudit } from '../audit/call-audit.ts';
 import type { Logger } from '../log.ts';
 import { definitionHash } from './tool-definition.ts';
@@ -16,6 +17,10 @@ export interface ToolGuardOptions {
   /** The policy document's `tools` in force now, if any: `approve` makes pinning approve-first whatever the config says. */
   policyPinning?: () => 'first-use' | 'approve' | undefined;
   flagged: 'warn' | 'block';
+  /** Signs a first-use pin this sidecar takes (with its workload key). */
+  sign: (pin: Omit<ToolPin, 'how'>) => Promise<string>;
+  /** A pin read from the store that does not count (see #pin), and why. */
+  rejected?: (key: string, reason: PinRejectReason, message: string) => void;
   audit: CallAudit | undefined;
   log: Logger;
 }
@@ -155,14 +160,18 @@ export class ToolGuard {
     }
   }
 
-  /** The pin of a tool that counts now (see #usable). */
+  /**
+   * The pin of a tool that counts now (see #usable). A pin once seen stays in force until a CA-signed
+   * approval replaces it: a first-use pin written over it, or its removal, changes nothing here.
+   */
   async #pin(server: string, tool: string, fresh: boolean): Promise<ToolPin | undefined> {
     const key = `${server}.${tool}`;
-    if (!fresh && this.#pins.has(key)) return this.#usable(this.#pins.get(key));
-    const pin = await this.#o.store.get(server, tool);
-    if (pin) this.#pins.set(key, pin);
-    else this.#pins.delete(key);
-    return this.#usable(pin);
+    const known = this.#pins.get(key);
+    if (!fresh && known) return this.#usable(known);
+    const pin = (await this.#o.store.get(server, tool))?.pin;
+    if (pin && (!known || pin.how === 'approved' || samePin(pin, known))) this.#pins.set(key, pin);
+    else if (pin && known) this.#o.rejected?.(key, 'replaced', `the first-use pin of '${server}__${tool}' changed from ${known.hash} to ${pin.hash} without an approval: ignored`);
+    return this.#usable(this.#pins.get(key));
   }
 
   /**
@@ -173,16 +182,16 @@ export class ToolGuard {
     return pin && this.#pinning() === 'approve' && pin.how !== 'approved' ? undefined : pin;
   }
 
+  /** Takes a first-use pin (create-if-absent, signed by this sidecar); it counts only if the store then holds it as the key's first value. */
   async #create(record: McpRecord, toolName: string): Promise<ToolPin | undefined> {
     const tool = findTool(record, toolName);
     if (!tool) return undefined;
     const pin: ToolPin = { server: record.name, tool: toolName, hash: definitionHash(tool), identity: record.identity, how: 'first-use', at: new Date().toISOString() };
-    if (await this.#o.store.create(pin)) {
-      this.#pins.set(`${record.name}.${toolName}`, pin);
-      this.#report('pinned', record.name, toolName, { pinned: pin.hash, identity: record.identity });
-      return pin;
-    }
-    return this.#pin(record.name, toolName, true);
+    const { how: _how, ...unsigned } = pin;
+    const created = await this.#o.store.create(pin, await this.#o.sign(unsigned));
+    const stored = await this.#pin(record.name, toolName, true);
+    if (created && stored && samePin(stored, pin)) this.#report('pinned', record.name, toolName, { pinned: pin.hash, identity: record.identity });
+    return stored;
   }
 
   /** Audits an event once per (event, tool, hashes); true when it was new. */
@@ -208,6 +217,10 @@ export class ToolGuard {
 
 function findTool(record: McpRecord | undefined, tool: string): McpRecord['tools'][number] | undefined {
   return record?.tools.find((t) => t.name === tool);
+}
+
+function samePin(a: ToolPin, b: ToolPin): boolean {
+  return a.hash === b.hash && a.identity === b.identity && a.how === b.how;
 }
 
 function matches(record: McpRecord, tool: string, pin: ToolPin): boolean {
