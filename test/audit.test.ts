@@ -156,7 +156,7 @@ describe('audit stream (files) and tool integrity', () => {
       assert.notEqual(changed.pinned, changed.seen);
       assert.ok(records.some((r) => r.event === 'flagged' && Array.isArray(r.flags) && r.flags.includes('instructions')));
 
-      const approve = await runCli(['tools', 'approve', 'dict', 'lookup', '--url', caller.outbound, '--registry-dir', String(mesh.registry.dir)]);
+      const approve = await runCli(['tools', 'approve', 'dict', 'lookup', '--url', caller.outbound, '--registry-dir', String(mesh.registry.dir), '--ca-dir', mesh.caDir]);
       assert.equal(approve.code, 0, approve.stderr);
       assert.match(JSON.stringify(await client.callTool({ name: 'lookup', arguments: { q: 'c' } })), /found:c/);
     } finally {

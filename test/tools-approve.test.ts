@@ -77,7 +77,7 @@ describe('tools: approve in the policy document', () => {
     assert.equal(blocked.server, 'dict');
     assert.equal(typeof blocked.requestId, 'string');
 
-    const approve = await runCli(['tools', 'approve', 'dict', 'lookup', '--url', strict.outbound, '--registry-dir', String(mesh.registry.dir)]);
+    const approve = await runCli(['tools', 'approve', 'dict', 'lookup', '--url', strict.outbound, '--registry-dir', String(mesh.registry.dir), '--ca-dir', mesh.caDir]);
     assert.equal(approve.code, 0, approve.stderr);
     assert.match(JSON.stringify(await viaStrict.callTool({ name: 'lookup', arguments: { q: 'c' } })), /found:c/);
     assert.match((await runCli(['tools', '--url', strict.outbound])).stdout, /dict__lookup .*approved/);

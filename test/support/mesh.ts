@@ -1,6 +1,6 @@
 // A test mesh: a CA with workload certificates on disk, a registry choice (a real nats-server or an
 // embedded directory) and sidecar processes built from them. Everything is cleaned up by `close()`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSidecarProcess, type SidecarProcess } from './sidecar-process.ts';
@@ -13,6 +13,8 @@ export interface TestMesh extends AsyncDisposable {
   readonly trustDomain: string;
   readonly registry: Record<string, unknown>;
   readonly nats: NatsServer | undefined;
+  /** The mesh CA as `agentmesh ca init` writes it (ca.pem, ca-key.pem): for `tools approve --ca-dir`. */
+  readonly caDir: string;
   /** Starts a sidecar process with a fresh workload identity `spiffe://{td}/agent/{name}`. */
   sidecar(name: string, extra?: Record<string, unknown>): Promise<SidecarProcess>;
   close(): Promise<void>;
@@ -27,6 +29,10 @@ export async function createTestMesh(options: { backend: 'nats' | 'embedded'; tt
     ttl: options.ttl ?? '3s',
     ...(nats ? { nats: nats.url, bucket: `b${Math.random().toString(36).slice(2, 10)}` } : { dir: join(dir, 'registry') }),
   };
+  const caDir = join(dir, 'ca');
+  mkdirSync(caDir);
+  writeFileSync(join(caDir, 'ca.pem'), pki.ca.certPem);
+  writeFileSync(join(caDir, 'ca-key.pem'), pki.ca.keyPem, { mode: 0o600 });
   const sidecars: SidecarProcess[] = [];
   let closing: Promise<void> | undefined;
   const close = () => (closing ??= (async () => {
@@ -36,7 +42,7 @@ export async function createTestMesh(options: { backend: 'nats' | 'embedded'; tt
     rmSync(dir, { recursive: true, force: true });
   })());
   return {
-    pki, trustDomain, registry, nats,
+    pki, trustDomain, registry, nats, caDir,
     async sidecar(name, extra = {}) {
       const identity = await pki.issue(`spiffe://${trustDomain}/agent/${name}`);
       const sidecar = await startSidecarProcess({ registry, identity, ...extra });
