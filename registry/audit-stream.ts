@@ -1,5 +1,5 @@
 // The JetStream stream `{bucket}-audit` (subjects `{bucket}-audit.{identity name}.{instance}`): created when missing
-// (file storage, 2-minute duplicate window), published to in acked batches, and read back in order for
+// (file storage, 2-minute duplicate window), published to in order (each acked before the next), and read back in order for
 // `agentmesh audit`. Loaded only with the NATS client. Works on nats-server 2.9 (no 2.10+ features).
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -46,10 +46,19 @@ export async function openAuditStream(options: AuditStreamOptions): Promise<Audi
   const js: JetStreamClient = jetstream(nc);
   const decoder = new TextDecoder();
   return {
+    // One at a time, each acked before the next is sent: after a failure nothing later is stored, so the
+    // resend of the failed one cannot land behind a later record and break the chain's order.
     async publish(subject, entries, timeoutMs) {
-      const acks = await Promise.allSettled(entries.map((e) => js.publish(subject, e.data, { msgID: e.id, timeout: timeoutMs })));
-      const failed = acks.findIndex((a) => a.status === 'rejected');
-      return failed < 0 ? acks.length : failed;
+      let stored = 0;
+      for (const e of entries) {
+        try {
+          await js.publish(subject, e.data, { msgID: e.id, timeout: timeoutMs });
+        } catch {
+          break;
+        }
+        stored++;
+      }
+      return stored;
     },
     async lastOf(subject) {
       try {

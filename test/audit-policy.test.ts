@@ -176,7 +176,7 @@ describe('every policy case leaves its audit record, and no secret', () => {
     const rpc = await a2a(sidecars.intruder, '/a2a/researcher', sendBody('SendMessage', { message: userMessage('hello', 'ctx-deny') }), { traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
     assert.match(rpc.body, /-32060/);
     expectFields(await recordOf('intruder1', (r) => r.requestId === rpc.requestId, 'the denied JSON-RPC call'), {
-      requestId: rpc.requestId, direction: 'outbound', caller: undefined, user: undefined, chain: undefined, target: 'agent/researcher',
+      requestId: rpc.requestId, direction: 'outbound', caller: id('intruder'), user: undefined, chain: undefined, target: 'agent/researcher',
       method: 'SendMessage', contextId: 'ctx-deny', taskId: undefined, tool: undefined, decision: 'deny', rule: undefined, traceId, status: 403,
     });
     const rest = await a2a(sidecars.intruder, '/a2a/researcher/message:send', JSON.stringify({ message: userMessage('hi') }));
@@ -217,7 +217,7 @@ describe('every policy case leaves its audit record, and no secret', () => {
       requestId: ok.requestId, target: 'agent/researcher', method: 'SendMessage', contextId: 'ctx-allowed', decision: 'allow', rule: 'planner-researches',
       traceId, user: undefined, chain: undefined, tool: undefined, status: 200,
     };
-    expectFields(await recordOf('planner1', (r) => r.requestId === ok.requestId, 'the allowed call'), { ...fields, direction: 'outbound', caller: undefined });
+    expectFields(await recordOf('planner1', (r) => r.requestId === ok.requestId, 'the allowed call'), { ...fields, direction: 'outbound', caller: id('planner') });
     expectFields(await recordOf('researcher1', (r) => r.requestId === ok.requestId, 'the allowed call'), { ...fields, direction: 'inbound', caller: id('planner') });
 
     const list = await a2a(sidecars.planner, '/a2a/researcher', sendBody('ListTasks', {}));
@@ -239,8 +239,8 @@ describe('every policy case leaves its audit record, and no secret', () => {
     const cases = [
       { tool: 'word_count', text: 'two words', decision: 'allow', rule: 'planner-counts', status: 200 },
       { tool: 'shout', text: 'x', decision: 'deny', rule: undefined, status: 403 },
-      // No rule allows it (planner-counts' argument constraint fails; the refusal's message names it).
-      { tool: 'word_count', text: 'DROP TABLE', decision: 'deny', rule: undefined, status: 403 },
+      // No rule allows it: planner-counts' argument constraint fails, and the record names that rule as the refusal does.
+      { tool: 'word_count', text: 'DROP TABLE', decision: 'deny', rule: 'planner-counts', status: 403 },
     ];
     for (const c of cases) {
       const requestId = randomUUID();
@@ -249,7 +249,7 @@ describe('every policy case leaves its audit record, and no secret', () => {
       assert.equal(outcome === 'passed', c.decision === 'allow', outcome);
       const isCall = (r: AuditRecord) => r.requestId === requestId && r.method === 'tools/call';
       expectFields(await recordOf('planner1', isCall, `tools/call ${c.tool} ${c.text}`), {
-        requestId, direction: 'outbound', target: 'mcp/stats', method: 'tools/call', tool: c.tool, decision: c.decision, rule: c.rule, status: c.status, user: undefined,
+        requestId, direction: 'outbound', caller: id('planner'), target: 'mcp/stats', method: 'tools/call', tool: c.tool, decision: c.decision, rule: c.rule, status: c.status, user: undefined,
       });
       if (c.decision === 'allow') {
         expectFields(await recordOf('researcher1', isCall, `tools/call ${c.tool}`), {
@@ -270,13 +270,13 @@ describe('every policy case leaves its audit record, and no secret', () => {
       const denied = user.role === 'intern';
       assert.match(res.body, denied ? /denied: .*interns-never-count-words/ : /allowed: .*word_count/);
       const base = { target: 'agent/deputy', method: 'SendMessage', decision: 'allow', rule: 'front-asks-deputy', user: user.sub, status: 200 };
-      expectFields(await recordOf('front1', (r) => r.requestId === res.requestId, `${user.role}'s call`), { ...base, requestId: res.requestId, direction: 'outbound', chain: [id('front')] });
+      expectFields(await recordOf('front1', (r) => r.requestId === res.requestId, `${user.role}'s call`), { ...base, requestId: res.requestId, direction: 'outbound', caller: id('front'), chain: [id('front')] });
       expectFields(await recordOf('deputy1', (r) => r.requestId === res.requestId, `${user.role}'s call`), { ...base, requestId: res.requestId, direction: 'inbound', caller: id('front'), chain: [id('front')] });
       // The deputy's own tools/call, on the user's behalf (a new request of the deputy agent).
       const toolCall = (r: AuditRecord) => r.user === user.sub && r.method === 'tools/call';
       const out = await recordOf('deputy1', toolCall, `the deputy's tools/call for the ${user.role}`);
       expectFields(out, {
-        direction: 'outbound', target: 'mcp/stats', tool: 'word_count', chain: [id('front'), id('deputy')],
+        direction: 'outbound', caller: id('deputy'), target: 'mcp/stats', tool: 'word_count', chain: [id('front'), id('deputy')],
         decision: denied ? 'deny' : 'allow', rule: denied ? 'interns-never-count-words' : 'deputy-counts-words', status: denied ? 403 : 200,
       });
       if (!denied) {

@@ -77,7 +77,7 @@ describe('audit stream (files) and tool integrity', () => {
     assert.equal(out.method, 'SendMessage');
     assert.equal(out.status, 200);
     assert.equal(out.traceId, traceId);
-    assert.equal(out.caller, undefined, 'the outbound side has no verified caller');
+    assert.equal(out.caller, `spiffe://${mesh.trustDomain}/agent/clerk`, 'the calling side records its own agent as the caller');
     assert.equal(typeof out.durationMs, 'number');
     assert.match(String(out.time), /^\d{4}-\d\d-\d\dT/);
     assert.equal(inn.instance, 'owner1');

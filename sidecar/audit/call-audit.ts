@@ -7,14 +7,21 @@ import { callFields, traceIdOf, type ToolFields } from './audit-record.ts';
 
 export class CallAudit {
   readonly log: AuditLog;
+  /** This sidecar's SPIFFE ID: the caller of its outbound calls (whatever reaches the outbound listener acts as the local agent). */
+  readonly #self: string | undefined;
 
-  constructor(log: AuditLog) {
+  constructor(log: AuditLog, self?: string) {
     this.log = log;
+    this.#self = self;
   }
 
   onCall(ctx: RequestContext, req: IncomingMessage): (code: number) => void {
     const traceparent = req.headers.traceparent;
-    return (code) => this.log.record(callFields(ctx, code, traceIdOf(ctx.trace, traceparent)));
+    return (code) => {
+      const fields = callFields(ctx, code, traceIdOf(ctx.trace, traceparent));
+      if (fields.caller === undefined && fields.direction === 'outbound' && this.#self !== undefined) fields.caller = this.#self;
+      this.log.record(fields);
+    };
   }
 
   tool(fields: Omit<ToolFields, 'kind'>): void {

@@ -42,5 +42,5 @@ export async function startAudit(options: {
     flushIntervalMs: config.audit.flushInterval, retryMs: 1000, onError,
   });
   log.info({ audit: sink.describe }, 'audit stream on');
-  return new CallAudit(auditLog);
+  return new CallAudit(auditLog, options.identity);
 }

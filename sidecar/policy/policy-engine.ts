@@ -124,14 +124,15 @@ export class CompiledPolicy {
     // Opening or keeping a session (MCP initialize, ping, GET, DELETE; an agent's card) comes with an allow
     // rule whatever its user and via conditions: those decide the calls made in the session.
     const session = isPlumbing(call.target.kind, call.method);
-    let nearMiss: string | undefined;
+    let nearMiss: { why: string; rule: CompiledRule } | undefined;
     for (const rule of plan.allows) {
       if (!session && !conditionsHold(rule, call)) continue;
       const failed = rule.args && argumentFailure(rule.args, call.args);
       if (!failed) return this.#decision(true, rule, `allowed by rule '${rule.name}'`);
-      nearMiss ??= `${failed} (rule '${rule.name}')`;
+      nearMiss ??= { why: `${failed} (rule '${rule.name}')`, rule };
     }
-    if (nearMiss && !this.#byDefault.allowed) return this.#decision(false, undefined, `no rule allows it: ${nearMiss}`);
+    // Refused only by an argument constraint: the decision names that rule (as the error does).
+    if (nearMiss && !this.#byDefault.allowed) return this.#decision(false, nearMiss.rule, `no rule allows it: ${nearMiss.why}`);
     return this.#byDefault;
   }
 
