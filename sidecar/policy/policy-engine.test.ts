@@ -128,6 +128,7 @@ describe('decisions', () => {
     const wc = (args: unknown) => policy.decide(call('planner', 'mcp:stats', 'tools/call', { tool: 'word_count', args }));
     assert.equal(wc({ text: 'fine', lang: 'de' }).allowed, true);
     assert.match(wc({ text: 'DROP TABLE' }).reason, /argument 'text' does not match the allowed pattern \(rule 'planner-counts'\)/);
+    assert.equal(wc({ text: 'DROP TABLE' }).rule, 'planner-counts', 'refused only by its argument constraint: the decision names the rule');
     assert.match(wc({ text: 'a'.repeat(21) }).reason, /argument 'text' is longer than 20/);
     assert.match(wc({ text: 'ok', lang: 'fr' }).reason, /argument 'lang' is not one of the allowed values/);
     assert.equal(wc({ text: 'ok', lang: 'fr' }).allowed, false);
