@@ -175,6 +175,19 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
   let announcement: Announcement | undefined;
   let health: AgentHealth | undefined;
   let admission: Admission | undefined;
+  /** One admission per local MCP server, made on its first inbound request. */
+  const mcpAdmissions = new Map<string, Admission>();
+  const admissionSettings = (name: string, kind: 'agent' | 'mcp') => ({
+    agent: name, kind, concurrency: config.limits.concurrency, queue: config.limits.queue,
+    streams: config.limits.streams, streamsPerCaller: config.limits.streamsPerCaller,
+    callers: (caller: string) => config.limits.callers[caller], maxQueueWaitMs: config.resilience.defaults.timeout,
+  });
+  const mcpAdmission = (name: string): Admission | undefined => {
+    if (!localMcp?.get(name)) return undefined;
+    let a = mcpAdmissions.get(name);
+    if (!a) mcpAdmissions.set(name, a = new Admission(admissionSettings(name, 'mcp')));
+    return a;
+  };
   const pending = new PendingLimit(config.limits.pendingPerTarget);
   registerOverloadMetrics(metrics.registry, { pending, admission: () => (agent && admission ? { agent: agent.name, snapshot: admission.snapshot() } : undefined) });
   let policySource: PolicySource | undefined;
@@ -213,7 +226,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     const inbound = await listen({
       ...config.listen.inbound, onError, tls: serverTlsOptions(identity),
       handler: inboundHandler({
-        dedup: new MessageDedup(), meshDedup, metrics, observer, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, policy,
+        dedup: new MessageDedup(), meshDedup, metrics, observer, trustDomain: identity.trustDomain, localAgent: () => agent, mcp: (name) => localMcp?.get(name), sessions: new SessionOwners(), listenStreams, admission: () => admission, mcpAdmission, policy,
         maxBody: config.limits.maxBody, maxJsonDepth: config.limits.maxJsonDepth, maxSseEvent: config.limits.maxSseEvent, users, log, audit,
       }),
     }).catch(listenFailed('listen.inbound', config.listen.inbound));
@@ -231,7 +244,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         ],
         state: () => ({
           instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(),
-          overload: { admission: admission?.snapshot(), pending: pending.snapshot() }, policy: policy.status(), tap: { clients: tap.clients, dropped: tap.dropped }, config: redactConfig(config),
+          overload: { admission: admission?.snapshot(), mcp: Object.fromEntries([...mcpAdmissions].map(([name, a]) => [name, a.snapshot()])), pending: pending.snapshot() }, policy: policy.status(), tap: { clients: tap.clients, dropped: tap.dropped }, config: redactConfig(config),
         }),
       }),
     }).catch(listenFailed('listen.admin', config.listen.admin));
@@ -244,11 +257,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         ...(config.agent.name ? { name: config.agent.name } : {}),
       });
       assertOwnsAgentName(agent.name, identity, grants, policy.registrationsFor(identity.id)); // the name may come from the card
-      admission = new Admission({
-        agent: agent.name, concurrency: config.limits.concurrency, queue: config.limits.queue,
-        streams: config.limits.streams, streamsPerCaller: config.limits.streamsPerCaller,
-        callers: (caller) => config.limits.callers[caller], maxQueueWaitMs: config.resilience.defaults.timeout,
-      });
+      admission = new Admission(admissionSettings(agent.name, 'agent'));
       announcement = await registry.announce({
         kind: 'agent', name: agent.name, instance, identity: identity.id, endpoint, ...withGrants(grants.tokens),
         labels: { ...config.agent.labels }, card: agent.card,
@@ -288,6 +297,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
         reaper.close();
         mcp.close();
         admission?.close();
+        for (const a of mcpAdmissions.values()) a.close();
         resilience.close();
         await affinity.close().catch(() => undefined);
         await Promise.allSettled([federation.close(), localMcp?.close(), closeIntegrity(), policySource?.close(), meshDedup?.close()]);

@@ -75,11 +75,17 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const target = agent.endpoints[binding];
     if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
     const key = binding === 'JSONRPC' && method?.deduplicated && ctx.messageId ? dedupKey(caller, agent.name, ctx.messageId) : undefined;
-    // Signed before admission and the dedup check, so nothing can fail between them and the forward.
-    const forAgent = await deps.users.agentHeaders(ctx, budget);
-    // Admitted before the dedup check: nothing awaits between that check and begin().
+    // Admitted (or refused) before any costly work for the call, such as signing the agent's headers.
     const permit = await admitCall(deps.admission?.(), caller, method, budget, res);
     ctx.timeoutMs = budget = budgetLeft(budget, ctx);
+    // Signed before the dedup check: nothing awaits between that check and begin().
+    let forAgent: Record<string, string>;
+    try {
+      forAgent = await deps.users.agentHeaders(ctx, budget);
+    } catch (err) {
+      permit?.release('other');
+      throw err;
+    }
     const earlier = key ? deps.dedup.previous(key) : undefined;
     const first = earlier ? await earlier : undefined;
     if (first) {

@@ -1,5 +1,6 @@
 // MCP on the mesh-facing listener: Streamable HTTP from another sidecar (caller already verified) to a
 // local MCP server, unchanged — session and protocol headers pass through; stdio servers go to their bridge.
+// Each local server has its own admission (adaptive limit, fair share per caller), as the local agent has.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../../sdk/errors.ts';
 import { CALLER_HEADER, REQUEST_ID_HEADER } from '../../sdk/mesh-headers.ts';
@@ -15,6 +16,8 @@ import { serveStdio, type LocalMcpServer } from './local-servers.ts';
 import { readMcpRequest } from './outbound-mcp.ts';
 import { bindSession, type SessionOwners } from './session-owners.ts';
 import { traceHeaders } from '../observe/call-trace.ts';
+import type { Admission } from '../overload/admission.ts';
+import { admitMcp, admitted, budgetLeft } from '../overload/admit-call.ts';
 
 export interface InboundMcpDeps {
   /** The MCP servers this sidecar fronts. */
@@ -30,6 +33,8 @@ export interface InboundMcpDeps {
   policy: PolicyGate;
   /** limits.maxSseEvent */
   maxSseEvent: number;
+  /** Overload protection per local MCP server (the same limits as for the local agent, each its own). */
+  mcpAdmission?: (server: string) => Admission | undefined;
 }
 
 /** MCP messages the calling sidecar may send twice (read-only): their hop token may arrive twice too. */
@@ -48,25 +53,36 @@ export function inboundMcp(deps: InboundMcpDeps) {
     // The MCP method as the calling sidecar named it in its metrics (tools/call …), from the same reader.
     const message = readMcpRequest(body, req.method ?? 'GET', ctx);
     await deps.users.inbound(req, ctx, MCP_REPEATABLE.has(ctx.method), req.method === 'POST' && !ctx.method.startsWith('notifications/'), res);
-    const budget = arrivingBudget(req.headers);
+    const arriving = arrivingBudget(req.headers);
     deps.policy.check(ctx, mcpPolicyFacts(ctx, body, message));
+    // Admitted (or refused) before any costly work; a DELETE ends a session and is never refused for load.
+    const sampled = !MCP_REPEATABLE.has(ctx.method) && !ctx.method.startsWith('notifications/');
+    const permit = req.method === 'DELETE' ? undefined : await admitMcp(deps.mcpAdmission?.(name), caller, req.method ?? 'GET', sampled, arriving, res);
+    const budget = budgetLeft(arriving, ctx);
+    let forServer: Record<string, string>;
+    try {
+      forServer = await deps.users.agentHeaders(ctx, budget);
+    } catch (err) {
+      permit?.release('other');
+      throw err;
+    }
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers[CALLER_HEADER] = caller;
-      return serveStdio(server, req, res, body, session.opened);
+      return admitted(permit, serveStdio(server, req, res, body, session.opened));
     }
-    await forward({
+    await admitted(permit, forward({
       dispatcher: server.dispatcher,
       origin: server.url.origin,
       method: req.method ?? 'GET',
       path: `${server.url.pathname}${route.search}`,
-      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...await deps.users.agentHeaders(ctx, budget), ...traceHeaders(ctx) }),
+      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...forServer, ...traceHeaders(ctx) }),
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
       maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       ...(budget === undefined ? {} : { timeoutMs: budget }),
       onResponse: session.onResponse,
-    }, res);
+    }, res));
   }
 
   return { handle };

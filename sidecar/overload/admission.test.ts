@@ -111,18 +111,29 @@ describe('Admission', () => {
       p.release('ok');
     }
     assert.equal(a.snapshot().rttMs, 100);
-    granted(a.acquire(A, 'call', 5000));
-    // About 100 ms queued and 100 ms to run: more than half of a 350 ms budget (the margin for a wrong estimate).
-    const r = refused(() => a.acquire(A, 'call', 350));
+    // A free slot, but a budget below what the agent typically takes (100 ms x 1.5 headroom): refused at once.
+    const short = refused(() => a.acquire(A, 'call', 120));
+    assert.equal(short.reason, 'deadline');
+    assert.match(short.message, /remaining deadline of 120 ms \(its calls take about 100 ms\)/);
+    const running = granted(a.acquire(A, 'call', 5000));
+    // About 100 ms queued and 150 ms to run: more than half of a 450 ms budget (the margin for a wrong estimate).
+    const r = refused(() => a.acquire(A, 'call', 450));
     assert.equal(r.code, 'OVERLOADED');
     assert.equal(r.reason, 'deadline');
-    assert.match(r.message, /cannot answer within the call's deadline of 350 ms/);
+    assert.match(r.message, /cannot answer within the call's deadline of 450 ms/);
+    // Queued with 1000 ms: it leaves the queue refused once less than 150 ms would be left, never sent late.
     const waiting = queued(a.acquire(A, 'call', 1000));
-    t.mock.timers.tick(899);
+    t.mock.timers.tick(849);
     assert.equal(await settled(waiting), false);
     t.mock.timers.tick(1);
     await assert.rejects(waiting, (err: unknown) => isMeshError(err, 'OVERLOADED') && err.details?.reason === 'queue-timeout' && err.retryAfterMs !== undefined);
     assert.equal(a.snapshot().queued, 0);
+    // A slot that frees up after the queued call's deadline shrank below the agent's latency: refused, not started.
+    const late = queued(a.acquire(A, 'call', 1000));
+    advance(900);
+    running.release('other');
+    await assert.rejects(late, (err: unknown) => isMeshError(err, 'OVERLOADED') && err.details?.reason === 'queue-timeout');
+    assert.deepEqual([a.snapshot().inflight, a.snapshot().queued], [0, 0]);
   });
 
   test('a full queue refuses with 503 and Retry-After', () => {

@@ -15,8 +15,10 @@ export interface CallerLimits {
 }
 
 export interface AdmissionSettings {
-  /** The agent's name, for messages. */
+  /** The local target's name (an agent, or an MCP server when `kind` says so), for messages. */
   agent: string;
+  /** What the target is: 'agent' (default) or a local 'mcp' server. */
+  kind?: 'agent' | 'mcp';
   concurrency: AdaptiveLimitSettings;
   /** Calls that may wait for a slot (all callers together). */
   queue: number;
@@ -49,6 +51,9 @@ export interface Departure {
 
 interface Waiter {
   caller: CallerState;
+  /** When the call's deadline runs out (the admission clock), if it brought one. */
+  deadlineAt: number | undefined;
+  queuedAt: number;
   resolve: (permit: Permit) => void;
   reject: (err: MeshError) => void;
   timer: NodeJS.Timeout;
@@ -75,6 +80,12 @@ export interface AdmissionSnapshot extends LimitSnapshot {
   rejected: Record<RejectReason, number>;
   callers: { caller: string; inflight: number; queued: number; streams: number }[];
 }
+
+/**
+ * The time a call needs at the agent, as a multiple of its smoothed latency: an average is exceeded by
+ * half the calls, so a budget of just the average would see many of them time out at the agent.
+ */
+const HEADROOM = 1.5;
 
 export class Admission {
   readonly #settings: AdmissionSettings;
@@ -103,7 +114,7 @@ export class Admission {
    * fair wait in the queue, or rejects with CALLER_OVER_LIMIT / OVERLOADED carrying a retry-after.
    */
   acquire(caller: string, kind: CallKind, budgetMs: number | undefined, gone?: Departure): Permit | Promise<Permit> {
-    if (this.#closed) throw new MeshError('SHUTTING_DOWN', `agent '${this.#settings.agent}' is shutting down`);
+    if (this.#closed) throw new MeshError('SHUTTING_DOWN', `${this.#label()} is shutting down`);
     const c = this.#state(caller);
     try {
       return kind === 'stream' ? this.#openStream(c) : this.#admitCall(c, budgetMs, gone);
@@ -125,7 +136,7 @@ export class Admission {
     if (this.#closed) return;
     this.#closed = true;
     for (const c of [...this.#rotation]) {
-      for (const w of [...c.queue]) this.#unqueue(w, new MeshError('SHUTTING_DOWN', `agent '${this.#settings.agent}' is shutting down`));
+      for (const w of [...c.queue]) this.#unqueue(w, new MeshError('SHUTTING_DOWN', `${this.#label()} is shutting down`));
     }
   }
 
@@ -134,6 +145,10 @@ export class Admission {
     const rtt = this.#limit.rttMs ?? 0;
     if (c.maxConcurrent !== undefined && c.inflight >= c.maxConcurrent) {
       throw this.#refuse('caller-share', c, `${c.inflight} calls in flight, its cap (limits.callers maxConcurrent)`, rtt);
+    }
+    // Even with a free slot: a budget below what the agent typically takes would end in a timeout there.
+    if (budgetMs !== undefined && budgetMs < rtt * HEADROOM) {
+      throw this.#refuse('deadline', c, `cannot answer within the call's remaining deadline of ${budgetMs} ms (its calls take about ${Math.round(rtt)} ms)`, rtt);
     }
     if (this.#inflight < limit) this.#dispatch();
     if (this.#inflight < limit) return this.#grant(c);
@@ -145,23 +160,31 @@ export class Admission {
     if (others && c.queue.length >= share(this.#settings.queue, c.weight, weight)) {
       throw this.#refuse('caller-queue', c, `${c.queue.length} calls queued, its fair share of the queue (limits.queue ${this.#settings.queue})`, rtt);
     }
-    const waitMs = (rtt * (this.#queued + 1)) / limit;
+    // Its place in the queue times the time between completions: the wait before it starts.
+    const waitMs = (this.#queued + 1) * (this.#limit.intervalMs ?? rtt / limit);
     if (this.#queued >= this.#settings.queue) {
       throw this.#refuse('queue-full', c, `is saturated: ${this.#inflight} calls in flight (limit ${limit}) and ${this.#queued} queued (limits.queue)`, waitMs);
     }
     // Half the budget: an estimate that is off (a busier agent, a starved CPU) still leaves time to answer.
-    if (budgetMs !== undefined && waitMs + rtt > budgetMs / 2) {
+    if (budgetMs !== undefined && waitMs + rtt * HEADROOM > budgetMs / 2) {
       throw this.#refuse('deadline', c, `cannot answer within the call's deadline of ${budgetMs} ms (about ${Math.round(waitMs)} ms queued + ${Math.round(rtt)} ms)`, waitMs);
     }
-    return this.#enqueue(c, Math.max(0, (budgetMs ?? this.#settings.maxQueueWaitMs) - rtt), gone);
+    return this.#enqueue(c, budgetMs, gone);
   }
 
-  #enqueue(c: CallerState, maxWaitMs: number, gone: Departure | undefined): Promise<Permit> {
+  /** The time a call must still have when it starts, so the agent can answer it (0 before the first sample). */
+  #need(): number {
+    return (this.#limit.rttMs ?? 0) * HEADROOM;
+  }
+
+  #enqueue(c: CallerState, budgetMs: number | undefined, gone: Departure | undefined): Promise<Permit> {
+    const maxWaitMs = Math.max(0, (budgetMs ?? this.#settings.maxQueueWaitMs) - this.#need());
+    const queuedAt = this.#now();
     return new Promise<Permit>((resolve, reject) => {
       const waiter: Waiter = {
-        caller: c, resolve, reject, gone,
+        caller: c, resolve, reject, gone, queuedAt, deadlineAt: budgetMs === undefined ? undefined : queuedAt + budgetMs,
         timer: setTimeout(() => {
-          this.#unqueue(waiter, this.#refuse('queue-timeout', c, `could not start the call in time: still saturated after ${Math.round(maxWaitMs)} ms in the queue`, this.#limit.rttMs ?? 0));
+          this.#unqueue(waiter, this.#lateInQueue(c, maxWaitMs));
           this.#tidy(c);
         }, maxWaitMs),
         onGone: () => {
@@ -174,6 +197,10 @@ export class Admission {
       if (c.queue.push(waiter) === 1) this.#rotation.push(c);
       this.#queued++;
     });
+  }
+
+  #lateInQueue(c: CallerState, waitedMs: number): MeshError {
+    return this.#refuse('queue-timeout', c, `could not start the call in time: still saturated after ${Math.round(waitedMs)} ms in the queue`, this.#limit.rttMs ?? 0);
   }
 
   /** Takes a waiter out of the queue and rejects it. */
@@ -197,7 +224,10 @@ export class Admission {
     if (this.#cursor >= this.#rotation.length) this.#cursor = 0;
   }
 
-  /** Starts queued calls while there is room: round robin over callers under their share, then any caller. */
+  /**
+   * Starts queued calls while there is room: round robin over callers under their share, then any caller.
+   * A call whose deadline no longer covers the agent's latency leaves the queue refused instead of starting.
+   */
   #dispatch(): void {
     while (this.#queued > 0 && this.#inflight < this.#limit.limit) {
       const c = this.#nextCaller(true) ?? this.#nextCaller(false);
@@ -208,6 +238,12 @@ export class Admission {
       else this.#cursor = (this.#rotation.indexOf(c) + 1) % this.#rotation.length;
       clearTimeout(w.timer);
       w.gone?.off('close', w.onGone);
+      const now = this.#now();
+      if (w.deadlineAt !== undefined && w.deadlineAt - now < this.#need()) {
+        w.reject(this.#lateInQueue(c, now - w.queuedAt));
+        this.#tidy(c);
+        continue;
+      }
       w.resolve(this.#grant(c));
     }
   }
@@ -272,9 +308,15 @@ export class Admission {
     this.#settings.onReject?.(reason);
     const callerFault = reason === 'caller-share' || reason === 'caller-queue' || reason === 'caller-streams';
     const message = callerFault
-      ? `caller ${c.id} is over its share of agent '${this.#settings.agent}': ${what}; try again later`
-      : `agent '${this.#settings.agent}' ${what}; try again later`;
-    return new MeshError(callerFault ? 'CALLER_OVER_LIMIT' : 'OVERLOADED', message, { retryAfterMs, details: { agent: this.#settings.agent, reason } });
+      ? `caller ${c.id} is over its share of ${this.#label()}: ${what}; try again later`
+      : `${this.#label()} ${what}; try again later`;
+    const target = this.#settings.kind === 'mcp' ? { server: this.#settings.agent } : { agent: this.#settings.agent };
+    return new MeshError(callerFault ? 'CALLER_OVER_LIMIT' : 'OVERLOADED', message, { retryAfterMs, details: { ...target, reason } });
+  }
+
+  /** "agent 'x'" or "MCP server 'x'", for messages. */
+  #label(): string {
+    return this.#settings.kind === 'mcp' ? `MCP server '${this.#settings.agent}'` : `agent '${this.#settings.agent}'`;
   }
 
   #state(id: string): CallerState {

@@ -1,9 +1,9 @@
-// The few lines the inbound A2A path needs from admission: a slot for the call (streams counted apart),
+// The few lines the inbound A2A and MCP paths need from admission: a slot for the call (streams counted apart),
 // its release with what the outcome says about the agent, and the deadline left after a wait in the queue.
 import { isMeshError } from '../../sdk/errors.ts';
 import type { A2aMethod } from '../a2a/methods.ts';
 import type { RequestContext } from '../request-context.ts';
-import type { Admission, Departure, Permit } from './admission.ts';
+import type { Admission, CallKind, Departure, Permit } from './admission.ts';
 
 /**
  * A slot for this call at the local agent (undefined when there is no admission, e.g. no agent yet).
@@ -11,8 +11,21 @@ import type { Admission, Departure, Permit } from './admission.ts';
  * the limit its latency: a fast read would set a baseline no message can meet.
  */
 export function admitCall(admission: Admission | undefined, caller: string, method: A2aMethod | undefined, budgetMs: number | undefined, gone: Departure): Permit | Promise<Permit> | undefined {
-  const permit = admission?.acquire(caller, method?.streaming ? 'stream' : 'call', budgetMs, gone);
-  if (permit === undefined || !method?.readOnly) return permit;
+  return admitRequest(admission, caller, method?.streaming ? 'stream' : 'call', !method?.readOnly, budgetMs, gone);
+}
+
+/**
+ * The same for a request to a local MCP server: its GET (the server's SSE stream) is a stream; only
+ * requests that make the server work (tools/call …, not lists, reads, pings or notifications) teach the
+ * limit its latency.
+ */
+export function admitMcp(admission: Admission | undefined, caller: string, httpMethod: string, sampled: boolean, budgetMs: number | undefined, gone: Departure): Permit | Promise<Permit> | undefined {
+  return admitRequest(admission, caller, httpMethod === 'GET' ? 'stream' : 'call', httpMethod === 'POST' && sampled, budgetMs, gone);
+}
+
+function admitRequest(admission: Admission | undefined, caller: string, kind: CallKind, sampled: boolean, budgetMs: number | undefined, gone: Departure): Permit | Promise<Permit> | undefined {
+  const permit = admission?.acquire(caller, kind, budgetMs, gone);
+  if (permit === undefined || sampled) return permit;
   return permit instanceof Promise ? permit.then(unsampled) : unsampled(permit);
 }
 
