@@ -70,23 +70,12 @@ test('an agent that serves N calls at a time is kept busy (probes included) with
   }
 });
 
-test('snapshot reports the limit, smoothed latency, baseline and time between completions', () => {
+test('snapshot reports the limit, smoothed latency and baseline', () => {
   const limit = new AdaptiveLimit(settings);
-  assert.deepEqual(limit.snapshot(), { limit: 20, rttMs: 0, baselineMs: 0, intervalMs: 0 });
-  assert.equal(limit.intervalMs, undefined);
+  assert.deepEqual(limit.snapshot(), { limit: 20, rttMs: 0, baselineMs: 0 });
   for (let i = 0; i < 20; i++) limit.sample(30, 1);
   const s = limit.snapshot();
   assert.equal(s.rttMs, 30);
   assert.equal(s.baselineMs, 30);
   assert.equal(limit.rttMs, 30);
-  assert.equal(s.intervalMs, 30);
-});
-
-test('the time between completions is latency per call in flight, whatever the limit', () => {
-  const limit = new AdaptiveLimit(settings);
-  // An agent that runs 2 calls at once, 200 ms each: 2 in flight take 200 ms, 20 in flight take 2 s.
-  limit.sample(200, 2);
-  assert.equal(limit.intervalMs, 100);
-  for (let i = 0; i < 50; i++) limit.sample(2000, 20);
-  assert.ok(Math.abs((limit.intervalMs ?? 0) - 100) < 0.01, `interval ${limit.intervalMs}`);
 });

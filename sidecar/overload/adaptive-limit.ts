@@ -17,8 +17,6 @@ const TOLERANCE = 2;
 const BASELINE_DRIFT = 0.02;
 /** Weight of a new window's average in the smoothed latency. */
 const SMOOTHING = 0.3;
-/** Weight of one sample in the smoothed time between completions. */
-const INTERVAL_SMOOTHING = 0.1;
 /** A window that saw a timeout shrinks the limit by this factor. */
 const TIMEOUT_BACKOFF = 0.7;
 /** A window closes after at least this many samples (and at least `limit` of them). */
@@ -36,15 +34,12 @@ export interface LimitSnapshot {
   rttMs: number;
   /** The latency baseline (ms): the lowest seen (aged upwards only while the limit is at its minimum). */
   baselineMs: number;
-  /** Smoothed time between completions while busy (ms): latency ÷ calls in flight, Little's law per sample. */
-  intervalMs: number;
 }
 
 export class AdaptiveLimit {
   readonly #settings: AdaptiveLimitSettings;
   #limit: number;
   #rtt = 0;
-  #interval = 0;
   #baseline = Number.POSITIVE_INFINITY;
   #windowSum = 0;
   #windowCount = 0;
@@ -69,20 +64,9 @@ export class AdaptiveLimit {
     return this.#rtt > 0 ? this.#rtt : undefined;
   }
 
-  /**
-   * The time between two completions when the agent is kept busy (ms), or undefined before any call
-   * finished: what one place in the queue costs, whatever the limit (a limit above what the agent really
-   * runs at once shows as longer latency, not as more completions).
-   */
-  get intervalMs(): number | undefined {
-    return this.#interval > 0 ? this.#interval : undefined;
-  }
-
   /** A call finished in `ms` while `inflight` calls (itself included) were running. */
   sample(ms: number, inflight: number): void {
     const value = Math.max(ms, 0.1);
-    const per = value / Math.max(1, inflight);
-    this.#interval = this.#interval === 0 ? per : this.#interval + (per - this.#interval) * INTERVAL_SMOOTHING;
     if (value < this.#baseline) this.#baseline = value;
     else if (this.#limit <= this.#settings.min) this.#baseline += (value - this.#baseline) * BASELINE_DRIFT;
     this.#windowSum += value;
@@ -100,7 +84,7 @@ export class AdaptiveLimit {
   }
 
   snapshot(): LimitSnapshot {
-    return { limit: this.limit, rttMs: round(this.#rtt), baselineMs: Number.isFinite(this.#baseline) ? round(this.#baseline) : 0, intervalMs: round(this.#interval) };
+    return { limit: this.limit, rttMs: round(this.#rtt), baselineMs: Number.isFinite(this.#baseline) ? round(this.#baseline) : 0 };
   }
 
   #maybeUpdate(): void {

@@ -114,7 +114,7 @@ describe('Admission', () => {
     // A free slot, but a budget below what the agent typically takes (100 ms x 1.5 headroom): refused at once.
     const short = refused(() => a.acquire(A, 'call', 120));
     assert.equal(short.reason, 'deadline');
-    assert.match(short.message, /remaining deadline of 120 ms \(its calls take about 100 ms\)/);
+    assert.match(short.message, /remaining deadline of 120 ms \(it would take about 100 ms\)/);
     const running = granted(a.acquire(A, 'call', 5000));
     // About 100 ms queued and 150 ms to run: more than half of a 450 ms budget (the margin for a wrong estimate).
     const r = refused(() => a.acquire(A, 'call', 450));

@@ -74,6 +74,8 @@ interface CallerState {
 }
 
 export interface AdmissionSnapshot extends LimitSnapshot {
+  /** Smoothed time between completions while the agent is kept busy (ms), 0 before it is known. */
+  intervalMs: number;
   inflight: number;
   queued: number;
   streams: number;
@@ -86,6 +88,8 @@ export interface AdmissionSnapshot extends LimitSnapshot {
  * half the calls, so a budget of just the average would see many of them time out at the agent.
  */
 const HEADROOM = 1.5;
+/** Weight of one gap in the smoothed time between completions. */
+const GAP_SMOOTHING = 0.1;
 
 export class Admission {
   readonly #settings: AdmissionSettings;
@@ -101,6 +105,10 @@ export class Admission {
   #streamCallers = 0;
   #activeWeight = 0;
   #closed = false;
+  /** Smoothed time between two completions while the agent was kept busy (ms); 0 before it is known. */
+  #gapMs = 0;
+  /** When the last call completed while busy, to measure the next gap. */
+  #lastDone: number | undefined;
   readonly #rejected: Record<RejectReason, number> = { 'caller-share': 0, 'caller-queue': 0, 'caller-streams': 0, streams: 0, 'queue-full': 0, deadline: 0, 'queue-timeout': 0 };
 
   constructor(settings: AdmissionSettings) {
@@ -126,7 +134,7 @@ export class Admission {
   snapshot(): AdmissionSnapshot {
     const callers = [...this.#callers.values()].sort((a, b) => (b.inflight + b.streams) - (a.inflight + a.streams)).slice(0, 20);
     return {
-      ...this.#limit.snapshot(), inflight: this.#inflight, queued: this.#queued, streams: this.#streams, rejected: { ...this.#rejected },
+      ...this.#limit.snapshot(), intervalMs: Math.round(this.#gapMs * 10) / 10, inflight: this.#inflight, queued: this.#queued, streams: this.#streams, rejected: { ...this.#rejected },
       callers: callers.map((c) => ({ caller: c.id, inflight: c.inflight, queued: c.queue.length, streams: c.streams })),
     };
   }
@@ -146,9 +154,10 @@ export class Admission {
     if (c.maxConcurrent !== undefined && c.inflight >= c.maxConcurrent) {
       throw this.#refuse('caller-share', c, `${c.inflight} calls in flight, its cap (limits.callers maxConcurrent)`, rtt);
     }
-    // Even with a free slot: a budget below what the agent typically takes would end in a timeout there.
-    if (budgetMs !== undefined && budgetMs < rtt * HEADROOM) {
-      throw this.#refuse('deadline', c, `cannot answer within the call's remaining deadline of ${budgetMs} ms (its calls take about ${Math.round(rtt)} ms)`, rtt);
+    // Even with a free slot: a budget below what the call would take there ends in a timeout at the agent.
+    const need = this.#need(this.#inflight + 1);
+    if (budgetMs !== undefined && budgetMs < need) {
+      throw this.#refuse('deadline', c, `cannot answer within the call's remaining deadline of ${budgetMs} ms (it would take about ${Math.round(need / HEADROOM)} ms)`, rtt);
     }
     if (this.#inflight < limit) this.#dispatch();
     if (this.#inflight < limit) return this.#grant(c);
@@ -161,24 +170,34 @@ export class Admission {
       throw this.#refuse('caller-queue', c, `${c.queue.length} calls queued, its fair share of the queue (limits.queue ${this.#settings.queue})`, rtt);
     }
     // Its place in the queue times the time between completions: the wait before it starts.
-    const waitMs = (this.#queued + 1) * (this.#limit.intervalMs ?? rtt / limit);
+    const waitMs = (this.#queued + 1) * this.#gap();
     if (this.#queued >= this.#settings.queue) {
       throw this.#refuse('queue-full', c, `is saturated: ${this.#inflight} calls in flight (limit ${limit}) and ${this.#queued} queued (limits.queue)`, waitMs);
     }
     // Half the budget: an estimate that is off (a busier agent, a starved CPU) still leaves time to answer.
-    if (budgetMs !== undefined && waitMs + rtt * HEADROOM > budgetMs / 2) {
-      throw this.#refuse('deadline', c, `cannot answer within the call's deadline of ${budgetMs} ms (about ${Math.round(waitMs)} ms queued + ${Math.round(rtt)} ms)`, waitMs);
+    const runMs = this.#need(limit);
+    if (budgetMs !== undefined && waitMs + runMs > budgetMs / 2) {
+      throw this.#refuse('deadline', c, `cannot answer within the call's deadline of ${budgetMs} ms (about ${Math.round(waitMs)} ms queued + ${Math.round(runMs / HEADROOM)} ms)`, waitMs);
     }
     return this.#enqueue(c, budgetMs, gone);
   }
 
-  /** The time a call must still have when it starts, so the agent can answer it (0 before the first sample). */
-  #need(): number {
-    return (this.#limit.rttMs ?? 0) * HEADROOM;
+  /** The time between completions while busy: measured, else (conservatively) the agent's latency. */
+  #gap(): number {
+    return this.#gapMs > 0 ? this.#gapMs : (this.#limit.rttMs ?? 0);
+  }
+
+  /**
+   * The time a call must still have when it starts with `inflight` calls running (itself included): the
+   * agent's latency, or longer when more calls run than the agent serves at once (they wait inside it),
+   * with headroom. 0 before the first sample.
+   */
+  #need(inflight: number): number {
+    return Math.max(this.#limit.rttMs ?? 0, inflight * this.#gap()) * HEADROOM;
   }
 
   #enqueue(c: CallerState, budgetMs: number | undefined, gone: Departure | undefined): Promise<Permit> {
-    const maxWaitMs = Math.max(0, (budgetMs ?? this.#settings.maxQueueWaitMs) - this.#need());
+    const maxWaitMs = Math.max(0, (budgetMs ?? this.#settings.maxQueueWaitMs) - this.#need(this.#limit.limit));
     const queuedAt = this.#now();
     return new Promise<Permit>((resolve, reject) => {
       const waiter: Waiter = {
@@ -239,7 +258,7 @@ export class Admission {
       clearTimeout(w.timer);
       w.gone?.off('close', w.onGone);
       const now = this.#now();
-      if (w.deadlineAt !== undefined && w.deadlineAt - now < this.#need()) {
+      if (w.deadlineAt !== undefined && w.deadlineAt - now < this.#need(this.#inflight + 1)) {
         w.reject(this.#lateInQueue(c, now - w.queuedAt));
         this.#tidy(c);
         continue;
@@ -269,8 +288,12 @@ export class Admission {
       release: (outcome) => {
         if (done) return;
         done = true;
-        const took = this.#now() - started;
-        if (outcome === 'ok') this.#limit.sample(took, this.#inflight);
+        const now = this.#now();
+        const took = now - started;
+        if (outcome === 'ok') {
+          this.#limit.sample(took, this.#inflight);
+          this.#completed(now);
+        }
         // A call that timed out quickly had little budget left (it waited long before): not the agent's doing.
         else if (outcome === 'timeout' && took > 2 * (this.#limit.rttMs ?? 0)) this.#limit.timeout(this.#inflight);
         this.#inflight--;
@@ -279,6 +302,16 @@ export class Admission {
         this.#dispatch();
       },
     };
+  }
+
+  /** A call completed while others wait or the limit is full: the gap since the previous one is service time. */
+  #completed(now: number): void {
+    const busy = this.#queued > 0 || this.#inflight >= this.#limit.limit;
+    if (busy && this.#lastDone !== undefined) {
+      const gap = now - this.#lastDone;
+      this.#gapMs = this.#gapMs === 0 ? gap : this.#gapMs + (gap - this.#gapMs) * GAP_SMOOTHING;
+    }
+    this.#lastDone = busy ? now : undefined;
   }
 
   #openStream(c: CallerState): Permit {

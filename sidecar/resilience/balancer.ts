@@ -87,7 +87,8 @@ export class Balancer {
     let failed = false;
     let refused = false;
     try {
-      const result = alone && state.breaker.opened ? await action() : await state.breaker.fire(action) as T;
+      // Half-open counts too: its single probe slot would otherwise refuse the last instance's other calls.
+      const result = alone && (state.breaker.opened || state.breaker.halfOpen) ? await action() : await state.breaker.fire(action) as T;
       state.consecutiveFailures = 0;
       return result;
     } catch (err) {
