@@ -109,11 +109,7 @@ describe('overload (real processes)', () => {
     await Promise.allSettled(agents.map((a) => a.close()));
   });
 
-  // Passes alone and on a quiet machine, but its timing bounds (refusals faster than admissions) failed
-  // once in a full run on this 2-CPU machine; todo while issue 11 is open, so CI shows it without gating.
-  test('300 streams from one caller: its excess gets 429 at once, another caller\'s latency stays within 2x with no failures', {
-    todo: 'timing bounds not yet stable in a full run (issue 11)',
-  }, async (t) => {
+  test('300 streams from one caller: its excess gets 429 at once, another caller\'s latency stays within 2x with no failures', async (t) => {
     const gate = createGate();
     const worker = await serveAgent({ name: 'worker', streaming: true, executor: capacityExecutor({ concurrency: 8, serviceMs: 20, gate }) });
     agents.push(worker);
@@ -154,11 +150,17 @@ describe('overload (real processes)', () => {
       assert.equal(streams.length, 100, 'limits.streamsPerCaller (100) streams open');
       assert.equal(refused.length, 200);
       assert.deepEqual([...new Set(refused.map((r) => `${r.status} ${r.rpcCode} retry-after=${r.retryAfter}`))], ['429 -32062 retry-after=1']);
-      // Refused at once, not queued until the deadline (30 s): the slowest refusal is no slower than the
-      // slowest accepted stream took to open (both pay for the same burst of 300 connections).
-      const slowest = Math.max(...refused.map((r) => r.ms));
+      // Refused at arrival, not queued until the deadline (30 s). Each of the 300 requests first needs an mTLS
+      // connection of its own between the two sidecars (HTTP/1.1: an open stream holds its connection), and
+      // the excess is what arrives last in that burst of handshakes, so refusals are measured against the
+      // stream opens: no slower than the slowest open plus a margin, and far from the deadline.
+      const refusedP95 = percentile(refused.map((r) => r.ms), 0.95);
+      const openedMax = Math.max(...opened);
       const timed = timingsMeasurable(t);
-      if (timed) assert.ok(slowest <= Math.max(...opened) + 100 && slowest < 15_000, `refusals took up to ${slowest.toFixed(0)} ms, accepted streams opened within ${Math.max(...opened).toFixed(0)} ms`);
+      if (timed) {
+        assert.ok(refusedP95 <= openedMax + Math.max(500, openedMax / 2) && Math.max(...refused.map((r) => r.ms)) < 15_000,
+          `refusals p95 ${refusedP95.toFixed(0)} ms (max ${Math.max(...refused.map((r) => r.ms)).toFixed(0)}), accepted streams opened within ${openedMax.toFixed(0)} ms`);
+      }
       const state = await (await fetch(`${sidecar.admin}/api/state`)).json() as { overload: { admission: { streams: number } } };
       assert.equal(state.overload.admission.streams, 100);
 
