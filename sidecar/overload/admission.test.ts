@@ -136,6 +136,27 @@ describe('Admission', () => {
     assert.deepEqual([a.snapshot().inflight, a.snapshot().queued], [0, 0]);
   });
 
+  test('waits are estimated from the time between completions, not from the limit', () => {
+    // An agent that serves 2 calls at a time (200 ms each) behind a limit of 20: completions come every
+    // 100 ms on average, so 20 calls in flight take about 2 s each, whatever the limit says.
+    const { a, advance } = admission({ limit: 20 });
+    const running: Permit[] = Array.from({ length: 20 }, () => granted(a.acquire(A, 'call', 60_000)));
+    for (let i = 0; i < 100; i++) {
+      advance(200);
+      for (let k = 0; k < 2; k++) {
+        running.shift()?.release('ok');
+        running.push(granted(a.acquire(A, 'call', 60_000)));
+      }
+    }
+    const interval = a.snapshot().intervalMs;
+    assert.ok(interval > 80 && interval < 120, `time between completions ${interval} ms`);
+    // First in the queue: ~100 ms of wait, then ~2 s in the agent (x1.5 headroom) — more than half of 5 s.
+    const r = refused(() => a.acquire(B, 'call', 5000));
+    assert.equal(r.reason, 'deadline');
+    void queued(a.acquire(B, 'call', 8000)).catch(() => undefined);
+    a.close();
+  });
+
   test('a full queue refuses with 503 and Retry-After', () => {
     const { a } = admission({ limit: 1, queue: 2 });
     granted(a.acquire(A, 'call', 5000));
