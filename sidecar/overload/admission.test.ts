@@ -157,6 +157,19 @@ describe('Admission', () => {
     a.close();
   });
 
+  test('an agent that serves many calls at once is not refused for the calls it already runs', () => {
+    // 1 s per call, 60 at a time, never at the limit: nothing says calls wait inside it.
+    const { a, advance } = admission({ limit: 100 });
+    const running: Permit[] = Array.from({ length: 60 }, () => granted(a.acquire(A, 'call', 5000)));
+    for (let i = 0; i < 200; i++) {
+      advance(1000 / 60);
+      running.shift()?.release('ok');
+      running.push(granted(a.acquire(A, 'call', 5000)));
+    }
+    assert.equal(a.snapshot().intervalMs, 0, 'never busy: no time between completions measured');
+    granted(a.acquire(B, 'call', 2000));
+  });
+
   test('a full queue refuses with 503 and Retry-After', () => {
     const { a } = admission({ limit: 1, queue: 2 });
     granted(a.acquire(A, 'call', 5000));

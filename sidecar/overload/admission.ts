@@ -189,11 +189,11 @@ export class Admission {
 
   /**
    * The time a call must still have when it starts with `inflight` calls running (itself included): the
-   * agent's latency, or longer when more calls run than the agent serves at once (they wait inside it),
-   * with headroom. 0 before the first sample.
+   * agent's latency, or longer when more calls run than the agent serves at once (they wait inside it;
+   * known only once the time between completions was measured), with headroom. 0 before the first sample.
    */
   #need(inflight: number): number {
-    return Math.max(this.#limit.rttMs ?? 0, inflight * this.#gap()) * HEADROOM;
+    return Math.max(this.#limit.rttMs ?? 0, inflight * this.#gapMs) * HEADROOM;
   }
 
   #enqueue(c: CallerState, budgetMs: number | undefined, gone: Departure | undefined): Promise<Permit> {
