@@ -1,9 +1,16 @@
-// `npm run bench -- --memory`: what each part of a sidecar adds to a process's RSS, in the order a
-// sidecar loads them, in one fresh `node --expose-gc` process running the compiled build (dist/).
-// Marginal figures: each line is the RSS after importing that module and collecting garbage, minus
-// the line before. It explains the idle RSS the main run reports; it is not a target check.
+// `npm run bench -- --memory`: first what each part of a sidecar adds to a process's RSS, in the order
+// a sidecar loads them, in one fresh `node --expose-gc` process running the compiled build (dist/)
+// (marginal figures: RSS after importing a module and collecting garbage, minus the line before); then
+// the RSS of real sidecar processes (every feature on, and every feature off) idle, under c=32 load
+// (peak, VmHWM) and idle again after it, checked against 60 MB idle and 90 MB under load.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { closedLoop } from './load.ts';
+import { clientOf, clientsFor, closeClients } from './phases.ts';
+import { memory, resetPeak } from './proc.ts';
+import { startOtlpSink } from './otlp-sink.ts';
+import { LAYOUTS, startWorld, type Variant } from './world.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -27,7 +34,44 @@ if (steps.some((s) => s.includes('streamableHttp'))) { new Headers(); out.push([
 process.stdout.write(JSON.stringify(out));
 `;
 
-export function moduleMemory(log: (line: string) => void): number {
+/** Idle, loaded (peak) and after-load RSS of each sidecar of the agentmesh pairs, next to the no-logic pairs. */
+async function sidecarMemory(log: (line: string) => void, loadMs: number): Promise<boolean> {
+  const sink = await startOtlpSink();
+  const world = await startWorld({ layout: LAYOUTS.none ?? { name: 'none' }, features: ['all', 'none'], otlpEndpoint: sink.url });
+  const clients = clientsFor(world);
+  const measured: Variant[] = ['reference', 'undici', 'agentmesh', 'agentmesh-off'];
+  const procs = measured.flatMap((v) => (world.targets[v]?.procs ?? []).map((p) => ({ ...p, variant: v })));
+  let ok = true;
+  try {
+    await delay(2000); // start-up garbage settles; an idle sidecar only heartbeats
+    const idle = new Map(procs.map((p) => [p.name, memory(p.pid)?.rssMb ?? Number.NaN]));
+    for (const p of procs) resetPeak(p.pid);
+    for (const v of measured) {
+      const c = clientOf(clients, v);
+      const r = await closedLoop(() => c.a2a.sendMessage(c.target.a2aPath), 32, loadMs, 0);
+      if (r.errors > 0) throw new Error(`load via ${v} failed: ${r.firstError}`);
+    }
+    const peak = new Map(procs.map((p) => [p.name, memory(p.pid)?.peakMb ?? Number.NaN]));
+    await delay(2000);
+    log(`\nRSS per proxy process (MB): idle after start, peak under c=32 for ${loadMs / 1000} s, then idle 2 s later:`);
+    for (const p of procs) {
+      const after = memory(p.pid)?.rssMb ?? Number.NaN;
+      const i = idle.get(p.name) ?? Number.NaN;
+      const pk = peak.get(p.name) ?? Number.NaN;
+      const sidecar = p.variant.startsWith('agentmesh');
+      const verdict = sidecar ? `  ${i <= 60 ? 'MET' : 'MISSED'} ≤ 60 idle, ${pk <= 90 ? 'MET' : 'MISSED'} ≤ 90 loaded` : '';
+      if (sidecar && (i > 60 || pk > 90)) ok = false;
+      log(`  ${p.name.padEnd(18)} idle ${i.toFixed(1).padStart(6)}  peak ${pk.toFixed(1).padStart(6)}  after ${after.toFixed(1).padStart(6)}${verdict}`);
+    }
+  } finally {
+    await closeClients(clients);
+    await world.close();
+    await sink.close();
+  }
+  return ok;
+}
+
+export async function moduleMemory(log: (line: string) => void, options: { quick: boolean }): Promise<number> {
   if (!existsSync(`${ROOT}dist/sidecar/sidecar.js`)) {
     log('dist/ is missing: run npm run build first');
     return 1;
@@ -45,5 +89,6 @@ export function moduleMemory(log: (line: string) => void): number {
     log(`  ${(last === 0 ? rss : rss - last) / 1e6 >= 0 ? '+' : ''}${((last === 0 ? rss : rss - last) / 1e6).toFixed(1).padStart(5)}  ${label}${last === 0 ? '' : `  (${(rss / 1e6).toFixed(1)} in all)`}`);
     last = rss;
   }
+  await sidecarMemory(log, options.quick ? 3000 : 8000);
   return 0;
 }

@@ -1,20 +1,50 @@
-// The measured phases, each interleaved across direct / reference / agentmesh so that machine noise
-// hits all three alike, each bounded by a count and a wall-clock cap. Proxy CPU is read from /proc.
+// The measured phases, each interleaved across the variants a run has (direct, the reference pairs, the
+// agentmesh pairs) so that machine noise hits all alike, each bounded by a count and a wall-clock cap. Proxy CPU is read from /proc.
 import { performance } from 'node:perf_hooks';
-import { closedLoop, fixedRate, mcpSession, streamOnce, type HttpClient, type LoadResult, type StreamTiming } from './load.ts';
+import { HttpClient, closedLoop, fixedRate, mcpSession, streamOnce, type LoadResult, type StreamTiming } from './load.ts';
 import { cpuSeconds, memory, resetPeak } from './proc.ts';
-import { VARIANTS, type Target, type Variant } from './world.ts';
+import { VARIANTS, type Target, type Variant, type World } from './world.ts';
 
-export type Clients = Record<Variant, { a2a: HttpClient; mcp: HttpClient; target: Target }>;
+export interface Client { a2a: HttpClient; mcp: HttpClient; target: Target }
+/** The clients of the variants a run measures; a variant it does not run has none. */
+export type Clients = Partial<Record<Variant, Client>>;
+/** One value per variant; a variant the run did not measure keeps its empty value. */
 export type PerVariant<T> = Record<Variant, T>;
 
-/** The order of round `i`: rotated so no variant always runs first (or right after another). */
-export function order(i: number): Variant[] {
-  return VARIANTS.map((_, k) => VARIANTS[(i + k) % VARIANTS.length] as Variant);
+/** A client pair (A2A, MCP) for every variant the world runs. */
+export function clientsFor(world: World): Clients {
+  const out: Clients = {};
+  for (const v of world.variants) {
+    const target = world.targets[v];
+    if (target) out[v] = { target, a2a: new HttpClient(target.origin), mcp: new HttpClient(target.mcpOrigin) };
+  }
+  return out;
 }
 
-function perVariant<T>(make: () => T): PerVariant<T> {
-  return { direct: make(), reference: make(), agentmesh: make() };
+/** Closes every client's pools. */
+export async function closeClients(clients: Clients): Promise<void> {
+  await Promise.allSettled(variantsOf(clients).flatMap((v) => [clientOf(clients, v).a2a.close(), clientOf(clients, v).mcp.close()]));
+}
+
+/** The variants `clients` has, in table order. */
+export function variantsOf(clients: Clients): Variant[] {
+  return VARIANTS.filter((v) => clients[v] !== undefined);
+}
+
+/** The client of variant `v`; throws when the run does not have it. */
+export function clientOf(clients: Clients, v: Variant): Client {
+  const c = clients[v];
+  if (!c) throw new Error(`this run has no ${v} variant`);
+  return c;
+}
+
+/** The order of round `i`: rotated so no variant always runs first (or right after another). */
+export function order(i: number, list: readonly Variant[]): Variant[] {
+  return list.map((_, k) => list[(i + k) % list.length] as Variant);
+}
+
+export function perVariant<T>(make: () => T): PerVariant<T> {
+  return Object.fromEntries(VARIANTS.map((v) => [v, make()])) as PerVariant<T>;
 }
 
 /** CPU seconds of a set of processes, to attribute a phase's proxy CPU to its requests. */
@@ -41,8 +71,12 @@ export async function latencyAtOne(clients: Clients, count: number, maxMs: numbe
   const samples = perVariant<number[]>(() => []);
   const before = snapshot(clients);
   const until = performance.now() + maxMs;
+  const list = variantsOf(clients);
   for (let i = 0; i < count && performance.now() < until; i++) {
-    for (const v of order(i)) samples[v].push(await clients[v].a2a.sendMessage(clients[v].target.a2aPath));
+    for (const v of order(i, list)) {
+      const c = clientOf(clients, v);
+      samples[v].push(await c.a2a.sendMessage(c.target.a2aPath));
+    }
   }
   const spent = since(clients, before);
   return { samples, cpu: perVariantCpu(clients, spent, (v) => samples[v].length) };
@@ -75,10 +109,11 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
   const loadgenCpu = perVariant(() => ({ s: 0 }));
   const peaks = perVariant<Record<string, number>>(() => ({}));
   const sampled = perVariant<Record<string, number>>(() => ({}));
-  for (const v of VARIANTS) for (const p of clients[v].target.procs) resetPeak(p.pid);
+  const list = variantsOf(clients);
+  for (const v of list) for (const p of clientOf(clients, v).target.procs) resetPeak(p.pid);
   for (let round = 0; round < rounds; round++) {
-    for (const v of order(round)) {
-      const { target } = clients[v];
+    for (const v of order(round, list)) {
+      const { target, a2a } = clientOf(clients, v);
       const before = Object.fromEntries(target.procs.map((p) => [p.name, cpuSeconds(p.pid) ?? 0]));
       const agentBefore = cpuSeconds(agentPid) ?? 0;
       const loadgenBefore = process.cpuUsage();
@@ -87,7 +122,7 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
         for (const p of target.procs) sampled[v][p.name] = Math.max(sampled[v][p.name] ?? 0, memory(p.pid)?.rssMb ?? 0);
       }, 100);
       try {
-        runs[v].push(await load(clients[v].a2a, target.a2aPath));
+        runs[v].push(await load(a2a, target.a2aPath));
       } finally {
         clearInterval(sampler);
       }
@@ -97,9 +132,9 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
       for (const p of target.procs) cpu[v][p.name] = (cpu[v][p.name] ?? 0) + (cpuSeconds(p.pid) ?? 0) - (before[p.name] ?? 0);
     }
   }
-  for (const v of VARIANTS) for (const p of clients[v].target.procs) peaks[v][p.name] = Math.max(memory(p.pid)?.peakMb ?? 0, sampled[v][p.name] ?? 0);
-  const out = {} as PerVariant<SliceResult>;
-  for (const v of VARIANTS) {
+  for (const v of list) for (const p of clientOf(clients, v).target.procs) peaks[v][p.name] = Math.max(memory(p.pid)?.peakMb ?? 0, sampled[v][p.name] ?? 0);
+  const out = perVariant<SliceResult>(() => emptySlice());
+  for (const v of list) {
     const list = runs[v];
     const completed = list.reduce((n, r) => n + r.completed, 0);
     const errors = list.reduce((n, r) => n + r.errors, 0);
@@ -111,11 +146,15 @@ export async function slices(clients: Clients, agentPid: number, rounds: number,
       seconds: list.reduce((s, r) => s + r.seconds, 0),
       dropped: list.reduce((n, r) => n + (r.dropped ?? 0), 0),
       achievedRps: completed / Math.max(1e-9, list.reduce((s, r) => s + r.seconds, 0)),
-      cpu: cpuPerRequest(clients[v].target, cpu[v], sent), agentUs: (agentCpu[v].s / Math.max(1, sent)) * 1e6,
+      cpu: cpuPerRequest(clientOf(clients, v).target, cpu[v], sent), agentUs: (agentCpu[v].s / Math.max(1, sent)) * 1e6,
       loadgenUs: (loadgenCpu[v].s / Math.max(1, sent)) * 1e6, peakRssMb: peaks[v],
     };
   }
   return out;
+}
+
+function emptySlice(): SliceResult {
+  return { runs: [], latencies: [], completed: 0, seconds: 0, errors: 0, cpu: undefined, agentUs: Number.NaN, loadgenUs: Number.NaN, peakRssMb: {}, dropped: 0, achievedRps: Number.NaN };
 }
 
 export const rateSlices = (clients: Clients, agentPid: number, rate: number, sliceMs: number, rounds: number) =>
@@ -128,8 +167,12 @@ export const throughputSlices = (clients: Clients, agentPid: number, concurrency
 export async function streams(clients: Clients, count: number, maxMs: number) {
   const timings = perVariant<StreamTiming[]>(() => []);
   const until = performance.now() + maxMs;
+  const list = variantsOf(clients);
   for (let i = 0; i < count && performance.now() < until; i++) {
-    for (const v of order(i)) timings[v].push(await streamOnce(clients[v].a2a, clients[v].target.a2aPath, i));
+    for (const v of order(i, list)) {
+      const c = clientOf(clients, v);
+      timings[v].push(await streamOnce(c.a2a, c.target.a2aPath, i));
+    }
   }
   return timings;
 }
@@ -137,26 +180,27 @@ export async function streams(clients: Clients, count: number, maxMs: number) {
 /** MCP tools/call at concurrency 1 over one session per variant, one call per variant in turn. */
 export async function mcpCalls(clients: Clients, count: number, maxMs: number) {
   const sessions = perVariant(() => undefined as Awaited<ReturnType<typeof mcpSession>> | undefined);
-  for (const v of VARIANTS) sessions[v] = await mcpSession(clients[v].mcp, clients[v].target.mcpPath);
+  const list = variantsOf(clients);
+  for (const v of list) sessions[v] = await mcpSession(clientOf(clients, v).mcp, clientOf(clients, v).target.mcpPath);
   const samples = perVariant<number[]>(() => []);
   const before = snapshot(clients);
   const until = performance.now() + maxMs;
   try {
     for (let i = 0; i < count && performance.now() < until; i++) {
-      for (const v of order(i)) {
+      for (const v of order(i, list)) {
         const s = sessions[v];
         if (s) samples[v].push(await s.call());
       }
     }
   } finally {
-    await Promise.allSettled(VARIANTS.map((v) => sessions[v]?.close()));
+    await Promise.allSettled(list.map((v) => sessions[v]?.close()));
   }
   return { samples, cpu: perVariantCpu(clients, since(clients, before), (v) => samples[v].length) };
 }
 
 function snapshot(clients: Clients): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const v of VARIANTS) for (const p of clients[v].target.procs) out[p.name] = cpuSeconds(p.pid) ?? 0;
+  for (const v of variantsOf(clients)) for (const p of clientOf(clients, v).target.procs) out[p.name] = cpuSeconds(p.pid) ?? 0;
   return out;
 }
 
@@ -166,5 +210,7 @@ function since(clients: Clients, before: Record<string, number>): Record<string,
 }
 
 function perVariantCpu(clients: Clients, spent: Record<string, number>, count: (v: Variant) => number): PerVariant<CpuPerRequest | undefined> {
-  return { direct: undefined, reference: cpuPerRequest(clients.reference.target, spent, count('reference')), agentmesh: cpuPerRequest(clients.agentmesh.target, spent, count('agentmesh')) };
+  const out = perVariant<CpuPerRequest | undefined>(() => undefined);
+  for (const v of variantsOf(clients)) out[v] = cpuPerRequest(clientOf(clients, v).target, spent, count(v));
+  return out;
 }

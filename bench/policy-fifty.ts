@@ -1,4 +1,4 @@
-// A 50-rule mesh policy for the benchmark (`npm run bench -- --policy`): 49 rules about other identities
+// A 50-rule mesh policy for the benchmark (every feature set of `npm run bench` but none): 49 rules about other identities
 // and targets, and the one that lets the bench caller reach the echo agent and the bench MCP server last,
 // so each uncached decision walks them all. Also `node --import tsx bench/policy-fifty.ts`: ns per decision.
 import { writeFileSync } from 'node:fs';
@@ -14,8 +14,9 @@ export function fiftyRulePolicy(trustDomain: string): string {
       ? { name: `team-${i}`, from: { identity: `spiffe://${trustDomain}/agent/team-${i}-*` }, to: { agent: `svc-${i}`, methods: ['SendMessage', 'GetTask'] } }
       : { name: `tools-${i}`, from: { identity: `spiffe://${trustDomain}/agent/team-${i}` }, to: { mcp: `mcp-${i}`, tools: ['read_*'] } });
   }
-  rules.push({ name: 'bench-mcp', from: { identity: `spiffe://${trustDomain}/agent/caller` }, to: { mcp: 'bench' } });
-  rules.push({ name: 'bench-echo', from: { identity: `spiffe://${trustDomain}/agent/caller` }, to: { agent: 'echo' } });
+  // Globs: each feature set's pair has its own names (caller-notrace → echo-notrace, bench-notrace).
+  rules.push({ name: 'bench-mcp', from: { identity: `spiffe://${trustDomain}/agent/caller*` }, to: { mcp: 'bench*' } });
+  rules.push({ name: 'bench-echo', from: { identity: `spiffe://${trustDomain}/agent/caller*` }, to: { agent: 'echo*' } });
   return stringify({ mode: 'enforce', default: 'deny', rules });
 }
 

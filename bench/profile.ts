@@ -1,13 +1,15 @@
-// `npm run bench -- --profile[=registry]`: the proxies run under `node --cpu-prof` through a shorter
-// load (the data path, or the registry at 1,000 agents), then each .cpuprofile is summarised: busy
-// time, the top functions by self time, time by package or module, and our own functions inclusive.
+// `npm run bench -- --profile[=registry]`: the proxies (both no-logic pairs, and the agentmesh pair
+// with every feature on) run under `node --cpu-prof` through a shorter load (the data path, or the
+// registry at 1,000 agents), then each .cpuprofile is summarised: busy time, the top functions by self
+// time, time by package or module, and our own functions inclusive.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HttpClient, closedLoop } from './load.ts';
-import { mcpCalls, rateSlices, streams, throughputSlices, type Clients } from './phases.ts';
+import { clientOf, clientsFor, closeClients, mcpCalls, rateSlices, streams, throughputSlices, variantsOf, type Clients } from './phases.ts';
 import { pin, tasksetBinary } from './proc.ts';
 import { registryScale } from './registry-scale.ts';
-import { LAYOUTS, startWorld, VARIANTS } from './world.ts';
+import { startOtlpSink } from './otlp-sink.ts';
+import { LAYOUTS, startWorld, type Variant } from './world.ts';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface CpuProfile { nodes: ProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] }
@@ -92,27 +94,28 @@ export function summarizeProfile(name: string, profile: CpuProfile, window: { fr
 }
 
 /** Runs the profiling pass; profiles land in bench/results/profiles/<time>/, the summary beside them. */
-export async function profileRun(options: { registry: boolean; dir: string; log: (line: string) => void }): Promise<number> {
+export async function profileRun(options: { registry: boolean; dir: string; log: (line: string) => void; upstream: 'light' | 'agent' }): Promise<number> {
   const dir = join(options.dir, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(dir, { recursive: true });
   const layout = (tasksetBinary() && pin(process.pid, '0') ? LAYOUTS.pods : undefined) ?? { name: 'none' };
-  const world = await startWorld({ layout, proxyNodeArgs: ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${dir}`] });
-  const names = new Map<number, string>();
-  for (const v of VARIANTS) for (const p of world.targets[v].procs) names.set(p.pid, p.name);
-  const clients: Clients = {
-    direct: { target: world.targets.direct, a2a: new HttpClient(world.targets.direct.origin), mcp: new HttpClient(world.targets.direct.mcpOrigin) },
-    reference: { target: world.targets.reference, a2a: new HttpClient(world.targets.reference.origin), mcp: new HttpClient(world.targets.reference.mcpOrigin) },
-    agentmesh: { target: world.targets.agentmesh, a2a: new HttpClient(world.targets.agentmesh.origin), mcp: new HttpClient(world.targets.agentmesh.mcpOrigin) },
-  };
-  const served = { reference: 0, agentmesh: 0 };
+  const sink = await startOtlpSink();
+  const world = await startWorld({ layout, features: ['all'], otlpEndpoint: sink.url, upstream: options.upstream, proxyNodeArgs: ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${dir}`] });
+  const names = new Map<number, { name: string; variant: Variant }>();
+  for (const v of world.variants) for (const p of world.targets[v]?.procs ?? []) names.set(p.pid, { name: p.name, variant: v });
+  const clients: Clients = clientsFor(world);
+  const served = new Map<Variant, number>();
   const window = { from: 0, to: 0 };
   const us = () => Number(process.hrtime.bigint() / 1000n);
   try {
-    for (const v of VARIANTS) await closedLoop(() => clients[v].a2a.sendMessage(clients[v].target.a2aPath), 8, 3000, 0);
+    for (const v of variantsOf(clients)) {
+      const c = clientOf(clients, v);
+      await closedLoop(() => c.a2a.sendMessage(c.target.a2aPath), 8, 3000, 0);
+    }
     window.from = us();
     if (options.registry) {
       const sidecars = world.sidecarOutbounds.map((url) => new HttpClient(url, 4));
-      const r = await registryScale(world, clients, sidecars, { agents: 1000, probes: 50, maxMs: 45_000 });
+      const three: Clients = { direct: clientOf(clients, 'direct'), reference: clientOf(clients, 'reference'), agentmesh: clientOf(clients, 'agentmesh') };
+      const r = await registryScale(world, three, sidecars, { agents: 1000, probes: 50, maxMs: 45_000 });
       await Promise.allSettled(sidecars.map((s) => s.close()));
       options.log(`registry: pair CPU/req c=32 ${r.cost.pairCpuUsC32.map((x) => x.toFixed(0)).join(' → ')} µs`);
     } else {
@@ -120,21 +123,22 @@ export async function profileRun(options: { registry: boolean; dir: string; log:
       const rate = await rateSlices(clients, world.agentPid, 1000, 3000, 1);
       const sse = await streams(clients, 30, 5000);
       const mcp = await mcpCalls(clients, 200, 5000);
-      for (const v of ['reference', 'agentmesh'] as const) served[v] = thr[v].completed + thr[v].errors + rate[v].completed + sse[v].length + mcp.samples[v].length;
+      for (const v of variantsOf(clients)) served.set(v, thr[v].completed + thr[v].errors + rate[v].completed + sse[v].length + mcp.samples[v].length);
     }
     window.to = us();
   } finally {
-    await Promise.allSettled(VARIANTS.flatMap((v) => [clients[v].a2a.close(), clients[v].mcp.close()]));
+    await closeClients(clients);
     await world.close();
+    await sink.close();
   }
   const summaries: ProfileSummary[] = [];
   // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread (1 is tsx's loader).
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && f.split('.')[4] === '0')) {
     const pid = Number(file.split('.')[3]);
-    const name = names.get(pid);
-    if (!name) continue;
-    const summary = summarizeProfile(name, JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, window);
-    const count = name.startsWith('ref') ? served.reference : served.agentmesh;
+    const proc = names.get(pid);
+    if (!proc) continue;
+    const summary = summarizeProfile(proc.name, JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, window);
+    const count = served.get(proc.variant) ?? 0;
     if (count > 0) summary.busyUsPerRequest = (summary.busyMs * 1000) / count;
     summaries.push(summary);
   }

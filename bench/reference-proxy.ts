@@ -1,14 +1,17 @@
-// The reference proxy, run as a child process: a plain Node pass-through with no logic, the baseline a
+// The reference proxies, run as child processes: plain Node pass-throughs with no logic, the baselines a
 // sidecar is compared with. Role "out": node:http in, node:https keep-alive out (client certificate);
-// role "in": node:https in (client certificate required), node:http keep-alive out to the upstreams.
+// role "out-undici": node:http in, an undici Pool over mTLS out (the building blocks a sidecar uses: the
+// practical limit for a Node proxy); role "in": node:https in (client certificate required), node:http
+// keep-alive out to the upstreams.
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
 
 export interface ReferenceProxyArgs {
-  role: 'out' | 'in';
-  /** Where requests go: the "in" proxy (role out), or the agent (role in). */
+  role: 'out' | 'out-undici' | 'in';
+  /** Where requests go: the "in" proxy (roles out), or the agent (role in). */
   upstream: string;
   /** Role in: requests whose path starts with /mcp go here instead. */
   mcpUpstream?: string;
@@ -20,10 +23,43 @@ export interface ReferenceProxyInfo {
   url: string;
 }
 
+/** Hop-by-hop headers undici refuses in a request, or that must not be copied onto an answer. */
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'host', 'expect', 'te', 'trailer']);
+
+function copyHeaders(from: IncomingMessage['headers'] | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in from) {
+    const value = from[name];
+    if (value !== undefined && !HOP.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+/** Role out-undici: every request goes through one undici Pool (mTLS, keep-alive), the answer streamed into `res`. */
+function undiciHandler(args: ReferenceProxyArgs, tls: { key: Buffer; cert: Buffer; ca: Buffer }) {
+  const pool = new Pool(args.upstream, {
+    connections: 64, keepAliveTimeout: 30_000,
+    // The certificates name a SPIFFE ID, not a host: the chain is verified, the host name is not.
+    connect: { ...tls, checkServerIdentity: () => undefined },
+  });
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    pool.stream({ path: req.url ?? '/', method: (req.method ?? 'GET') as 'GET', headers: copyHeaders(req.headers), body: req }, ({ statusCode, headers }) => {
+      res.writeHead(statusCode, copyHeaders(headers));
+      return res;
+    }).catch(() => { if (!res.headersSent) res.writeHead(502); res.end(); });
+  };
+  return { handle, close: () => pool.destroy() };
+}
+
 function main(args: ReferenceProxyArgs): void {
   const key = readFileSync(args.tls.key);
   const cert = readFileSync(args.tls.cert);
   const ca = readFileSync(args.tls.bundle);
+  if (args.role === 'out-undici') {
+    const { handle, close } = undiciHandler(args, { key, cert, ca });
+    const server = createHttpServer(handle);
+    return serve(server, 'http', () => { void close(); });
+  }
   const out = args.role === 'out'
     // The certificates name a SPIFFE ID, not a host: the chain is verified, the host name is not.
     ? new HttpsAgent({ keepAlive: true, maxSockets: 64, key, cert, ca, checkServerIdentity: () => undefined })
@@ -47,13 +83,17 @@ function main(args: ReferenceProxyArgs): void {
   const server = args.role === 'out'
     ? createHttpServer(handle)
     : createHttpsServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true }, handle);
+  serve(server, args.role === 'out' ? 'http' : 'https', () => out.destroy());
+}
+
+function serve(server: ReturnType<typeof createHttpServer>, scheme: 'http' | 'https', closeOut: () => void): void {
   server.keepAliveTimeout = 30_000;
   server.listen(0, '127.0.0.1', () => {
     const { port } = server.address() as AddressInfo;
-    const info: ReferenceProxyInfo = { url: `${args.role === 'out' ? 'http' : 'https'}://127.0.0.1:${port}` };
+    const info: ReferenceProxyInfo = { url: `${scheme}://127.0.0.1:${port}` };
     process.stdout.write(`READY ${JSON.stringify(info)}\n`);
   });
-  const stop = () => { server.close(); server.closeAllConnections(); out.destroy(); process.exit(0); };
+  const stop = () => { server.close(); server.closeAllConnections(); closeOut(); process.exit(0); };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }

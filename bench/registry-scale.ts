@@ -7,7 +7,7 @@ import { createRecordSigner, createRecordVerifier, openRegistry, signGrant, type
 import { issueWorkload, type PemPair } from '../sidecar/identity/index.ts';
 import { waitFor } from '../test/support/wait.ts';
 import type { HttpClient } from './load.ts';
-import { latencyAtOne, throughputSlices, type Clients } from './phases.ts';
+import { clientOf, latencyAtOne, throughputSlices, type Clients } from './phases.ts';
 import { cpuSeconds, memory } from './proc.ts';
 import { added, summarize, type Summary } from './stats.ts';
 import type { World } from './world.ts';
@@ -66,7 +66,7 @@ function simulated(name: string, i: number, grant: string): AnnouncedRecord {
 }
 
 async function probeCost(clients: Clients, world: World, agentsRegistered: number): Promise<CostProbe> {
-  const pair = clients.agentmesh.target.procs;
+  const pair = clientOf(clients, 'agentmesh').target.procs;
   const idle0 = pair.map((p) => cpuSeconds(p.pid) ?? 0);
   await delay(IDLE_MS);
   const idleCpuPct = Object.fromEntries(pair.map((p, i) => [p.name, (((cpuSeconds(p.pid) ?? 0) - (idle0[i] ?? 0)) / (IDLE_MS / 1000)) * 100]));

@@ -1,25 +1,43 @@
-// `npm run bench`: one bounded run on 127.0.0.1 that measures direct, a reference proxy pair and an
-// agentmesh sidecar pair side by side (interleaved), then the registry at 1,000 agents; prints one
-// table and writes the raw results to bench/results/. `--profile[=registry]` runs a profiling pass instead.
+// `npm run bench`: one bounded run on 127.0.0.1 that measures direct, two no-logic reference pairs
+// (node:https out, undici Pool out) and agentmesh sidecar pairs (every feature on, and off) side by side
+// (interleaved), then the registry at 1,000 agents; prints one table and writes the raw results to
+// bench/results/. `--profile[=registry]` runs a profiling pass instead, `--memory` the RSS report.
 import { spawnSync } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { HttpClient, closedLoop, fixedRate } from './load.ts';
-import { latencyAtOne, mcpCalls, rateSlices, streams, throughputSlices, type Clients } from './phases.ts';
+import { clientOf, clientsFor, closeClients, latencyAtOne, mcpCalls, rateSlices, streams, throughputSlices, variantsOf, type Clients } from './phases.ts';
 import { allowedCpus, foreignLoad, memory, pin, tasksetBinary } from './proc.ts';
 import { moduleMemory } from './module-memory.ts';
 import { profileRun } from './profile.ts';
 import { registryScale } from './registry-scale.ts';
 import { boundLines, checks, registryLines, rows, table, writeResults, type Measurements } from './report.ts';
 import { startOtlpSink } from './otlp-sink.ts';
-import { LAYOUTS, startWorld, VARIANTS, type Layout, type World } from './world.ts';
+import { LAYOUTS, startWorld, type FeatureSet, type Layout, type World } from './world.ts';
 
-/** The whole run must end before this, whatever happens (the task allows 3 minutes). */
-const DEADLINE_MS = 175_000;
+/** The whole run must end before this, whatever happens (six variants: about 3 minutes). */
+const DEADLINE_MS = 290_000;
 const RESULTS = new URL('./results/', import.meta.url).pathname;
 
 const flags = new Set(process.argv.slice(2));
 const quick = flags.has('--quick');
+const option = (name: string) => [...flags].find((f) => f.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+/** `--features=all|both|each`: agentmesh pairs with every feature on; plus one with all off (both, the default); plus one without tracing (each). */
+function featureSets(): FeatureSet[] {
+  const asked = option('features') ?? 'both';
+  const sets: Record<string, FeatureSet[]> = { all: ['all'], both: ['all', 'none'], each: ['all', 'notrace', 'none'] };
+  const out = sets[asked];
+  if (!out) throw new Error(`unknown --features=${asked} (all, both or each)`);
+  return out;
+}
+
+/** `--upstream=light|agent`: the microsecond node:http upstream (default), or the A2A SDK echo agent. */
+function upstream(): 'light' | 'agent' {
+  const asked = option('upstream') ?? 'light';
+  if (asked !== 'light' && asked !== 'agent') throw new Error(`unknown --upstream=${asked} (light or agent)`);
+  return asked;
+}
 const PLAN = {
   c1: { count: quick ? 300 : 1500, maxMs: quick ? 4000 : 12_000 },
   rate: { rps: 1000, sliceMs: quick ? 1000 : 2000, rounds: quick ? 1 : 3 },
@@ -41,14 +59,9 @@ function pinning(): Layout {
   return layout;
 }
 
-function clientsFor(world: World): Clients {
-  const make = (v: (typeof VARIANTS)[number]) => ({ target: world.targets[v], a2a: new HttpClient(world.targets[v].origin), mcp: new HttpClient(world.targets[v].mcpOrigin) });
-  return { direct: make('direct'), reference: make('reference'), agentmesh: make('agentmesh') };
-}
-
 function rssOf(world: World): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const v of VARIANTS) for (const p of world.targets[v].procs) out[p.name] = memory(p.pid)?.rssMb ?? Number.NaN;
+  for (const v of world.variants) for (const p of world.targets[v]?.procs ?? []) out[p.name] = memory(p.pid)?.rssMb ?? Number.NaN;
   return out;
 }
 
@@ -58,8 +71,8 @@ function rssOf(world: World): Record<string, number> {
  * and JIT compilation during the first second of a rate slice are start-up costs, not per-hop ones.
  */
 async function warmUp(clients: Clients): Promise<void> {
-  for (const v of VARIANTS) {
-    const { a2a, target } = clients[v];
+  for (const v of variantsOf(clients)) {
+    const { a2a, target } = clientOf(clients, v);
     const r = await closedLoop(() => a2a.sendMessage(target.a2aPath), PLAN.throughput.concurrency, quick ? 1500 : 3000, 0);
     if (r.errors > 0) throw new Error(`warm-up via ${v} failed: ${r.firstError}`);
     const paced = await fixedRate(() => a2a.sendMessage(target.a2aPath), PLAN.rate.rps, quick ? 1000 : 1500);
@@ -90,11 +103,14 @@ async function measure(world: World, clients: Clients, log: (line: string) => vo
   const throughput = await step('throughput at concurrency 32', () => throughputSlices(clients, world.agentPid, PLAN.throughput.concurrency, PLAN.throughput.sliceMs, PLAN.throughput.rampMs, PLAN.throughput.rounds));
   const sse = await step('SSE streams', () => streams(clients, PLAN.sse.streams, PLAN.sse.maxMs));
   const mcp = await step('MCP tools/call', () => mcpCalls(clients, PLAN.mcp.calls, PLAN.mcp.maxMs));
-  const m: Measurements = { latencyC1, rate, rateLow, throughput, sse, mcp, idleRssMb };
+  const procNames = Object.fromEntries(world.variants.map((v) => [v, world.targets[v]?.procs.map((p) => p.name) ?? []]));
+  const m: Measurements = { latencyC1, rate, rateLow, throughput, sse, mcp, idleRssMb, variants: world.variants, procNames };
   if (!flags.has('--skip-registry')) {
     const sidecars = world.sidecarOutbounds.map((url) => new HttpClient(url, 4));
+    // The registry part compares the agentmesh pair (every feature on) with direct and the node pair only.
+    const three: Clients = { direct: clientOf(clients, 'direct'), reference: clientOf(clients, 'reference'), agentmesh: clientOf(clients, 'agentmesh') };
     try {
-      m.registry = await step('registry at 1,000 agents', () => registryScale(world, clients, sidecars, PLAN.registry));
+      m.registry = await step('registry at 1,000 agents', () => registryScale(world, three, sidecars, PLAN.registry));
     } finally {
       await Promise.allSettled(sidecars.map((s) => s.close()));
     }
@@ -120,18 +136,19 @@ function describe(layout: Layout): string {
 async function main(): Promise<number> {
   const started = performance.now();
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  if (flags.has('--memory')) return moduleMemory(log);
-  if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log });
+  if (flags.has('--memory')) return moduleMemory(log, { quick });
+  if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log, upstream: upstream() });
   const layout = pinning();
-  log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}`);
-  // --telemetry: both sidecars trace every call (ratio 1.0) and export to a sink in this process.
-  const sink = flags.has('--telemetry') ? await startOtlpSink() : undefined;
-  const world = await startWorld({ layout, policy: flags.has('--policy'), ...(sink ? { sidecarConfig: { telemetry: { enabled: true, endpoint: sink.url, sampling: 1 } } } : {}) });
+  const features = featureSets();
+  log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}; upstream ${upstream()}; agentmesh feature sets: ${features.join(', ')}`);
+  // Tracing (feature set all): the sidecars trace every call (ratio 1.0) and export to a sink in this process.
+  const sink = await startOtlpSink();
+  const world = await startWorld({ layout, features, otlpEndpoint: sink.url, upstream: upstream() });
   const clients = clientsFor(world);
   const stop = async (code: number) => {
-    await Promise.allSettled(VARIANTS.flatMap((v) => [clients[v].a2a.close(), clients[v].mcp.close()]));
+    await closeClients(clients);
     await world.close();
-    await sink?.close();
+    await sink.close();
     return code;
   };
   const onSignal = () => { log('interrupted: stopping every process'); void stop(130).then((c) => process.exit(c)); };
@@ -144,10 +161,10 @@ async function main(): Promise<number> {
     const idleAfterMb = rssOf(world);
     const list = rows(m);
     const verdicts = checks(m);
-    const meta = { date: new Date().toISOString(), machine: machine(layout), plan: PLAN, noise, seconds: (performance.now() - started) / 1000 };
+    const meta = { date: new Date().toISOString(), machine: machine(layout), plan: PLAN, upstream: upstream(), features, noise, seconds: (performance.now() - started) / 1000 };
     const file = writeResults(RESULTS, { meta, table: list, checks: verdicts, idleAfterMb, raw: m });
     log('');
-    log(table(list));
+    log(table(list, world.variants));
     log('');
     for (const line of boundLines(m, cpus().length)) log(line);
     log('');
@@ -157,7 +174,7 @@ async function main(): Promise<number> {
     for (const c of verdicts) log(`${c.met ? 'MET   ' : 'MISSED'}  ${c.target}: ${c.value}`);
     const noisy = Object.entries(noise).filter(([, n]) => n.foreignPct > 10);
     if (noisy.length > 0) log(`\nWARNING: other processes used >10% of the CPUs during ${noisy.map(([k]) => k).join(', ')}; absolute numbers are unreliable, ratios less so.`);
-    if (sink) log(`telemetry on (ratio 1.0): the sidecars exported ${sink.exports()} OTLP batches, ${(sink.bytes() / 1e6).toFixed(1)} MB`);
+    log(`tracing (agentmesh, ratio 1.0): the sidecars exported ${sink.exports()} OTLP batches, ${(sink.bytes() / 1e6).toFixed(1)} MB`);
     log(`\nraw results: ${file} (${meta.seconds.toFixed(0)} s)`);
     return 0;
   } finally {

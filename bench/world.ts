@@ -1,6 +1,7 @@
-// Starts everything one benchmark run measures, on 127.0.0.1 only: a nats-server, the agent process,
-// two agentmesh sidecar processes (mTLS between them) and the reference proxy pair on the same
-// certificates; pins them to cores when taskset is there. close() stops all of it and is idempotent.
+// Starts everything one benchmark run measures, on 127.0.0.1 only: a nats-server, the agent process
+// (and the light upstream), agentmesh sidecar pairs (mTLS between them, one per feature set) and the two
+// no-logic reference pairs on the same certificates; pins them to cores when taskset is there.
+// close() stops all of it and is idempotent.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +15,20 @@ import type { AgentProcessInfo } from './agent-process.ts';
 import { builtOrSource, startChild, type Child } from './child.ts';
 import { pin } from './proc.ts';
 import type { ReferenceProxyArgs, ReferenceProxyInfo } from './reference-proxy.ts';
+import type { LightUpstreamArgs, LightUpstreamInfo } from './light-upstream.ts';
 
-export const VARIANTS = ['direct', 'reference', 'agentmesh'] as const;
+/**
+ * Every variant a run may measure, in table order. reference: node:http in, node:https out; undici:
+ * node:http in, an undici Pool out (both with a node:https inbound side); agentmesh: every feature on;
+ * agentmesh-notrace: the same without tracing; agentmesh-off: every feature the config can turn off, off.
+ */
+export const VARIANTS = ['direct', 'reference', 'undici', 'agentmesh', 'agentmesh-notrace', 'agentmesh-off'] as const;
 export type Variant = (typeof VARIANTS)[number];
+/** The no-logic pairs every ratio is taken against. */
+export const REFERENCES = ['reference', 'undici'] as const satisfies readonly Variant[];
+export type FeatureSet = 'all' | 'notrace' | 'none';
+export const FEATURE_VARIANT: Record<FeatureSet, Variant> = { all: 'agentmesh', notrace: 'agentmesh-notrace', none: 'agentmesh-off' };
+export const isMesh = (v: Variant): boolean => v.startsWith('agentmesh');
 
 export interface Target {
   variant: Variant;
@@ -29,9 +41,12 @@ export interface Target {
 }
 
 export interface World {
-  readonly targets: Record<Variant, Target>;
+  /** The variants this world runs, in table order (direct, reference, undici, agentmesh always). */
+  readonly variants: Variant[];
+  readonly targets: Partial<Record<Variant, Target>>;
+  /** The process answering A2A calls: the light upstream, or the agent process (which always serves MCP). */
   readonly agentPid: number;
-  /** Outbound URLs of both sidecars (A, then B), for registry queries. */
+  /** Outbound URLs of both sidecars of the agentmesh pair (A, then B), for registry queries. */
   readonly sidecarOutbounds: string[];
   /** What each sidecar process printed (A, then B): warnings, or --trace-gc lines. */
   sidecarOutput(): string[];
@@ -69,10 +84,27 @@ export interface WorldOptions {
   proxyNodeArgs?: string[];
   /** Registry record TTL (ms); heartbeats every ttl/3. */
   ttlMs?: number;
-  /** Run both sidecars under a 50-rule mesh policy (policy.file; bench/policy-fifty.ts). */
-  policy?: boolean;
-  /** More config for both sidecars (e.g. telemetry for `--telemetry`). */
-  sidecarConfig?: Record<string, unknown>;
+  /** Sidecar pairs to run, one per feature set: `all` is the agentmesh variant (default ['all']). */
+  features?: FeatureSet[];
+  /** Where tracing exports (the OTLP sink in the bench process); needed for the feature sets with tracing. */
+  otlpEndpoint?: string;
+  /** light (default): a node:http upstream answering in microseconds; agent: the A2A SDK echo agent. */
+  upstream?: 'light' | 'agent';
+}
+
+/**
+ * Sidecar config for a feature set. all: a 50-rule policy, tracing at ratio 1.0, audit (JetStream, the
+ * default with NATS); none: no policy, no tracing, no audit. The fairness limiter (limits.*) and the
+ * metrics have no switch: they are on in every set.
+ */
+function featureConfig(set: FeatureSet, policyFile: string, otlpEndpoint: string | undefined): Record<string, unknown> {
+  if (set === 'none') return { audit: { enabled: false }, telemetry: { enabled: false } };
+  const tracing = set === 'all';
+  if (tracing && !otlpEndpoint) throw new Error('feature set "all" traces every call: startWorld needs otlpEndpoint');
+  return {
+    policy: { file: policyFile }, audit: { enabled: true },
+    telemetry: tracing ? { enabled: true, endpoint: otlpEndpoint, sampling: 1 } : { enabled: false },
+  };
 }
 
 export async function startWorld(options: WorldOptions): Promise<World> {
@@ -86,66 +118,95 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
     const pki = await createTestPki({ trustDomain: 'bench.test' });
     cleanup.push(() => pki.close());
-    const idA = await pki.issue('spiffe://bench.test/agent/caller');
-    const idB = await pki.issue('spiffe://bench.test/agent/echo');
     const nats = await startNatsServer();
     cleanup.push(() => nats[Symbol.asyncDispose]());
     const ttlMs = options.ttlMs ?? 15_000;
     const registry = { nats: nats.url, bucket: `bench${process.pid}`, ttl: ttlMs };
     const nodeArgs = options.proxyNodeArgs ?? [];
-    const policy = options.policy ? { policy: { file: writeFiftyRulePolicy(dir, 'bench.test') } } : {};
+    const policyFile = writeFiftyRulePolicy(dir, 'bench.test');
+    const features = options.features ?? ['all'];
+    if (!features.includes('all')) throw new Error('the feature sets must include "all" (the agentmesh variant)');
 
     const { layout } = options;
     const on = (cpus: string | undefined) => (cpus === undefined ? {} : { cpus });
     const agent = await startChild<AgentProcessInfo>(new URL('./agent-process.ts', import.meta.url), {}, on(layout.agent));
     cleanup.push(() => agent.stop());
     const mcpUrl = new URL(agent.info.mcpUrl);
+    let upstreamUrl = agent.info.agentUrl;
+    let upstreamPid = agent.pid;
+    if ((options.upstream ?? 'light') === 'light') {
+      const light = await startChild<LightUpstreamInfo>(builtOrSource(new URL('./light-upstream.ts', import.meta.url)),
+        { agentUrl: agent.info.agentUrl } satisfies LightUpstreamArgs, on(layout.agent));
+      cleanup.push(() => light.stop());
+      upstreamUrl = light.info.url;
+      upstreamPid = light.pid;
+    }
 
     const sidecar = async (config: Record<string, unknown>): Promise<SidecarProcess> => {
-      const s = await startSidecarProcess({ registry, log: { level: 'warn' }, shutdown: { drainTimeout: '2s' }, ...policy, ...options.sidecarConfig, ...config }, { nodeArgs });
+      const s = await startSidecarProcess({ registry, log: { level: 'warn' }, shutdown: { drainTimeout: '2s' }, ...config }, { nodeArgs });
       cleanup.push(async () => { const exit = s.stop('SIGTERM'); const t = setTimeout(() => s.process.kill('SIGKILL'), 8000); await exit; clearTimeout(t); });
       return s;
     };
-    const [b, a] = await Promise.all([
-      sidecar({ identity: idB, agent: { url: agent.info.agentUrl }, mcp: { servers: [{ name: 'bench', url: mcpUrl.href }] } }),
-      sidecar({ identity: idA }),
-    ]);
-    const refArgs = (args: ReferenceProxyArgs) => args;
+    const targets: Partial<Record<Variant, Target>> = {};
+    const agentOrigin = new URL(upstreamUrl).origin;
+    targets.direct = { variant: 'direct', origin: agentOrigin, a2aPath: '/a2a/jsonrpc', mcpOrigin: mcpUrl.origin, mcpPath: mcpUrl.pathname, procs: [] };
+    let outbounds: string[] = [];
+    const outputs: (() => string)[] = [];
+    // One pair per feature set; each B fronts the same agent under its own name (echo, echo-notrace, …).
+    for (const set of features) {
+      const variant = FEATURE_VARIANT[set];
+      const name = set === 'all' ? 'echo' : `echo-${set}`;
+      const idA = await pki.issue(`spiffe://bench.test/agent/${set === 'all' ? 'caller' : `caller-${set}`}`);
+      const idB = await pki.issue(`spiffe://bench.test/agent/${name}`);
+      const config = featureConfig(set, policyFile, options.otlpEndpoint);
+      const mcpName = set === 'all' ? 'bench' : `bench-${set}`;
+      const [b, a] = await Promise.all([
+        sidecar({ ...config, identity: idB, agent: { url: upstreamUrl, name }, mcp: { servers: [{ name: mcpName, url: mcpUrl.href }] } }),
+        sidecar({ ...config, identity: idA }),
+      ]);
+      const pids = { a: a.process.pid ?? -1, b: b.process.pid ?? -1 };
+      const pinned = (layout.outProxy === undefined || pin(pids.a, layout.outProxy)) && (layout.inProxy === undefined || pin(pids.b, layout.inProxy));
+      if (!pinned) throw new Error(`taskset could not pin the sidecars (layout ${layout.name})`);
+      await waitFor(`sidecar A (${set}) sees agent ${name} and MCP server ${mcpName}`, async () => {
+        const agents = await (await fetch(`${a.outbound}/registry/agents?name=${name}`)).json() as { agents: unknown[] };
+        const mcp = await (await fetch(`${a.outbound}/registry/mcp`)).json() as { servers: { name: string }[] };
+        return agents.agents.length === 1 && mcp.servers.some((s) => s.name === mcpName);
+      }, 20_000);
+      const suffix = set === 'all' ? '' : `-${set}`;
+      targets[variant] = {
+        variant, origin: a.outbound, a2aPath: `/a2a/${name}`, mcpOrigin: a.outbound, mcpPath: `/mcp/${mcpName}`,
+        procs: [{ name: `sidecar-A${suffix}`, pid: pids.a }, { name: `sidecar-B${suffix}`, pid: pids.b }],
+      };
+      if (set === 'all') outbounds = [a.outbound, b.outbound];
+      outputs.push(() => a.output(), () => b.output());
+    }
     // Plain JavaScript like the sidecars (bin/agentmesh.mjs runs dist/ too), so neither pays for tsx.
     const refScript = builtOrSource(new URL('./reference-proxy.ts', import.meta.url));
-    const refIn = await startChild<ReferenceProxyInfo>(refScript,
-      refArgs({ role: 'in', upstream: agent.info.agentUrl, mcpUpstream: mcpUrl.origin, tls: idB }),
-      { nodeArgs, ...on(layout.inProxy) });
-    cleanup.push(() => refIn.stop());
-    const refOut = await startChild<ReferenceProxyInfo>(refScript,
-      refArgs({ role: 'out', upstream: refIn.info.url, tls: idA }),
-      { nodeArgs, ...on(layout.outProxy) });
-    cleanup.push(() => refOut.stop());
+    const refPair = async (variant: 'reference' | 'undici', outRole: 'out' | 'out-undici', names: [string, string]) => {
+      const refIn = await startChild<ReferenceProxyInfo>(refScript,
+        { role: 'in', upstream: upstreamUrl, mcpUpstream: mcpUrl.origin, tls: idRefB } satisfies ReferenceProxyArgs,
+        { nodeArgs, ...on(layout.inProxy) });
+      cleanup.push(() => refIn.stop());
+      const refOut = await startChild<ReferenceProxyInfo>(refScript,
+        { role: outRole, upstream: refIn.info.url, tls: idRefA } satisfies ReferenceProxyArgs,
+        { nodeArgs, ...on(layout.outProxy) });
+      cleanup.push(() => refOut.stop());
+      targets[variant] = {
+        variant, origin: refOut.info.url, a2aPath: '/a2a/jsonrpc', mcpOrigin: refOut.info.url, mcpPath: mcpUrl.pathname,
+        procs: [{ name: names[0], pid: refOut.pid }, { name: names[1], pid: refIn.pid }],
+      };
+    };
+    const idRefA = await pki.issue('spiffe://bench.test/agent/ref-caller');
+    const idRefB = await pki.issue('spiffe://bench.test/agent/ref-echo');
+    await refPair('reference', 'out', ['ref-out', 'ref-in']);
+    await refPair('undici', 'out-undici', ['undici-out', 'undici-in']);
 
-    const pids = { a: a.process.pid ?? -1, b: b.process.pid ?? -1 };
-    const pinned = (layout.outProxy === undefined || pin(pids.a, layout.outProxy)) && (layout.inProxy === undefined || pin(pids.b, layout.inProxy));
-    if (!pinned) throw new Error(`taskset could not pin the sidecars (layout ${layout.name})`);
-    await waitFor('sidecar A sees the echo agent and the bench MCP server', async () => {
-      const agents = await (await fetch(`${a.outbound}/registry/agents?name=echo`)).json() as { agents: unknown[] };
-      const mcp = await (await fetch(`${a.outbound}/registry/mcp`)).json() as { servers: { name: string }[] };
-      return agents.agents.length === 1 && mcp.servers.some((s) => s.name === 'bench');
-    }, 20_000);
-    const agentOrigin = new URL(agent.info.agentUrl).origin;
     return {
-      targets: {
-        direct: { variant: 'direct', origin: agentOrigin, a2aPath: '/a2a/jsonrpc', mcpOrigin: mcpUrl.origin, mcpPath: mcpUrl.pathname, procs: [] },
-        reference: {
-          variant: 'reference', origin: refOut.info.url, a2aPath: '/a2a/jsonrpc', mcpOrigin: refOut.info.url, mcpPath: mcpUrl.pathname,
-          procs: [{ name: 'ref-out', pid: refOut.pid }, { name: 'ref-in', pid: refIn.pid }],
-        },
-        agentmesh: {
-          variant: 'agentmesh', origin: a.outbound, a2aPath: '/a2a/echo', mcpOrigin: a.outbound, mcpPath: '/mcp/bench',
-          procs: [{ name: 'sidecar-A', pid: pids.a }, { name: 'sidecar-B', pid: pids.b }],
-        },
-      },
-      agentPid: agent.pid,
-      sidecarOutbounds: [a.outbound, b.outbound],
-      sidecarOutput: () => [a.output(), b.output()],
+      variants: VARIANTS.filter((v) => targets[v] !== undefined),
+      targets,
+      agentPid: upstreamPid,
+      sidecarOutbounds: outbounds,
+      sidecarOutput: () => outputs.map((o) => o()),
       nats,
       registry: { nats: nats.url, bucket: registry.bucket, ttlMs }, ca: pki.ca,
       close,
