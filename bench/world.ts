@@ -38,6 +38,8 @@ export interface Target {
   mcpPath: string;
   /** The two proxy processes of a pair ([] for direct): outbound side first. */
   procs: { name: string; pid: number }[];
+  /** agentmesh pairs: the admin listeners (A, then B), for /metrics. */
+  admins?: string[];
 }
 
 export interface World {
@@ -176,6 +178,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
       targets[variant] = {
         variant, origin: a.outbound, a2aPath: `/a2a/${name}`, mcpOrigin: a.outbound, mcpPath: `/mcp/${mcpName}`,
         procs: [{ name: `sidecar-A${suffix}`, pid: pids.a }, { name: `sidecar-B${suffix}`, pid: pids.b }],
+        admins: [a.admin, b.admin],
       };
       if (set === 'all') outbounds = [a.outbound, b.outbound];
       outputs.push(() => a.output(), () => b.output());

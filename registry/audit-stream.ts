@@ -33,7 +33,8 @@ export function auditStreamName(bucket: string): string {
 
 export async function openAuditStream(options: AuditStreamOptions): Promise<AuditStream> {
   const access = await natsAccessOptions(options.nats, options.access);
-  const nc: NatsConnection = await connect({ ...access, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000 });
+  // noAsyncTraces: otherwise every acked publish builds two Errors (RequestError, TimeoutError) for their stacks.
+  const nc: NatsConnection = await connect({ ...access, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, noAsyncTraces: true });
   const name = auditStreamName(options.bucket);
   let jsm: JetStreamManager;
   try {

@@ -48,6 +48,8 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
     nc = await abortable(connect({
       ...access, name: options.name ?? 'agentmesh', timeout: timeoutMs,
       maxReconnectAttempts: -1, reconnectTimeWait: 1000, pingInterval: 5000,
+      // Without it every request (KV put, dedup claim) builds two Errors up front for their stacks.
+      noAsyncTraces: true,
     }), signal, 'connecting to NATS', (late) => { void late.close(); });
   } catch (err) {
     if (signal?.aborted) throw err;

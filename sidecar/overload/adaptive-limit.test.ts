@@ -79,3 +79,13 @@ test('snapshot reports the limit, smoothed latency and baseline', () => {
   assert.equal(s.baselineMs, 30);
   assert.equal(limit.rttMs, 30);
 });
+
+test('an agent answering in microseconds keeps its limit through a few milliseconds of scheduling noise', () => {
+  const limit = new AdaptiveLimit(settings);
+  for (let i = 0; i < 2000; i++) limit.sample(i % 10 === 0 ? 4 : 0.2, limit.limit);
+  const grown = limit.limit;
+  assert.ok(grown >= settings.initial, `limit fell to ${grown}`);
+  // Latency far beyond the slack still shrinks it.
+  for (let i = 0; i < 4 * grown; i++) limit.sample(40, limit.limit);
+  assert.ok(limit.limit < grown / 2, `limit went from ${grown} to ${limit.limit} while latency rose 200-fold`);
+});

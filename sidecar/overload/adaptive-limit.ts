@@ -11,6 +11,12 @@ export interface AdaptiveLimitSettings {
 /** Latency up to this multiple of the baseline counts as "near" it: the limit may still grow. */
 const TOLERANCE = 2;
 /**
+ * ...and so does latency up to this much (ms) above it. An agent that answers in microseconds would
+ * otherwise see its limit collapse to the minimum on a few milliseconds of scheduling noise (the
+ * sidecar's own event loop is part of every sample), queueing calls an idle agent could take at once.
+ */
+const SLACK_MS = 5;
+/**
  * At the minimum limit, the baseline creeps towards higher samples this fast: an agent slow even then
  * has really become slower. Above it, higher latency is ours to fix (queueing), so the baseline stays.
  */
@@ -105,7 +111,7 @@ export class AdaptiveLimit {
     if (this.#windowTimeouts > 0) {
       next = this.#limit * TIMEOUT_BACKOFF;
     } else if (this.#rtt > 0) {
-      const gradient = clamp((TOLERANCE * this.#baseline) / this.#rtt, 0.5, 1);
+      const gradient = clamp((TOLERANCE * this.#baseline + SLACK_MS) / this.#rtt, 0.5, 1);
       // Grow only when the limit was actually used: an idle agent says nothing about more load.
       if (gradient >= 1) {
         if (this.#windowMaxInflight >= this.#limit / 2) next = this.#limit + Math.sqrt(this.#limit);
