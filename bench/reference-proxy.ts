@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 
 export interface ReferenceProxyArgs {
   role: 'out' | 'out-undici' | 'in';
@@ -36,8 +36,10 @@ function copyHeaders(from: IncomingMessage['headers'] | Record<string, string | 
 }
 
 /** Role out-undici: every request goes through one undici Pool (mTLS, keep-alive), the answer streamed into `res`. */
-function undiciHandler(args: ReferenceProxyArgs, tls: { key: Buffer; cert: Buffer; ca: Buffer }) {
-  const pool = new Pool(args.upstream, {
+async function undiciHandler(args: ReferenceProxyArgs, tls: { key: Buffer; cert: Buffer; ca: Buffer }) {
+  // Imported here so that the node:https pair does not carry undici's RSS.
+  const undici = await import('undici');
+  const pool: Pool = new undici.Pool(args.upstream, {
     connections: 64, keepAliveTimeout: 30_000,
     // The certificates name a SPIFFE ID, not a host: the chain is verified, the host name is not.
     connect: { ...tls, checkServerIdentity: () => undefined },
@@ -51,12 +53,12 @@ function undiciHandler(args: ReferenceProxyArgs, tls: { key: Buffer; cert: Buffe
   return { handle, close: () => pool.destroy() };
 }
 
-function main(args: ReferenceProxyArgs): void {
+async function main(args: ReferenceProxyArgs): Promise<void> {
   const key = readFileSync(args.tls.key);
   const cert = readFileSync(args.tls.cert);
   const ca = readFileSync(args.tls.bundle);
   if (args.role === 'out-undici') {
-    const { handle, close } = undiciHandler(args, { key, cert, ca });
+    const { handle, close } = await undiciHandler(args, { key, cert, ca });
     const server = createHttpServer(handle);
     return serve(server, 'http', () => { void close(); });
   }
@@ -98,4 +100,4 @@ function serve(server: ReturnType<typeof createHttpServer>, scheme: 'http' | 'ht
   process.once('SIGINT', stop);
 }
 
-main(JSON.parse(process.argv[2] ?? '{}') as ReferenceProxyArgs);
+await main(JSON.parse(process.argv[2] ?? '{}') as ReferenceProxyArgs);
