@@ -1,6 +1,6 @@
-// `npm run bench -- --profile[=registry]`: the proxies (both no-logic pairs, and the agentmesh pair
-// with every feature on) run under `node --cpu-prof` through a shorter load (the data path, or the
-// registry at 1,000 agents), then each .cpuprofile is summarised: busy time, the top functions by self
+// `npm run bench -- --profile[=all|registry]`: the proxies (both no-logic pairs, and the agentmesh pair
+// with every feature on) run under `node --cpu-prof` through a shorter load (SendMessage at a fixed
+// rate and at c=32; =all adds SSE and MCP; =registry the registry at 1,000 agents), then each .cpuprofile is summarised: busy time, the top functions by self
 // time, time by package or module, and our own functions inclusive.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,7 +94,7 @@ export function summarizeProfile(name: string, profile: CpuProfile, window: { fr
 }
 
 /** Runs the profiling pass; profiles land in bench/results/profiles/<time>/, the summary beside them. */
-export async function profileRun(options: { registry: boolean; dir: string; log: (line: string) => void; upstream: 'light' | 'agent' }): Promise<number> {
+export async function profileRun(options: { registry: boolean; all: boolean; dir: string; log: (line: string) => void; upstream: 'light' | 'agent' }): Promise<number> {
   const dir = join(options.dir, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(dir, { recursive: true });
   const layout = (tasksetBinary() && pin(process.pid, '0') ? LAYOUTS.pods : undefined) ?? { name: 'none' };
@@ -118,12 +118,18 @@ export async function profileRun(options: { registry: boolean; dir: string; log:
       const r = await registryScale(world, three, sidecars, { agents: 1000, probes: 50, maxMs: 45_000 });
       await Promise.allSettled(sidecars.map((s) => s.close()));
       options.log(`registry: pair CPU/req c=32 ${r.cost.pairCpuUsC32.map((x) => x.toFixed(0)).join(' → ')} µs`);
-    } else {
+    } else if (options.all) {
       const thr = await throughputSlices(clients, world.agentPid, 32, 4000, 0, 2);
       const rate = await rateSlices(clients, world.agentPid, 1000, 3000, 1);
       const sse = await streams(clients, 30, 5000);
       const mcp = await mcpCalls(clients, 200, 5000);
       for (const v of variantsOf(clients)) served.set(v, thr[v].completed + thr[v].errors + rate[v].completed + sse[v].length + mcp.samples[v].length);
+    } else {
+      // SendMessage only, the same paced load for every variant (a pair that keeps up gets the same
+      // requests, batched alike), so busy µs per request compare across pairs; then c=32.
+      const rate = await rateSlices(clients, world.agentPid, 400, 4000, 2);
+      const thr = await throughputSlices(clients, world.agentPid, 32, 3000, 0, 1);
+      for (const v of variantsOf(clients)) served.set(v, rate[v].runs.reduce((n, r) => n + r.handled, 0) + thr[v].runs.reduce((n, r) => n + r.handled, 0));
     }
     window.to = us();
   } finally {

@@ -137,7 +137,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const log = (line: string) => process.stdout.write(`${line}\n`);
   if (flags.has('--memory')) return moduleMemory(log, { quick });
-  if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), dir: RESULTS, log, upstream: upstream() });
+  if ([...flags].some((f) => f.startsWith('--profile'))) return profileRun({ registry: flags.has('--profile=registry'), all: flags.has('--profile=all'), dir: RESULTS, log, upstream: upstream() });
   const layout = pinning();
   const features = featureSets();
   log(`agentmesh bench: ${cpus().length} CPUs, Node ${process.version}, pinning: ${describe(layout)}; upstream ${upstream()}; agentmesh feature sets: ${features.join(', ')}`);
