@@ -26,3 +26,47 @@ test('a 10,000-deep body is refused early, at the byte that goes too deep', () =
   }, /limits\.maxJsonDepth/);
   assert.ok(fed < 100, `refused after ${fed} bytes`);
 });
+
+/** The byte-by-byte reference the guard must agree with: the depth reached, or the limit passed. */
+function deepest(text: string, max: number): number | 'refused' {
+  let depth = 0;
+  let deepestSeen = 0;
+  let inString = false;
+  let escaped = false;
+  for (const c of text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === '\\') escaped = true;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') {
+      if (++depth > max) return 'refused';
+      deepestSeen = Math.max(deepestSeen, depth);
+    } else if (c === '}' || c === ']') depth--;
+  }
+  return deepestSeen;
+}
+
+test('skipping string content agrees with a byte-by-byte scan, whatever the chunking', () => {
+  const alphabet = ['{', '[', '}', ']', '"', '\\', 'a', 'b', ' ', ':', ','];
+  let seed = 7;
+  const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  for (let round = 0; round < 2000; round++) {
+    const text = Array.from({ length: 1 + random(60) }, () => alphabet[random(alphabet.length)]).join('');
+    const max = 1 + random(6);
+    const expected = deepest(text, max) === 'refused' ? 'refused' : 'passed';
+    const guard = new JsonDepthGuard(max);
+    const bytes = Buffer.from(text);
+    let got = 'passed';
+    try {
+      for (let at = 0; at < bytes.length;) {
+        const size = 1 + random(8);
+        guard.feed(bytes.subarray(at, at + size));
+        at += size;
+      }
+    } catch {
+      got = 'refused';
+    }
+    assert.equal(got, expected, `${JSON.stringify(text)} with max ${max}`);
+  }
+});

@@ -25,13 +25,30 @@ export class JsonDepthGuard {
     let depth = this.#depth;
     let inString = this.#inString;
     let escaped = this.#escaped;
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i];
+    const end = chunk.length;
+    // The next backslash at or after i (-1: none left in this chunk), found once and reused.
+    let backslash = -2;
+    for (let i = 0; i < end; i++) {
       if (inString) {
-        if (escaped) escaped = false;
-        else if (c === BACKSLASH) escaped = true;
-        else if (c === QUOTE) inString = false;
-      } else if (c === QUOTE) {
+        if (escaped) {
+          escaped = false;
+          continue;
+        }
+        // Most of a request body is string content: jump to its next quote or backslash natively.
+        const quote = chunk.indexOf(QUOTE, i);
+        if (backslash !== -1 && backslash < i) backslash = chunk.indexOf(BACKSLASH, i);
+        if (quote === -1 && backslash === -1) break;
+        if (backslash !== -1 && (quote === -1 || backslash < quote)) {
+          i = backslash;
+          escaped = true;
+        } else {
+          i = quote;
+          inString = false;
+        }
+        continue;
+      }
+      const c = chunk[i];
+      if (c === QUOTE) {
         inString = true;
       } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
         if (++depth > this.#max) {

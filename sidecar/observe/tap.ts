@@ -1,9 +1,10 @@
 // The live call stream behind the admin listener's GET /api/tap: WebSocket clients (ws) with filters
 // from the query (agent, method, direction). Bounded per client: one whose unsent bytes pass the bound
-// is dropped, so a client that stops reading never slows or grows the calls it watches.
+// is dropped, so a client that stops reading never slows or grows the calls it watches. ws (~5 MB of
+// RSS) is loaded with the first tap client: most sidecars never have one.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { CallEvent } from './call-event.ts';
 
 /** Unsent bytes a tap client may have queued before it is dropped. */
@@ -26,7 +27,8 @@ interface Client {
 
 export class Tap {
   readonly #clients = new Set<Client>();
-  readonly #server = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+  #server: Promise<WebSocketServer> | undefined;
+  #closed = false;
   readonly #maxBuffered: number;
   /** Clients dropped for falling behind (for /api/state and tests). */
   dropped = 0;
@@ -63,12 +65,16 @@ export class Tap {
     const filter = parseFilter(url.searchParams);
     if (typeof filter === 'string') return refuse(socket, 400, filter);
     if (this.#clients.size >= MAX_CLIENTS) return refuse(socket, 503, `too many tap clients (at most ${MAX_CLIENTS})`);
-    this.#server.handleUpgrade(req, socket, head, (ws) => {
-      const client = { ws, filter };
-      this.#clients.add(client);
-      ws.on('close', () => this.#clients.delete(client));
-      ws.on('error', () => ws.terminate());
-    });
+    this.#server ??= import('ws').then(({ WebSocketServer: Server }) => new Server({ noServer: true, maxPayload: 1024 }));
+    this.#server.then((server) => {
+      if (this.#closed || socket.destroyed) return void socket.destroy();
+      server.handleUpgrade(req, socket, head, (ws) => {
+        const client = { ws, filter };
+        this.#clients.add(client);
+        ws.on('close', () => this.#clients.delete(client));
+        ws.on('error', () => ws.terminate());
+      });
+    }, (err: unknown) => refuse(socket, 503, `the tap is unavailable: ws could not be loaded (${String(err)})`));
   }
 
   /** Ends every tap stream. Idempotent. */
@@ -76,7 +82,8 @@ export class Tap {
     for (const client of this.#clients) client.ws.close(1001, 'sidecar stopping');
     for (const client of this.#clients) client.ws.terminate();
     this.#clients.clear();
-    this.#server.close();
+    this.#closed = true;
+    void this.#server?.then((server) => server.close(), () => undefined);
   }
 }
 

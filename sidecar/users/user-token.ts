@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type { Agent } from 'undici';
 import { MeshError } from '../../sdk/errors.ts';
 import type { JwtAuthConfig } from '../config.ts';
 import { userClaims, type MeshUser } from './delegation-claims.ts';
@@ -28,11 +28,14 @@ export async function createUserVerifier(config: JwtAuthConfig): Promise<UserVer
     const ca = config.jwksCa === undefined ? undefined : await readFile(config.jwksCa, 'utf8').catch((err: unknown) => {
       throw new MeshError('CONFIG_INVALID', `auth.jwt.jwksCa: cannot read ${config.jwksCa}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     });
-    if (ca !== undefined) agent = new Agent({ connect: { ca: [...rootCertificates, ca] } });
+    // undici's index (fetch, Agent) is loaded only for a private JWKS CA: not at every sidecar's start.
+    const undici = ca === undefined ? undefined : await import('undici');
+    if (undici && ca !== undefined) agent = new undici.Agent({ connect: { ca: [...rootCertificates, ca] } });
     const dispatcher = agent;
+    const undiciFetch = undici?.fetch;
     keys = createRemoteJWKSet(new URL(config.jwksUrl ?? ''), {
       cooldownDuration: config.jwksCooldown, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000,
-      ...(dispatcher ? { [customFetch]: ((url: string, init: RequestInit) => undiciFetch(url, { ...init, dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch } : {}),
+      ...(dispatcher && undiciFetch ? { [customFetch]: ((url: string, init: RequestInit) => undiciFetch(url, { ...init, dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch } : {}),
     });
   }
   const options = {
