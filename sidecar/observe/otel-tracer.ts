@@ -1,7 +1,7 @@
 // The OpenTelemetry side of tracing, imported only when telemetry.enabled is true: a tracer provider of
 // its own (nothing global), W3C trace context in and out, a client span per outbound call and a server
 // span per inbound call with A2A/MCP attributes, batched to an OTLP/HTTP (JSON) endpoint.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, isSpanContextValid, type Attributes, type SpanContext, type TextMapGetter } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -24,17 +24,7 @@ const getter: TextMapGetter<Carrier> = {
   keys: (carrier) => Object.keys(carrier),
   get: (carrier, key) => carrier[key],
 };
-
-/**
- * `traceparent` (and `tracestate`) for a span, as W3CTraceContextPropagator.inject writes them, without
- * the context object and checks inject needs per call: the span is ours and its ids are fresh.
- */
-function traceHeadersOf(sc: SpanContext): Readonly<Record<string, string>> {
-  if (!isSpanContextValid(sc)) return Object.freeze({});
-  const out: Record<string, string> = { traceparent: `00-${sc.traceId}-${sc.spanId}-0${Number(sc.traceFlags).toString(16)}` };
-  if (sc.traceState) out.tracestate = sc.traceState.serialize();
-  return Object.freeze(out);
-}
+const setter: TextMapSetter<Record<string, string>> = { set: (carrier, key, value) => { carrier[key] = value; } };
 
 export function createOtelTracer(options: OtelTracerOptions): CallTracer {
   const provider = new BasicTracerProvider({
@@ -49,10 +39,11 @@ export function createOtelTracer(options: OtelTracerOptions): CallTracer {
     begin(ctx, headers) {
       const parent = propagator.extract(ROOT_CONTEXT, headers, getter);
       const span = tracer.startSpan(ctx.direction, { kind: ctx.direction === 'outbound' ? SpanKind.CLIENT : SpanKind.SERVER }, parent);
-      const sc = span.spanContext();
+      const out: Record<string, string> = {};
+      propagator.inject(trace.setSpan(ROOT_CONTEXT, span), out, setter);
       const handle: CallTrace = {
-        traceId: sc.traceId,
-        headers: traceHeadersOf(sc),
+        traceId: span.spanContext().traceId,
+        headers: Object.freeze(out),
         end(event: CallEvent) {
           if (!span.isRecording()) return;
           span.updateName(event.target ? `${event.method} ${event.target}` : event.method);
