@@ -55,7 +55,7 @@ function mapV<T>(f: (v: Variant) => T): PerVariant<T> {
 const onlyPairs = <T>(f: (v: Variant) => T | undefined): PerVariant<T | undefined> => mapV((v) => (v === 'direct' ? undefined : f(v)));
 
 /** Short column names. */
-const LABEL: Record<Variant, string> = { direct: 'direct', reference: 'node', undici: 'undici', agentmesh: 'am', 'agentmesh-notrace': 'am-notrace', 'agentmesh-off': 'am-off' };
+const LABEL: Record<Variant, string> = { direct: 'direct', reference: 'node', undici: 'undici', agentmesh: 'am', 'agentmesh-notrace': 'am-notrace', 'agentmesh-policy': 'am-policy', 'agentmesh-audit': 'am-audit', 'agentmesh-off': 'am-off' };
 
 export function rows(m: Measurements): Row[] {
   const s = summaryOf(m);

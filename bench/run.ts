@@ -16,19 +16,22 @@ import { startOtlpSink } from './otlp-sink.ts';
 import { LAYOUTS, startWorld, type FeatureSet, type Layout, type World } from './world.ts';
 
 /** The whole run must end before this, whatever happens (six variants and the registry: about 4 minutes). */
-const DEADLINE_MS = 360_000;
+const DEADLINE_MS = 600_000;
 const RESULTS = new URL('./results/', import.meta.url).pathname;
 
 const flags = new Set(process.argv.slice(2));
 const quick = flags.has('--quick');
 const option = (name: string) => [...flags].find((f) => f.startsWith(`--${name}=`))?.slice(name.length + 3);
 
-/** `--features=all|both|each`: agentmesh pairs with every feature on; plus one with all off (both); plus one without tracing (each, the default). */
+/**
+ * `--features=all|both|each|every`: agentmesh pairs with every feature on; plus one with all off (both);
+ * plus one without tracing (each, the default); plus one with only the policy and one with only audit (every).
+ */
 function featureSets(): FeatureSet[] {
   const asked = option('features') ?? 'each';
-  const sets: Record<string, FeatureSet[]> = { all: ['all'], both: ['all', 'none'], each: ['all', 'notrace', 'none'] };
+  const sets: Record<string, FeatureSet[]> = { all: ['all'], both: ['all', 'none'], each: ['all', 'notrace', 'none'], every: ['all', 'notrace', 'policy', 'audit', 'none'] };
   const out = sets[asked];
-  if (!out) throw new Error(`unknown --features=${asked} (all, both or each)`);
+  if (!out) throw new Error(`unknown --features=${asked} (all, both, each or every)`);
   return out;
 }
 

@@ -20,14 +20,17 @@ import type { LightUpstreamArgs, LightUpstreamInfo } from './light-upstream.ts';
 /**
  * Every variant a run may measure, in table order. reference: node:http in, node:https out; undici:
  * node:http in, an undici Pool out (both with a node:https inbound side); agentmesh: every feature on;
- * agentmesh-notrace: the same without tracing; agentmesh-off: every feature the config can turn off, off.
+ * agentmesh-notrace: the same without tracing; agentmesh-policy / agentmesh-audit: only that feature on;
+ * agentmesh-off: every feature the config can turn off, off.
  */
-export const VARIANTS = ['direct', 'reference', 'undici', 'agentmesh', 'agentmesh-notrace', 'agentmesh-off'] as const;
+export const VARIANTS = ['direct', 'reference', 'undici', 'agentmesh', 'agentmesh-notrace', 'agentmesh-policy', 'agentmesh-audit', 'agentmesh-off'] as const;
 export type Variant = (typeof VARIANTS)[number];
 /** The no-logic pairs every ratio is taken against. */
 export const REFERENCES = ['reference', 'undici'] as const satisfies readonly Variant[];
-export type FeatureSet = 'all' | 'notrace' | 'none';
-export const FEATURE_VARIANT: Record<FeatureSet, Variant> = { all: 'agentmesh', notrace: 'agentmesh-notrace', none: 'agentmesh-off' };
+export type FeatureSet = 'all' | 'notrace' | 'policy' | 'audit' | 'none';
+export const FEATURE_VARIANT: Record<FeatureSet, Variant> = {
+  all: 'agentmesh', notrace: 'agentmesh-notrace', policy: 'agentmesh-policy', audit: 'agentmesh-audit', none: 'agentmesh-off',
+};
 export const isMesh = (v: Variant): boolean => v.startsWith('agentmesh');
 
 export interface Target {
@@ -96,15 +99,17 @@ export interface WorldOptions {
 
 /**
  * Sidecar config for a feature set. all: a 50-rule policy, tracing at ratio 1.0, audit (JetStream, the
- * default with NATS); none: no policy, no tracing, no audit. The fairness limiter (limits.*) and the
- * metrics have no switch: they are on in every set.
+ * default with NATS); notrace: all but tracing; policy / audit: only that one; none: no policy, no
+ * tracing, no audit. The fairness limiter (limits.*) and the metrics have no switch: they are on in every set.
  */
 function featureConfig(set: FeatureSet, policyFile: string, otlpEndpoint: string | undefined): Record<string, unknown> {
-  if (set === 'none') return { audit: { enabled: false }, telemetry: { enabled: false } };
   const tracing = set === 'all';
   if (tracing && !otlpEndpoint) throw new Error('feature set "all" traces every call: startWorld needs otlpEndpoint');
+  const policy = set === 'all' || set === 'notrace' || set === 'policy';
+  const audit = set === 'all' || set === 'notrace' || set === 'audit';
   return {
-    policy: { file: policyFile }, audit: { enabled: true },
+    ...(policy ? { policy: { file: policyFile } } : {}),
+    audit: { enabled: audit },
     telemetry: tracing ? { enabled: true, endpoint: otlpEndpoint, sampling: 1 } : { enabled: false },
   };
 }
