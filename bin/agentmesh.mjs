@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `agentmesh` command: runs the compiled JavaScript in dist/ (`npm run build`) when it is there and
-// newer than every source file; otherwise loads the TypeScript sources through tsx (about 40 MB more RSS:
-// tsx's loader thread and its transpiler), so a stale build never runs in place of edited sources.
+// newer than every source file (an installed package ships dist/ and no sources); in a clone with edited
+// sources it loads them through tsx (a devDependency; about 40 MB more RSS), so a stale build never runs.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -28,6 +28,9 @@ function buildIsFresh() {
 
 if (buildIsFresh()) {
   await import(pathToFileURL(built).href);
+} else if (!existsSync(join(root, 'sidecar/main.ts'))) {
+  process.stderr.write(`agentmesh: ${built} is missing: this package was packed without its build (npm run build)\n`);
+  process.exit(1);
 } else {
   if (existsSync(built)) process.stderr.write('agentmesh: dist/ is older than the sources; running them through tsx (npm run build refreshes it)\n');
   const { register } = await import('tsx/esm/api');

@@ -28,6 +28,15 @@ export interface DemoSidecar extends DemoProcess {
   readonly admin: string;
 }
 
+/**
+ * The node arguments that run the demo script `name` (a file of examples/demo/): its compiled .js beside
+ * this module when the demo runs from dist/ (an installed package has no tsx), else its .ts through tsx.
+ */
+export function demoScript(name: string): string[] {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith('.js') ? [join(dirname(here), `${name}.js`)] : ['--import', 'tsx', join(ROOT, 'examples/demo', `${name}.ts`)];
+}
+
 /** The nats-server binary: on PATH, or Debian's /usr/sbin/nats-server. */
 export function natsServerBinary(): string | undefined {
   const found = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' }).stdout.trim();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectMesh, textOf } from '../../sdk/index.ts';
 import { caGrant, caInit, caIssue } from '../../sidecar/index.ts';
-import { ROOT, natsServerBinary, startDemoNats, startDemoSidecar, waitFor, type DemoProcess, type DemoSidecar } from './processes.ts';
+import { ROOT, demoScript, natsServerBinary, startDemoNats, startDemoSidecar, waitFor, type DemoProcess, type DemoSidecar } from './processes.ts';
 import type { Hop, Role } from './agents.ts';
 
 export interface DemoContext {
@@ -47,12 +47,12 @@ export async function runDemo(ctx: DemoContext): Promise<number> {
     for (const role of ROLES) {
       const agentReady = join(dir, `${role}-agent.json`);
       const sidecarReady = join(dir, `${role}-sidecar.json`);
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'examples/demo/agent-main.ts'), '--role', role, '--ready-file', agentReady, '--mesh-file', sidecarReady],
+      const child = spawn(process.execPath, [...demoScript('agent-main'), '--role', role, '--ready-file', agentReady, '--mesh-file', sidecarReady],
         { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
       const { url } = await waitFor(`the ${role} agent to listen`, () => readJson<{ url: string }>(agentReady), 20_000);
       // The researcher's sidecar also launches the demo's stdio MCP server and serves it to the mesh.
-      const mcp = role === 'researcher' ? { servers: [{ name: 'stats', command: [process.execPath, '--import', 'tsx', join(ROOT, 'examples/demo/stats-server.ts')], cwd: ROOT }] } : undefined;
+      const mcp = role === 'researcher' ? { servers: [{ name: 'stats', command: [process.execPath, ...demoScript('stats-server')], cwd: ROOT }] } : undefined;
       const files = await identity(`spiffe://${TRUST_DOMAIN}/agent/${role}`);
       const sidecar = await startDemoSidecar({ agent: { url }, registry, identity: { ...files, ...(mcp ? { grants: [statsGrant] } : {}) }, ...(mcp ? { mcp } : {}) }, sidecarReady);
       sidecars.push(sidecar);
