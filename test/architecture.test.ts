@@ -95,9 +95,13 @@ test('shipped code never imports test or bench code, nor examples but for the la
   assert.match(line, /await import\(/, 'sidecar/main.ts loads the demo lazily (a dynamic import), so the sidecar never loads it');
 });
 
-test('the package exports exactly these entry points', () => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, string>; bin: Record<string, string> };
-  assert.deepEqual(pkg.exports, EXPORTS);
+test('the package exports exactly these entry points, built to dist/ with their declarations', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown>; bin: Record<string, string> };
+  const built = Object.fromEntries(Object.entries(EXPORTS).map(([name, source]) => {
+    const stem = source.replace(/^\.\//, './dist/').replace(/\.ts$/, '');
+    return [name, { types: `${stem}.d.ts`, default: `${stem}.js` }];
+  }));
+  assert.deepEqual(pkg.exports, { ...built, './package.json': './package.json' });
   assert.deepEqual(pkg.bin, { agentmesh: 'bin/agentmesh.mjs' });
 });
 
