@@ -25,7 +25,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${(topic && commandHelp(USAGE, topic)) || USAGE}\n`);
     return command || args.flags.has('help') ? 0 : 1;
   }
-  const onSignal = () => stop.abort();
+  // The reason is the signal's name: `agentmesh run` forwards the same signal to the agent.
+  const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   switch (command) {
@@ -35,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
       if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
       await sidecar.close();
       return 0;
+    }
+    case 'run': {
+      leanWasm();
+      return (await import('./cli/run.ts')).runWithSidecar(args, ctx);
     }
     case 'validate': return runValidate(args, ctx);
     case 'ca': return runCa(args, ctx);

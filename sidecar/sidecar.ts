@@ -72,7 +72,14 @@ export function defaultRegistryDir(): string {
   return join(tmpdir(), `agentmesh-registry-${userInfo().uid}`);
 }
 
-export async function startSidecar(config: SidecarConfig, log: Logger): Promise<Sidecar> {
+export interface StartSidecarOptions {
+  /** Called once the listeners are up, before the local agent's card is awaited (`agentmesh run` starts the agent here). */
+  onListening?: (addresses: SidecarAddresses) => void;
+  /** Aborted during start-up: stop waiting for the local agent and fail start-up (the agent exited first). */
+  startup?: AbortSignal;
+}
+
+export async function startSidecar(config: SidecarConfig, log: Logger, options: StartSidecarOptions = {}): Promise<Sidecar> {
   const instance = config.instance ?? randomUUID().replaceAll('-', '').slice(0, 16);
   const shutdown = new AbortController();
   const identities = await openIdentity(config.identity, log);
@@ -250,10 +257,11 @@ export async function startSidecar(config: SidecarConfig, log: Logger): Promise<
     }).catch(listenFailed('listen.admin', config.listen.admin));
     listeners.push(admin);
     const endpoint = `https://${advertiseHost(config)}:${inbound.port}`;
+    options.onListening?.({ outbound: outbound.url, inbound: inbound.url, admin: admin.url });
     localMcp = await startLocalMcpServers({ servers: config.mcp.servers, registry, record: { instance, identity: identity.id, endpoint, ...withGrants(grants.tokens) }, sessionIdleTimeoutMs, log });
     if (config.agent) {
       agent = await loadLocalAgent({
-        url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: shutdown.signal,
+        url: config.agent.url, timeoutMs: config.agent.startupTimeout, signal: options.startup ? AbortSignal.any([shutdown.signal, options.startup]) : shutdown.signal,
         ...(config.agent.name ? { name: config.agent.name } : {}),
       });
       assertOwnsAgentName(agent.name, identity, grants, policy.registrationsFor(identity.id)); // the name may come from the card

@@ -154,6 +154,9 @@ async function meshFor(args: ParsedArgs, ctx: CliContext): Promise<Mesh> {
 export const USAGE = `usage: agentmesh <command>
 
   sidecar --config FILE [--ready-file FILE] [--<key> VALUE ...]   run a sidecar
+  run --config FILE [--ready-file FILE] [--<key> VALUE ...] -- COMMAND [ARGS ...]
+                                                                  run an agent and its sidecar together (AGENTMESH_URL set
+                                                                  for the agent; signals reach both; exits with the agent's code)
   validate --config FILE [--json]                                 check a config, its files and its identity
   ca init --trust-domain TD --dir DIR [--json]                     create a mesh CA
   ca issue --dir DIR --id spiffe://TD/agent/NAME --out OUT [--ttl 24h] [--json]
