@@ -39,7 +39,7 @@ export async function runWithSidecar(args: ParsedArgs, ctx: CliContext): Promise
       startup: startup.signal,
       onListening: (addresses) => {
         if (ctx.signal.aborted) return;
-        agent = spawnAgent(program, argv, { ...ctx.env, AGENTMESH_URL: addresses.outbound }, log);
+        agent = spawnAgent(program, argv, agentEnv(ctx.env, addresses.outbound), log);
         void agent.exited.then(() => startup.abort());
       },
     });
@@ -80,6 +80,12 @@ export async function runWithSidecar(args: ParsedArgs, ctx: CliContext): Promise
   // Both at once: the sidecar withdraws its registration and drains while the agent shuts down.
   const [code] = await Promise.all([stopAgent(child, config.shutdown.drainTimeout + AGENT_GRACE_MS, log), sidecar.close()]);
   return code;
+}
+
+/** The agent's environment: ours with AGENTMESH_URL set, without the sidecar's one-time join token. */
+function agentEnv(env: CliContext['env'], outbound: string): Record<string, string | undefined> {
+  const { AGENTMESH_IDENTITY_TOKEN: _token, ...rest } = env;
+  return { ...rest, AGENTMESH_URL: outbound };
 }
 
 function spawnAgent(program: string, argv: string[], env: Record<string, string | undefined>, log: Logger): AgentProcess {
