@@ -39,6 +39,11 @@ export interface AnnounceOptions {
   signal?: AbortSignal;
 }
 
+/** The first retry of a failed heartbeat (then doubling, up to ttl/3). */
+const RETRY_FIRST_MS = 500;
+/** How long the first write of a record is tried again before announce() fails. */
+const FIRST_WRITE_RETRY_MS = 15_000;
+
 export async function announce(backend: RegistryBackend, record: AnnouncedRecord, options: AnnounceOptions): Promise<Announcement> {
   const startedAt = new Date().toISOString();
   let current = validateRecord({ ...record, startedAt, heartbeatAt: startedAt } as RegistryRecord);
@@ -80,13 +85,28 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
     return next;
   };
 
-  const timer = setInterval(() => { if (!queued) write().catch(report); }, Math.max(50, Math.floor(options.ttlMs / 3)));
+  // A failed heartbeat is tried again soon (doubling up to the heartbeat interval) instead of at the next
+  // beat: after a NATS node fails over, the record is fresh again as soon as a write can land.
+  const interval = Math.max(50, Math.floor(options.ttlMs / 3));
+  let retry: NodeJS.Timeout | undefined;
+  let retryMs = Math.min(RETRY_FIRST_MS, interval);
+  const beat = (immediate = false): void => {
+    write(immediate).then(() => { retryMs = Math.min(RETRY_FIRST_MS, interval); }, (err: unknown) => {
+      report(err);
+      if (withdrawn || retry) return;
+      retry = setTimeout(() => { retry = undefined; if (!queued && !withdrawn) beat(); }, retryMs);
+      retry.unref();
+      retryMs = Math.min(retryMs * 2, interval);
+    });
+  };
+  const timer = setInterval(() => { if (!queued) beat(); }, interval);
   timer.unref();
-  const offConnection = backend.onConnectionChange((connected) => { if (connected) write(true).catch(report); });
+  const offConnection = backend.onConnectionChange((connected) => { if (connected) beat(true); });
 
   const withdraw = (): Promise<void> => (withdrawing ??= (async () => {
     withdrawn = true;
     clearInterval(timer);
+    clearTimeout(retry);
     offConnection();
     if (!backend.connected()) {
       throw new MeshError('REGISTRY_UNAVAILABLE', `withdrew ${key} but could not delete it: the registry is unreachable (it goes stale within the TTL)`);
@@ -96,8 +116,23 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
     await backend.put({ ...current, withdrawn: true, heartbeatAt: nextBeat(current.heartbeatAt) });
   })());
 
+  // The first write too is tried again while it fails (a NATS failover takes seconds), for a bounded time.
+  const firstWrite = async (): Promise<void> => {
+    const deadline = Date.now() + FIRST_WRITE_RETRY_MS;
+    let wait = Math.min(RETRY_FIRST_MS, interval);
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (options.signal?.aborted || Date.now() + wait > deadline) throw err;
+        report(err);
+        await new Promise((resolve) => setTimeout(resolve, wait).unref());
+        wait = Math.min(wait * 2, interval);
+      }
+    }
+  };
   try {
-    await abortable(write(), options.signal, `announcing ${key}`);
+    await abortable(firstWrite(), options.signal, `announcing ${key}`);
   } catch (err) {
     clearInterval(timer);
     offConnection();

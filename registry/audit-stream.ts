@@ -6,6 +6,7 @@ import { StorageType, jetstream, jetstreamManager, type JetStreamClient, type Je
 import { MeshError } from '../sdk/errors.ts';
 import { natsAccessOptions } from './nats-connect.ts';
 import { permissionViolation } from './nats-bucket.ts';
+import { whenJetStreamReady } from './jetstream-ready.ts';
 import type { NatsAccess } from './nats-access.ts';
 
 export interface AuditStream {
@@ -38,8 +39,9 @@ export async function openAuditStream(options: AuditStreamOptions): Promise<Audi
   const name = auditStreamName(options.bucket);
   let jsm: JetStreamManager;
   try {
-    jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, name, options.create !== false);
+    jsm = await whenJetStreamReady(`audit stream '${name}'`, () => jetstreamManager(nc));
+    const manager = jsm;
+    await whenJetStreamReady(`audit stream '${name}'`, () => ensureStream(manager, name, options.create !== false, options.access?.replicas ?? 1));
   } catch (err) {
     await nc.close();
     throw err;
@@ -92,7 +94,7 @@ export async function openAuditStream(options: AuditStreamOptions): Promise<Audi
   };
 }
 
-async function ensureStream(jsm: JetStreamManager, name: string, create: boolean): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, name: string, create: boolean, replicas: number): Promise<void> {
   try {
     await jsm.streams.info(name);
     return;
@@ -102,7 +104,7 @@ async function ensureStream(jsm: JetStreamManager, name: string, create: boolean
   }
   if (!create) throw new MeshError('REGISTRY_UNAVAILABLE', `audit stream '${name}' does not exist`);
   try {
-    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, duplicate_window: 120_000_000_000 });
+    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, duplicate_window: 120_000_000_000, num_replicas: replicas });
   } catch (err) {
     if (permissionViolation(err)) throw denied(name, err);
     throw err;

@@ -18,6 +18,12 @@ export type RegistryEvent =
   | { type: 'rejected'; backend: Backend; key: string; reason: RejectReason; error: string }
   /** The NATS connection dropped (the view keeps serving what it knows) or came back. */
   | { type: 'disconnect' | 'reconnect'; backend: 'nats'; server: string; connection: string }
+  /**
+   * Connected, but JetStream does not answer for the bucket (a cluster without a quorum): writes fail and
+   * the view keeps serving what it knows (its records do not age) until it answers again.
+   */
+  | { type: 'jetstream-unavailable'; backend: 'nats'; connection: string; error: string }
+  | { type: 'jetstream-available'; backend: 'nats'; connection: string }
   /** The watch was (re)started after a reconnect or a failure; `reason` says which. */
   | { type: 'watch-restart'; backend: Backend; reason: string }
   /** A heartbeat re-put of one of this process's records failed; the next one will try again. */

@@ -33,7 +33,7 @@ export async function openKeyValueStore(options: { nats?: string | string[]; acc
     const nc: NatsConnection = await connect({ ...access, name: options.name ?? 'agentmesh-kv', maxReconnectAttempts: -1, timeout: 5000 });
     let kv: KV;
     try {
-      kv = await openBucket(nc, options.bucket, options.ttlMs);
+      kv = await openBucket(nc, options.bucket, options.ttlMs, 1, options.access?.replicas);
     } catch (err) {
       await nc.close();
       throw err;

@@ -1,5 +1,6 @@
-// How a sidecar proves itself to NATS (mTLS with the workload certificate, a credentials file, or
-// nothing), and the warning for "nothing". Pure and free of the NATS client, so it loads eagerly.
+// How a sidecar uses NATS: how it proves itself (mTLS with the workload certificate, a credentials file,
+// or nothing; and the warning for "nothing") and how many replicas what it creates gets. Pure and free
+// of the NATS client, so it loads eagerly.
 
 /** mTLS to NATS with the workload certificate. */
 export interface NatsTls {
@@ -19,6 +20,8 @@ export interface NatsAccess {
   tls?: NatsTls;
   /** A NATS .creds file (user JWT + nkey seed), or a YAML/JSON file { user, password } or { token }. */
   credentials?: string;
+  /** Replicas of every KV bucket and stream this client creates (registry.replicas; default 1). Binding to an existing one keeps its own. */
+  replicas?: number;
 }
 
 /** The servers of a `registry.nats` value: an array, or one string of comma-separated URLs. */

@@ -6,6 +6,7 @@ import { MeshError } from '../sdk/errors.ts';
 import { errorMessage } from './diagnostics.ts';
 import type { NatsAccess } from './nats-access.ts';
 import { natsAccessOptions } from './nats-connect.ts';
+import { whenJetStreamReady } from './jetstream-ready.ts';
 
 export interface BucketStatus {
   bucket: string;
@@ -31,7 +32,7 @@ export async function initNatsBuckets(options: {
     const result: BucketStatus[] = [];
     for (const { name, ttlMs, history = 1 } of options.buckets) {
       try {
-        const kv = await kvm.create(name, { history, ttl: ttlMs });
+        const kv = await whenJetStreamReady(`KV bucket '${name}'`, () => kvm.create(name, { history, ttl: ttlMs, replicas: options.access?.replicas ?? 1 }));
         const status = await kv.status();
         result.push({ bucket: name, ttlMs: status.ttl, values: status.values });
       } catch (err) {

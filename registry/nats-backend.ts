@@ -8,6 +8,7 @@ import { abortable, pause, throwIfAborted } from './abort.ts';
 import { errorMessage, publish } from './diagnostics.ts';
 import type { NatsAccess } from './nats-access.ts';
 import { openBucket } from './nats-bucket.ts';
+import { jetStreamNotReady } from './jetstream-ready.ts';
 import { natsAccessOptions } from './nats-connect.ts';
 import { NatsWatch } from './nats-watch.ts';
 import { recordCodec, type RecordCodec } from './record-codec.ts';
@@ -55,7 +56,7 @@ export async function openNatsBackend(options: NatsBackendOptions): Promise<Regi
     if (signal?.aborted) throw err;
     throw new MeshError('REGISTRY_UNAVAILABLE', `cannot connect to NATS at ${where} (registry.nats): ${errorMessage(err)}`, { cause: err });
   }
-  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs, options.name ?? 'agentmesh', options.codec ?? recordCodec());
+  const backend = new NatsBackend(nc, bucket, ttlMs, timeoutMs, options.name ?? 'agentmesh', options.codec ?? recordCodec(), options.access?.replicas ?? 1);
   try {
     await abortable(backend.ensureBucket(), signal, 'opening the NATS registry bucket');
   } catch (err) {
@@ -83,10 +84,15 @@ class NatsBackend implements RegistryBackend {
   #recovery = 0;
   readonly #closing = new AbortController();
   readonly #listeners = new Set<(connected: boolean) => void>();
+  readonly #replicas: number;
+  #probing = false;
+  /** Connected but JetStream does not answer (set and cleared by #probeJetStream). */
+  #jetStreamDown = false;
   readonly #watches = new Set<NatsWatch>();
 
-  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number, name: string, codec: RecordCodec) {
+  constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number, name: string, codec: RecordCodec, replicas: number) {
     this.#codec = codec;
+    this.#replicas = replicas;
     this.#nc = nc;
     this.#name = name;
     this.#bucket = bucket;
@@ -96,12 +102,16 @@ class NatsBackend implements RegistryBackend {
 
   /** Creates the bucket (max age = TTL), or binds to it when it exists (its settings then stay). */
   async ensureBucket(): Promise<KV> {
-    this.#kv = await openBucket(this.#nc, this.#bucket, this.#ttlMs);
+    this.#kv = await openBucket(this.#nc, this.#bucket, this.#ttlMs, 1, this.#replicas);
     return this.#kv;
   }
 
-  /** Follows the connection's status from now on. */
+  /** Follows the connection's status, and JetStream's answers for the bucket, from now on. */
   start(): void {
+    const every = Math.max(1000, Math.floor(this.#ttlMs / 3));
+    const probe = setInterval(() => { void this.#probeJetStream(); }, every);
+    probe.unref();
+    this.#closing.signal.addEventListener('abort', () => clearInterval(probe), { once: true });
     void (async () => {
       for await (const s of this.#nc.status()) {
         if (s.type === 'disconnect') {
@@ -129,7 +139,8 @@ class NatsBackend implements RegistryBackend {
   async put(record: RegistryRecord, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
     throwIfAborted(signal, 'registry put');
     const value = await this.#codec.encode(record);
-    await this.#bucketHandle().put(recordKey(record), value);
+    // A put no stream leader acks fails within a heartbeat interval, so the announcer's retry can land it on the next leader.
+    await this.#bucketHandle().put(recordKey(record), value, { timeout: Math.min(this.#timeoutMs, Math.max(1000, Math.floor(this.#ttlMs / 6))) });
   }
 
   async delete(key: string, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
@@ -171,6 +182,39 @@ class NatsBackend implements RegistryBackend {
     if (value === this.#connected) return;
     this.#connected = value;
     for (const listener of this.#listeners) listener(value);
+  }
+
+  /**
+   * While connected: does the bucket's stream leader answer (STREAM.INFO)? A cluster that lost its quorum
+   * keeps the connection up but answers no JetStream request; the registry then counts as unreachable
+   * (writes fail, the view's records stop ageing) until an answer comes back.
+   */
+  async #probeJetStream(): Promise<void> {
+    const kv = this.#kv;
+    if (this.#probing || this.#closed || !kv || this.#nc.isClosed() || (!this.#connected && !this.#jetStreamDown)) return;
+    this.#probing = true;
+    try {
+      // A replica answers too once the leader is gone, but with no leader named.
+      const { cluster } = (await kv.status()).streamInfo;
+      if (cluster !== undefined && !cluster.leader) this.#jetStreamUnavailable(`stream KV_${this.#bucket} has no leader`);
+      else if (this.#jetStreamDown && !this.#closed) {
+        this.#jetStreamDown = false;
+        publish({ type: 'jetstream-available', backend: 'nats', connection: this.#name });
+        this.#setConnected(true);
+        for (const watch of this.#watches) watch.restart('JetStream answers again');
+      }
+    } catch (err) {
+      if (jetStreamNotReady(err)) this.#jetStreamUnavailable(errorMessage(err));
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #jetStreamUnavailable(error: string): void {
+    if (this.#jetStreamDown || !this.#connected || this.#closed) return;
+    this.#jetStreamDown = true;
+    publish({ type: 'jetstream-unavailable', backend: 'nats', connection: this.#name, error });
+    this.#setConnected(false);
   }
 
   /** After a reconnect: the bucket first (the server may have lost it), then listeners and watches. */

@@ -1,17 +1,19 @@
 // Binding to a KV bucket: create it (max age = TTL) when missing and this identity may, else bind to
-// the one the mesh admin made (`agentmesh nats init`). Permission refusals become errors that say so.
-// Loaded only with the NATS client.
+// the one the mesh admin made (`agentmesh nats init`). Permission refusals become errors that say so;
+// a JetStream still electing its leaders is waited for. Loaded only with the NATS client.
 import { PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
+import { whenJetStreamReady } from './jetstream-ready.ts';
 
 /**
- * Creates `bucket` or binds to it when it exists (its settings then stay as they are). Kvm.create looks
- * at the stream first and creates it only when missing, so binding needs no create permission.
+ * Creates `bucket` (`history` values per key, `replicas` copies) or binds to it when it exists (its settings then stay as they
+ * are). Kvm.create looks at the stream first and creates it only when missing, so binding needs no
+ * create permission.
  */
-export async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number, history = 1): Promise<KV> {
+export async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number, history = 1, replicas = 1): Promise<KV> {
   try {
-    return await new Kvm(nc).create(bucket, { history, ttl: ttlMs });
+    return await whenJetStreamReady(`KV bucket '${bucket}'`, () => new Kvm(nc).create(bucket, { history, ttl: ttlMs, replicas }));
   } catch (err) {
     const denied = permissionViolation(err);
     if (!denied) throw err;

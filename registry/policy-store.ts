@@ -79,7 +79,7 @@ async function openNatsPolicyStore(options: PolicyStoreOptions & { nats: string 
   let kv: KV;
   try {
     // No max age: a policy stays until replaced (each value carries its version).
-    kv = await openBucket(nc, bucket, 0);
+    kv = await openBucket(nc, bucket, 0, 1, options.access?.replicas);
   } catch (err) {
     await nc.close().catch(() => undefined);
     throw err instanceof MeshError ? err : new MeshError('REGISTRY_UNAVAILABLE', `cannot open KV bucket '${bucket}': ${(err as Error).message}`, { cause: err });

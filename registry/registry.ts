@@ -58,6 +58,8 @@ export interface Registry extends RegistryView, AsyncDisposable {
    * were refused only for the name binding. Runs one at a time; never rejects.
    */
   rebind(): Promise<void>;
+  /** How many of this process's announcements failed their last write (e.g. NATS without a JetStream quorum). */
+  failingWrites(): number;
   /** Withdraws announcements, stops the watch, closes the backend. Idempotent. */
   close(): Promise<void>;
   /** Resolves once close() has finished; never rejects. */
@@ -98,6 +100,8 @@ class BackendRegistry implements Registry {
   readonly #view: RecordView;
   readonly #stop = new AbortController();
   readonly #announcements = new Set<Announcement>();
+  /** One entry per announcement whose last write failed. */
+  readonly #failing = new Set<{ key: string }>();
   readonly #offConnection: () => void;
   #closing: Promise<void> | undefined;
   #resolveClosed: () => void = () => undefined;
@@ -137,6 +141,7 @@ class BackendRegistry implements Registry {
   onChange(listener: () => void): () => void { return this.#view.onChange(listener); }
   synced(): boolean { return true; }
   connected(): boolean { return this.#store.connected(); }
+  failingWrites(): number { return this.#failing.size; }
 
   rebind(): Promise<void> {
     const run = this.#rebinding.then(() => this.#rebindOnce()).catch(() => undefined);
@@ -178,19 +183,25 @@ class BackendRegistry implements Registry {
     if (this.#closing) throw new MeshError('SHUTTING_DOWN', 'the registry is closed');
     const key = recordKey(record);
     let failures = 0;
+    const failing = { key };
     const inner = await announce(this.#store, record, {
       ttlMs: this.#ttlMs,
-      onError: (err) => { failures++; publish({ type: 'heartbeat-failed', backend: this.backend, key, error: errorMessage(err) }); },
+      onError: (err) => {
+        failures++;
+        this.#failing.add(failing);
+        publish({ type: 'heartbeat-failed', backend: this.backend, key, error: errorMessage(err) });
+      },
       onWritten: () => {
         if (failures > 0) publish({ type: 'heartbeat-recovered', backend: this.backend, key, failures });
         failures = 0;
+        this.#failing.delete(failing);
       },
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const announcement: Announcement = {
       key,
       update: (patch) => inner.update(patch),
-      withdraw: () => { this.#announcements.delete(announcement); return inner.withdraw(); },
+      withdraw: () => { this.#announcements.delete(announcement); this.#failing.delete(failing); return inner.withdraw(); },
     };
     this.#announcements.add(announcement);
     if (this.#closing) await announcement.withdraw(); // close() began while the first put was under way

@@ -60,7 +60,7 @@ export async function openToolPinStore(options: ToolPinStoreOptions): Promise<To
       import('@nats-io/transport-node'), import('./nats-bucket.ts'), import('./nats-connect.ts')]);
     const access = await natsAccessOptions(options.nats, options.access);
     const nc = await connect({ ...access, name: options.name ?? 'agentmesh-tools', maxReconnectAttempts: -1, timeout: 5000 });
-    const kv = await openBucket(nc, bucket, 0, TOOL_PIN_HISTORY).catch(async (err: unknown) => { await nc.close(); throw err; });
+    const kv = await openBucket(nc, bucket, 0, TOOL_PIN_HISTORY, options.access?.replicas).catch(async (err: unknown) => { await nc.close(); throw err; });
     /** The key's history starts with this revision (a put, with no delete, purge or other value before it). */
     const isFirst = async (key: string, revision: number): Promise<boolean> => {
       const history = await kv.history({ key });

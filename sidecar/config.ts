@@ -212,7 +212,10 @@ export const SidecarConfigSchema = z.strictObject({
     ttl: Duration.default(15_000).refine((ms) => ms >= 1000, 'expected at least 1s'),
     /** Embedded registry only: the directory the processes on this host share. */
     dir: z.string().min(1).optional(),
+    /** Copies JetStream keeps of each bucket and stream a sidecar creates (registry, tasks, policy, pins, audit…): 3 on a 3-node cluster. */
+    replicas: z.coerce.number().int().min(1).max(5).default(1),
   }).prefault({}).superRefine((r, ctx) => {
+    if (r.replicas > 1 && r.nats === undefined) ctx.addIssue({ code: 'custom', path: ['replicas'], message: 'needs registry.nats (the embedded registry is one directory on one host)' });
     for (const key of ['tls', 'credentials'] as const) {
       if (r[key] && r.nats === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'needs registry.nats (the embedded registry has no server to authenticate to)' });
     }
@@ -356,7 +359,7 @@ export type SidecarConfig = Readonly<z.output<typeof SidecarConfigSchema>>;
 /** Every leaf key a flag (`--registry.ttl 5s`) or variable (`AGENTMESH_REGISTRY_TTL=5s`) may set. */
 export const CONFIG_KEYS = [
   'agent.name', 'agent.url', 'agent.startupTimeout', 'agent.healthInterval', 'agent.healthTimeout', 'agent.healthThreshold',
-  'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir',
+  'mcp.sessionIdleTimeout', 'registry.nats', 'registry.tls', 'registry.credentials', 'registry.bucket', 'registry.ttl', 'registry.dir', 'registry.replicas',
   'identity.trustDomain', 'identity.cert', 'identity.key', 'identity.bundle', 'identity.ca', 'identity.token', 'identity.tokenFile',
   'listen.outbound', 'listen.inbound', 'listen.admin', 'advertise', 'instance',
   'limits.maxBody', 'limits.maxJsonDepth', 'limits.maxSseEvent', 'limits.maxHops', 'limits.concurrency.initial', 'limits.concurrency.min', 'limits.concurrency.max',

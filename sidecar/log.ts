@@ -22,7 +22,7 @@ export function bridgeDiagnostics(log: Logger, own: { connection: string; instan
   const keySuffix = `.${own.instance}`;
   const onMessage = (message: unknown): void => {
     const event = message as RegistryEvent;
-    if ((event.type === 'disconnect' || event.type === 'reconnect') && event.connection !== own.connection) return;
+    if ((event.type === 'disconnect' || event.type === 'reconnect' || event.type === 'jetstream-unavailable' || event.type === 'jetstream-available') && event.connection !== own.connection) return;
     if ((event.type === 'heartbeat-failed' || event.type === 'heartbeat-recovered') && !event.key.endsWith(keySuffix)) return;
     switch (event.type) {
       case 'disconnect':
@@ -30,6 +30,12 @@ export function bridgeDiagnostics(log: Logger, own: { connection: string; instan
         return;
       case 'reconnect':
         log.info({ registry: event.backend, server: event.server }, 'registry: NATS connection is back');
+        return;
+      case 'jetstream-unavailable':
+        log.warn({ registry: event.backend, error: event.error }, 'registry: JetStream does not answer (no quorum?); registry writes fail, routing from the cached view');
+        return;
+      case 'jetstream-available':
+        log.info({ registry: event.backend }, 'registry: JetStream answers again');
         return;
       case 'heartbeat-failed': {
         let failures = heartbeats.get(event.key);

@@ -246,6 +246,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger, options: 
         notReady: () => [
           ...(registry.synced() ? [] : ['registry not synced']),
           ...(registry.connected() ? [] : [`registry (${registry.backend}) unreachable`]),
+          ...(registry.failingWrites() === 0 ? [] : [`registry (${registry.backend}) writes failing: ${registry.failingWrites()} record(s) not refreshed; routing from the cache`]),
           ...agentNotReady(health?.down(), config.agent !== undefined && !announcement),
           ...identities.notReady(),
         ],

@@ -5,26 +5,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { connectMesh, textOf } from '../sdk/index.ts';
+import { freePort } from './support/free-port.ts';
 import { createTestMesh, waitForAgent, waitForAgentGone, type TestMesh } from './support/mesh.ts';
 import { CLI, ROOT, type SidecarProcess } from './support/sidecar-process.ts';
 import { waitFor } from './support/wait.ts';
 
 const AGENT = join(ROOT, 'test/support/run-agent-child.ts');
-
-/** A port free right now on 127.0.0.1: the agent's port must be in the config before the agent runs. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }

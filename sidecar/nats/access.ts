@@ -1,5 +1,6 @@
 // The sidecar's side of "NATS with doors": registry.tls / registry.credentials and the current workload
-// identity (read at each reconnect, so a renewed certificate is used) as the registry's NatsAccess.
+// identity (read at each reconnect, so a renewed certificate is used), and registry.replicas, as the
+// registry's NatsAccess.
 // The NATS server's own certificate is trusted for spiffe://TD/nats as well as for its host name.
 import type { NatsAccess } from '../../registry/index.ts';
 import type { SidecarConfig } from '../config.ts';
@@ -16,5 +17,6 @@ export function natsAccess(config: Pick<SidecarConfig, 'registry' | 'identity'>,
   return {
     ...(registry.tls ? { tls: { current: identity, serverId: natsServerId(config.identity.trustDomain) } } : {}),
     ...(registry.credentials !== undefined ? { credentials: registry.credentials } : {}),
+    ...(registry.replicas > 1 ? { replicas: registry.replicas } : {}),
   };
 }
