@@ -111,6 +111,7 @@ describe('examples/kubernetes', () => {
     assert.ok(pod.volumes?.find((v) => v.name === tokenMount?.name)?.secret, 'identity.tokenFile is a Secret');
     // Registry: the three NATS pods by their stable names, over mTLS.
     assert.equal(config.registry.tls, true);
+    assert.equal(config.registry.replicas, 3, 'R3 buckets on the 3-node NATS');
     assert.deepEqual([config.registry.nats].flat(), [0, 1, 2].map((i) => `nats://nats-${i}.nats-cluster.agentmesh.svc.cluster.local:4222`));
   });
 
