@@ -39,8 +39,9 @@ export interface AnnounceOptions {
   signal?: AbortSignal;
 }
 
-/** The first retry of a failed heartbeat (then doubling, up to ttl/3). */
-const RETRY_FIRST_MS = 500;
+/** The first retry of a failed write (then doubling, up to RETRY_MAX_MS or ttl/3). */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 1000;
 /** How long the first write of a record is tried again before announce() fails. */
 const FIRST_WRITE_RETRY_MS = 15_000;
 
@@ -85,8 +86,8 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
     return next;
   };
 
-  // A failed heartbeat is tried again soon (doubling up to the heartbeat interval) instead of at the next
-  // beat: after a NATS node fails over, the record is fresh again as soon as a write can land.
+  // A failed heartbeat is tried again soon (every second at most) instead of at the next beat: after a
+  // NATS node fails over, the record is fresh again as soon as a write can land.
   const interval = Math.max(50, Math.floor(options.ttlMs / 3));
   let retry: NodeJS.Timeout | undefined;
   let retryMs = Math.min(RETRY_FIRST_MS, interval);
@@ -96,7 +97,7 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
       if (withdrawn || retry) return;
       retry = setTimeout(() => { retry = undefined; if (!queued && !withdrawn) beat(); }, retryMs);
       retry.unref();
-      retryMs = Math.min(retryMs * 2, interval);
+      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS, interval);
     });
   };
   const timer = setInterval(() => { if (!queued) beat(); }, interval);
@@ -127,7 +128,7 @@ export async function announce(backend: RegistryBackend, record: AnnouncedRecord
         if (options.signal?.aborted || Date.now() + wait > deadline) throw err;
         report(err);
         await new Promise((resolve) => setTimeout(resolve, wait).unref());
-        wait = Math.min(wait * 2, interval);
+        wait = Math.min(wait * 2, RETRY_MAX_MS, interval);
       }
     }
   };
