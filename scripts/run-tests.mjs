@@ -1,6 +1,9 @@
-// Test runner: Node 20 does not discover .ts test files, so this lists them and runs node:test on them.
+// Test runner: Node 20 does not discover .ts test files, so this lists them and runs node:test on them,
+// two files at a time; then the files marked `// @serial` in their first lines one at a time. Those are
+// acceptance tests whose figures are timings or memory of whole processes (overload, floods, leaks): a
+// second test file running beside them would take CPU from the processes they measure.
 // Usage: node scripts/run-tests.mjs [path-filter ...]
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawn } from 'node:child_process';
 
@@ -28,7 +31,20 @@ if (files.length === 0) {
   console.error('run-tests: no test files found');
   process.exit(1);
 }
-const child = spawn(process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
-  { cwd: root, stdio: 'inherit' });
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+const serial = (file) => readFileSync(join(root, file), 'utf8').slice(0, 2000).includes('// @serial');
+const batches = [[files.filter((f) => !serial(f)), 2], [files.filter(serial), 1]].filter(([list]) => list.length > 0);
+
+function run(list, concurrency) {
+  const child = spawn(process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...list],
+    { cwd: root, stdio: 'inherit' });
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+}
+
+let failed = 0;
+for (const [list, concurrency] of batches) {
+  if (batches.length > 1) console.log(`\nrun-tests: ${list.length} file(s), ${concurrency} at a time${concurrency === 1 ? ' (// @serial: timing and memory acceptance tests)' : ''}`);
+  const code = await run(list, concurrency);
+  if (code !== 0) failed = code;
+}
+process.exit(failed);

@@ -1,6 +1,7 @@
 // Bounded inspection with real processes: a holder of a mesh certificate sends 20 bodies of 4 MiB of
 // deeply nested JSON straight to an agent's inbound listener. That sidecar's memory stays bounded, its
 // other callers are not slowed, and a 10,000-deep body gets a JSON-RPC error without reaching the agent.
+// @serial: run alone (scripts/run-tests.mjs), its figures are timings and memory of whole processes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -1,6 +1,7 @@
 // No leaks, with real processes: 1,000 instances of an agent join and leave the registry (NATS KV) under
 // light load through a calling sidecar; afterwards its pools, breakers, targets and open handles are back
 // to the baseline and its RSS is within 10 MB of it.
+// @serial: run alone (scripts/run-tests.mjs), its figures are timings and memory of whole processes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';

@@ -1,6 +1,7 @@
 // Overload protection for a local MCP server, with real processes: a caller over its share of the
 // server (its calls running and queued while another caller waits) gets 429 + Retry-After at once,
 // and the other caller is served first when a slot frees, ahead of the busy caller's queued calls.
+// @serial: run alone (scripts/run-tests.mjs), its figures are timings and memory of whole processes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';

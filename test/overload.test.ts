@@ -1,6 +1,7 @@
 // Overload with real processes: one caller's 300 streams do not slow another caller and its excess is
 // refused with 429 at once; 10x overload for 10 s is shed with fast 503 + Retry-After, nothing answers
 // past its deadline, goodput stays near the agent's measured capacity and sidecar memory stays flat.
+// @serial: run alone (scripts/run-tests.mjs), its figures are timings and memory of whole processes.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
