@@ -16,9 +16,9 @@ export function fiftyRulePolicy(trustDomain: string): string {
   }
   // Globs: each feature set's pair has its own names (caller-notrace → echo-notrace, bench-notrace).
   rules.push({ name: 'bench-mcp', from: { identity: `spiffe://${trustDomain}/agent/caller*` }, to: { mcp: 'bench*' } });
-  // Every agent, not only echo*: the registry-scale part lists the simulated sim-* agents through the
-  // sidecar, and the registry shows a caller only the agents it may call.
-  rules.push({ name: 'bench-agents', from: { identity: `spiffe://${trustDomain}/agent/caller*` }, to: { agent: '*' } });
+  // Every agent, for every bench workload: the registry-scale part lists the simulated sim-* agents through
+  // both sidecars (each as its own workload), and the registry shows a caller only the agents it may call.
+  rules.push({ name: 'bench-agents', from: { identity: `spiffe://${trustDomain}/agent/*` }, to: { agent: '*' } });
   return stringify({ mode: 'enforce', default: 'deny', rules });
 }
 
