@@ -67,7 +67,9 @@ test('an agent that serves N calls at a time is kept busy (probes included) with
     }
     const busy = used / (steps / 2);
     assert.ok(busy >= 0.9, `capacity ${capacity}: the agent was busy ${(busy * 100).toFixed(1)} % of the time`);
-    assert.ok(highest <= 3 * capacity + 2, `capacity ${capacity}: limit rose to ${highest}`);
+    // Latency within 2x the baseline + 20 ms counts as near it, so here (20 ms calls) the limit settles at
+    // about 3x the capacity; one growth step (its square root) may overshoot before a window shrinks it.
+    assert.ok(highest <= 3 * capacity + Math.sqrt(3 * capacity) + 2, `capacity ${capacity}: limit rose to ${highest}`);
   }
 });
 

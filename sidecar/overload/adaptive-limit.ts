@@ -104,15 +104,17 @@ export class AdaptiveLimit {
     }
     if (this.#windowCount < Math.max(MIN_WINDOW, this.limit)) return;
     const samples = this.#windowCount - this.#windowTimeouts;
-    if (samples > 0) {
-      const average = this.#windowSum / samples;
-      this.#rtt = this.#rtt === 0 ? average : this.#rtt + (average - this.#rtt) * SMOOTHING;
-    }
+    // The gradient reads this window's own latency, not the smoothed one: after a burst, a smoothed value
+    // remembers the queueing of calls admitted under the old, higher limit for many windows and keeps
+    // shrinking a limit that no longer causes it (measured: 20 → 1 and held there for seconds, the agent
+    // half idle). The smoothed latency is for the wait estimates.
+    const current = samples > 0 ? this.#windowSum / samples : this.#rtt;
+    if (samples > 0) this.#rtt = this.#rtt === 0 ? current : this.#rtt + (current - this.#rtt) * SMOOTHING;
     let next = this.#limit;
     if (this.#windowTimeouts > 0) {
       next = this.#limit * TIMEOUT_BACKOFF;
-    } else if (this.#rtt > 0) {
-      const gradient = clamp((TOLERANCE * this.#baseline + SLACK_MS) / this.#rtt, 0.5, 1);
+    } else if (current > 0) {
+      const gradient = clamp((TOLERANCE * this.#baseline + SLACK_MS) / current, 0.5, 1);
       // Grow only when the limit was actually used: an idle agent says nothing about more load.
       if (gradient >= 1) {
         if (this.#windowMaxInflight >= this.#limit / 2) next = this.#limit + Math.sqrt(this.#limit);
