@@ -1,7 +1,8 @@
 // `npm run bench`: one bounded run on 127.0.0.1 that measures direct, two no-logic reference pairs
 // (node:https out, undici Pool out) and agentmesh sidecar pairs (every feature on, and off) side by side
 // (interleaved), then the registry at 1,000 agents; prints one table and writes the raw results to
-// bench/results/. `--profile[=registry]` runs a profiling pass instead, `--memory` the RSS report.
+// bench/results/. `--profile[=registry]` runs a profiling pass instead, `--memory` the RSS report,
+// `--registry-only` only the registry part (with --features=all it starts one agentmesh pair).
 import { spawnSync } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -89,6 +90,38 @@ async function warmUp(clients: Clients): Promise<void> {
 /** Per phase: its duration and the CPU share other processes on the machine took meanwhile. */
 const noise: Record<string, { seconds: number; foreignPct: number }> = {};
 
+/** The registry part and what it needs of the request path (c=32 and c=1 warm-up of the three clients it uses). */
+async function registryPart(world: World, clients: Clients, log: (line: string) => void): Promise<Measurements['registry']> {
+  const sidecars = world.sidecarOutbounds.map((url) => new HttpClient(url, 4));
+  // The registry part compares the agentmesh pair (every feature on) with direct and the node pair only.
+  const three: Clients = { direct: clientOf(clients, 'direct'), reference: clientOf(clients, 'reference'), agentmesh: clientOf(clients, 'agentmesh') };
+  const stop = foreignLoad(cpus().length);
+  try {
+    return await registryScale(world, three, sidecars, PLAN.registry);
+  } catch (err) {
+    // The request-path figures are still worth their table: the registry part is reported failed.
+    log(`  registry at 1,000 agents FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  } finally {
+    const { seconds, foreignPct } = stop();
+    noise['registry at 1,000 agents'] = { seconds, foreignPct };
+    log(`  registry at 1,000 agents: ${seconds.toFixed(1)} s (other load on the machine: ${foreignPct.toFixed(0)}% of all CPUs)`);
+    await Promise.allSettled(sidecars.map((s) => s.close()));
+  }
+}
+
+/** `--registry-only`: a short warm-up, then only the registry part (to iterate on it without the 4-minute run). */
+async function registryOnly(world: World, clients: Clients, log: (line: string) => void): Promise<number> {
+  await latencyAtOne(clients, 300, 3000);
+  const registry = await registryPart(world, clients, log);
+  if (!registry) return 1;
+  log('');
+  for (const line of registryLines(registry)) log(line);
+  const file = writeResults(RESULTS, { meta: { date: new Date().toISOString(), plan: PLAN.registry, noise, registryOnly: true }, raw: { registry } });
+  log(`\nraw results: ${file}`);
+  return 0;
+}
+
 async function measure(world: World, clients: Clients, log: (line: string) => void): Promise<Measurements> {
   const idleRssMb = rssOf(world);
   const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
@@ -109,17 +142,8 @@ async function measure(world: World, clients: Clients, log: (line: string) => vo
   const procNames = Object.fromEntries(world.variants.map((v) => [v, world.targets[v]?.procs.map((p) => p.name) ?? []]));
   const m: Measurements = { latencyC1, rate, rateLow, throughput, sse, mcp, idleRssMb, variants: world.variants, procNames };
   if (!flags.has('--skip-registry')) {
-    const sidecars = world.sidecarOutbounds.map((url) => new HttpClient(url, 4));
-    // The registry part compares the agentmesh pair (every feature on) with direct and the node pair only.
-    const three: Clients = { direct: clientOf(clients, 'direct'), reference: clientOf(clients, 'reference'), agentmesh: clientOf(clients, 'agentmesh') };
-    try {
-      m.registry = await step('registry at 1,000 agents', () => registryScale(world, three, sidecars, PLAN.registry));
-    } catch (err) {
-      // The request-path figures above are still worth their table: the registry part is reported failed.
-      log(`  registry at 1,000 agents FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      await Promise.allSettled(sidecars.map((s) => s.close()));
-    }
+    const registry = await registryPart(world, clients, log);
+    if (registry) m.registry = registry;
   }
   return m;
 }
@@ -163,6 +187,7 @@ async function main(): Promise<number> {
   const watchdog = setTimeout(() => { log(`deadline of ${DEADLINE_MS / 1000} s reached: stopping`); void stop(2).then((c) => process.exit(c)); }, DEADLINE_MS - (performance.now() - started));
   try {
     log(`  setup: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    if (flags.has('--registry-only')) return await registryOnly(world, clients, log);
     const m = await measure(world, clients, log);
     const idleAfterMb = rssOf(world);
     const list = rows(m);
