@@ -50,7 +50,8 @@ const PLAN = {
   throughput: { concurrency: 32, sliceMs: quick ? 1500 : 2500, rampMs: 500, rounds: quick ? 1 : 3 },
   sse: { streams: quick ? 20 : 60, maxMs: 12_000 },
   mcp: { calls: quick ? 100 : 500, maxMs: 8000 },
-  registry: { agents: 1000, probes: quick ? 30 : 100, maxMs: 50_000 },
+  /** maxMs: the propagation probes' budget (100 probes take a few seconds). */
+  registry: { agents: 1000, probes: quick ? 30 : 100, maxMs: 20_000 },
 };
 
 /** The pinning layout (`--pin=pods|split|none`, default pods); none without taskset or with one CPU. */
