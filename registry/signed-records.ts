@@ -3,6 +3,7 @@
 // domain, name binding (with CA-signed grants). Only node:crypto and jose; no sidecar code.
 import { createPrivateKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { CompactSign, decodeProtectedHeader, type CompactJWSHeaderParameters, type ProtectedHeaderParameters } from 'jose';
+import { BoundedCache } from './bounded-cache.ts';
 import { decodeRecord } from './codec.ts';
 import { errorMessage } from './diagnostics.ts';
 import { nameOwnership, type Ownership, type Registrations } from './name-binding.ts';
@@ -50,11 +51,12 @@ export interface RecordVerifierOptions {
   registrations?: (identity: string) => readonly Registrations[];
 }
 
-const MAX_CACHED_GRANTS = 1024;
+/** Distinct grant tokens kept verified (one per granted record in the mesh; above it a heartbeat would re-verify its grant). */
+const MAX_CACHED_GRANTS = 16_384;
 
 export function createRecordVerifier(options: RecordVerifierOptions): RecordVerifier {
   const trust = new TrustBundle(options.bundle);
-  const grants = new Map<string, Grant | Error>();
+  const grants = new BoundedCache<string, Grant | Error>(MAX_CACHED_GRANTS);
   let grantRoots: unknown;
 
   /** The record's grants that a CA in the bundle signed for its identity and that are in force; the rest is ignored. */
@@ -66,7 +68,6 @@ export function createRecordVerifier(options: RecordVerifierOptions): RecordVeri
       let grant = grants.get(token);
       if (grant === undefined) {
         grant = await verifyGrant(token, roots.map((r) => r.publicKey)).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
-        if (grants.size >= MAX_CACHED_GRANTS) grants.clear();
         grants.set(token, grant);
       }
       if (grant instanceof Error) out.ignored.push(grant.message);

@@ -2,6 +2,7 @@
 // each certificate issued and signed by the next, the last by a root in the bundle (which may hold
 // several). Results are cached by the chain's fingerprint, so a heartbeat costs no X.509 work.
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { BoundedCache } from './bounded-cache.ts';
 import { rejection } from './record-codec.ts';
 
 /** A chain that verified: the leaf's SPIFFE ID and key, and when the whole chain is valid. */
@@ -14,14 +15,15 @@ export interface TrustedChain {
 }
 
 const MAX_CHAIN = 5;
-const MAX_CACHED = 1024;
+/** Distinct chains kept verified: above the number of workloads heartbeating in the mesh, a heartbeat would re-verify its chain. */
+const MAX_CACHED = 16_384;
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._\-/]{1,2040})$/;
 
 export class TrustBundle {
   readonly #bundle: () => string;
   #text: string | undefined;
   #roots: X509Certificate[] = [];
-  readonly #chains = new Map<string, TrustedChain | Error>();
+  readonly #chains = new BoundedCache<string, TrustedChain | Error>(MAX_CACHED);
 
   /** `bundle` is read on each use: a rotated bundle (several roots) takes effect at once. */
   constructor(bundle: () => string) {
@@ -51,7 +53,6 @@ export class TrustBundle {
     let chain = this.#chains.get(fingerprint);
     if (chain === undefined) {
       try { chain = verifyChain(x5c as string[], roots); } catch (err) { chain = err instanceof Error ? err : new Error(String(err)); }
-      if (this.#chains.size >= MAX_CACHED) this.#chains.clear();
       this.#chains.set(fingerprint, chain);
     }
     if (chain instanceof Error) throw chain;
