@@ -1,6 +1,7 @@
 // The JetStream stream `{bucket}-audit` (subjects `{bucket}-audit.{identity name}.{instance}`): created when missing
 // (file storage, 2-minute duplicate window), published to in order (each acked before the next), and read back in order for
-// `agentmesh audit`. Loaded only with the NATS client. Works on nats-server 2.9 (no 2.10+ features).
+// `agentmesh audit`. A message carries one or more consecutive records as JSON lines (a batch); read yields
+// them one record at a time. Loaded only with the NATS client. Works on nats-server 2.9 (no 2.10+ features).
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { MeshError } from '../sdk/errors.ts';
@@ -12,11 +13,20 @@ import type { NatsAccess } from './nats-access.ts';
 export interface AuditStream {
   /** Publishes in order with acks; resolves with how many of the first entries were stored. */
   publish(subject: string, entries: readonly { id: string; data: string }[], timeoutMs: number): Promise<number>;
-  /** The last message on `subject`, if any. */
+  /** The last message on `subject`, if any (a batch: its last line is the last record). */
   lastOf(subject: string): Promise<string | undefined>;
-  /** Every message in the stream in order (all instances); with follow, keeps waiting for new ones until signal. */
-  read(options: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<string>;
+  /**
+   * Every record in the stream in order (all instances), each with the stream sequence of its message and
+   * its line there (1-based); with follow, keeps waiting for new ones until signal.
+   */
+  read(options: { follow?: boolean; signal?: AbortSignal }): AsyncIterable<AuditStreamRecord>;
   close(): Promise<void>;
+}
+
+export interface AuditStreamRecord {
+  text: string;
+  message: number;
+  line: number;
 }
 
 export interface AuditStreamOptions {
@@ -80,7 +90,11 @@ export async function openAuditStream(options: AuditStreamOptions): Promise<Audi
       signal?.addEventListener('abort', stop, { once: true });
       try {
         for await (const m of messages) {
-          yield decoder.decode(m.data);
+          const lines = decoder.decode(m.data).split('\n');
+          for (let i = 0; i < lines.length; i++) {
+            const text = lines[i] ?? '';
+            if (text !== '') yield { text, message: m.seq, line: i + 1 };
+          }
           if (!follow && m.info.pending === 0) break;
         }
       } finally {

@@ -29,7 +29,7 @@ export { nameOwnership, type Ownership, type Registrations } from './name-bindin
 export { signGrant, verifyGrant, GRANT_TYPE, type Grant } from './name-grant.ts';
 export { TrustBundle } from './trust-chain.ts';
 export { openKeyValueStore, safeKey, type KeyValueStore } from './key-value-store.ts';
-export type { AuditStream, AuditStreamOptions } from './audit-stream.ts';
+export type { AuditStream, AuditStreamOptions, AuditStreamRecord } from './audit-stream.ts';
 /** The JetStream audit stream `{bucket}-audit`; loads the NATS client on first use. */
 export const openAuditStream: typeof AuditStream.openAuditStream = async (options) => (await import('./audit-stream.ts')).openAuditStream(options);
 export type { ToolPinStore as ToolPins, ToolPinStoreOptions } from './tool-pin-store.ts';

@@ -24,7 +24,7 @@ async function streamRecords(url: string, bucket: string): Promise<Record<string
   const stream = await openAuditStream({ nats: url, bucket, name: 'audit-test-reader', create: false });
   try {
     const out: Record<string, unknown>[] = [];
-    for await (const text of stream.read({})) out.push(JSON.parse(text) as Record<string, unknown>);
+    for await (const r of stream.read({})) out.push(JSON.parse(r.text) as Record<string, unknown>);
     return out;
   } finally {
     await stream.close();
@@ -90,22 +90,28 @@ test('audit records survive a 30 s NATS outage under load, in order, and verify'
   assert.match(verify.stdout, /✔ caller1: \d+ records/);
   assert.match(verify.stdout, /✔ echo1: \d+ records/);
 
-  // Remove one of caller1's records from the middle of the stream: verify names what is missing.
+  // Remove one of caller1's messages (a batch of records) that has another after it: verify names the
+  // records it carried as missing.
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(`${bucket}-audit`);
-    let victim: { seq: number; recordSeq: number } | undefined;
-    for (let s = Math.floor((info.state.first_seq + info.state.last_seq) / 2); s <= info.state.last_seq && !victim; s++) {
+    const batches: { seq: number; first: number; last: number }[] = [];
+    for (let s = info.state.first_seq; s <= info.state.last_seq; s++) {
       const msg = await jsm.streams.getMessage(`${bucket}-audit`, { seq: s }).catch(() => null);
-      const r = msg ? JSON.parse(new TextDecoder().decode(msg.data)) as { instance?: string; seq?: number } : undefined;
-      if (r?.instance === 'caller1' && typeof r.seq === 'number') victim = { seq: s, recordSeq: r.seq };
+      const records = msg ? new TextDecoder().decode(msg.data).split('\n').map((l) => JSON.parse(l) as { instance?: string; seq?: number }) : [];
+      const first = records[0]?.seq;
+      const last = records.at(-1)?.seq;
+      if (records[0]?.instance === 'caller1' && typeof first === 'number' && typeof last === 'number') batches.push({ seq: s, first, last });
     }
+    assert.ok(batches.length >= 2, `caller1's records are in ${batches.length} message(s)`);
+    assert.ok(batches.some((b) => b.last > b.first), 'some message carries several records');
+    const victim = batches[Math.floor((batches.length - 1) / 2)];
     assert.ok(victim);
     await jsm.streams.deleteMessage(`${bucket}-audit`, victim.seq);
     const broken = await runCli(['audit', 'verify', '--nats', nats.url, '--bucket', bucket]);
     assert.equal(broken.code, 1, broken.stdout);
-    assert.match(broken.stdout, new RegExp(`✖ caller1: .*records ${victim.recordSeq}\\.\\.${victim.recordSeq} are missing`));
+    assert.match(broken.stdout, new RegExp(`✖ caller1: .*records ${victim.first}\\.\\.${victim.last} are missing`));
     assert.match(broken.stdout, /✔ echo1/);
   } finally {
     await nc.close();

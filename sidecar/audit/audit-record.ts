@@ -63,9 +63,11 @@ export function recordHash(record: Omit<AuditRecord, 'hash'> | Record<string, un
 
 /** Seals `fields` as record `seq` after `prev`; returns the JSON line (no newline) and its hash. */
 export function seal(fields: AuditFields, at: { instance: string; seq: number; time: string; prev: string }): { line: string; hash: string } {
+  // One object, hashed as is and serialised once; `hash` is appended to the text (no copies of the record).
   const body = { v: 1 as const, instance: at.instance, seq: at.seq, time: at.time, prev: at.prev, ...fields };
-  const hash = recordHash(body);
-  return { line: JSON.stringify({ ...body, hash }), hash };
+  const hash = sha256Hex(canonicalJson(body));
+  const json = JSON.stringify(body);
+  return { line: `${json.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
 
 const MAX_FIELD = 512;

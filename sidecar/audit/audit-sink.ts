@@ -1,6 +1,8 @@
 // Where sealed audit lines go: the JetStream stream `{bucket}-audit` (subject `{bucket}-audit.{identity name}.{instance}`)
 // or, without NATS, a JSON-lines file per sidecar instance in audit.dir. A sink stores lines in order
-// and says how many (a prefix) it stored; it never throws at its caller.
+// and says how many (a prefix) it stored; it never throws at its caller. The JetStream sink packs the
+// lines of one write into as few messages as fit (JSON lines, consecutive records): one publish and ack
+// per batch instead of per record.
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openAuditStream, type AuditStream, type NatsAccess } from '../../registry/index.ts';
@@ -90,12 +92,20 @@ export function natsSink(options: NatsSinkOptions): AuditSink {
     async write(lines) {
       const s = stream ?? await connect();
       if (!s) return 0;
-      // msg id = instance:seq, so a batch re-sent after a lost ack is stored once (JetStream dedup window).
-      return s.publish(subject, lines.map((data) => ({ id: `${options.instance}:${seqOf(data)}`, data })), options.ackTimeoutMs);
+      const messages = packLines(lines, MAX_MESSAGE_BYTES);
+      // msg id = instance:first seq-last seq, so a message re-sent whole after a lost ack is stored once
+      // (JetStream dedup window); a resend cut differently overlaps, and verify skips the repeated records.
+      const stored = await s.publish(subject, messages.map((m) => ({
+        id: `${options.instance}:${seqOf(m.data)}-${seqOf(m.last)}`, data: m.data,
+      })), options.ackTimeoutMs);
+      let n = 0;
+      for (let i = 0; i < stored; i++) n += messages[i]?.count ?? 0;
+      return n;
     },
     async last() {
       const s = stream ?? await connect();
-      return s?.lastOf(subject);
+      const message = await s?.lastOf(subject);
+      return message === undefined ? undefined : message.slice(message.lastIndexOf('\n') + 1);
     },
     async close() {
       closed = true;
@@ -104,6 +114,31 @@ export function natsSink(options: NatsSinkOptions): AuditSink {
   };
 }
 
+/** Below nats-server's default max_payload (1 MiB), so a batch is never refused for its size. */
+const MAX_MESSAGE_BYTES = 512 * 1024;
+
+/**
+ * Consecutive lines joined into messages of at most `maxBytes` (a single longer line goes alone); `last`
+ * is the message's last line (for its id), `count` how many lines it carries.
+ */
+export function packLines(lines: readonly string[], maxBytes: number): { data: string; last: string; count: number }[] {
+  const out: { data: string; last: string; count: number }[] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const len = Buffer.byteLength(lines[i] ?? '') + 1;
+    if (i > start && bytes + len > maxBytes) {
+      out.push({ data: lines.slice(start, i).join('\n'), last: lines[i - 1] ?? '', count: i - start });
+      start = i;
+      bytes = 0;
+    }
+    bytes += len;
+  }
+  if (lines.length > start) out.push({ data: lines.slice(start).join('\n'), last: lines.at(-1) ?? '', count: lines.length - start });
+  return out;
+}
+
+/** A record's seq: the first `"seq":` of a line, which seal writes before any field a caller controls. */
 function seqOf(line: string): string {
   return /"seq":(\d+)/.exec(line)?.[1] ?? '0';
 }

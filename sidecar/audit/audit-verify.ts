@@ -12,11 +12,22 @@ export interface InstanceResult {
   problem?: string;
 }
 
-interface Chain { records: number; lastSeq: number; lastHash: string; gaps: number; problem?: string }
+interface Chain {
+  records: number;
+  lastSeq: number;
+  lastHash: string;
+  gaps: number;
+  /** seq → hash of the last RECENT records accepted, to recognise a re-sent batch that overlaps them. */
+  recent: Map<number, string>;
+  problem?: string;
+}
+
+/** More than a batch (audit.batchSize is at most 1000): a resend overlaps at most one unacknowledged batch. */
+const RECENT = 1024;
 
 /**
- * `lines` in stored order, each with where it is (e.g. "line 12" or "stream seq 40"). An exact duplicate
- * of the previous record (a re-sent batch) is skipped.
+ * `lines` in stored order, each with where it is (e.g. "line 12" or "stream message 40 line 3"). A record
+ * identical to one of the last accepted (a batch re-sent after a lost ack, possibly cut differently) is skipped.
  */
 export function verifyAudit(lines: Iterable<{ text: string; where: string }>): { ok: boolean; instances: InstanceResult[]; unreadable: string[] } {
   const chains = new Map<string, Chain>();
@@ -38,13 +49,14 @@ export function verifyAudit(lines: Iterable<{ text: string; where: string }>): {
     }
     let chain = chains.get(instance);
     if (!chain) {
-      chain = { records: 0, lastSeq: 0, lastHash: GENESIS, gaps: 0 };
+      chain = { records: 0, lastSeq: 0, lastHash: GENESIS, gaps: 0, recent: new Map() };
       chains.set(instance, chain);
     }
     if (chain.problem) continue;
-    if (seq === chain.lastSeq && hash === chain.lastHash && recordHash(record) === hash) continue; // duplicate delivery
+    const intact = recordHash(record) === hash;
+    if (intact && seq <= chain.lastSeq && chain.recent.get(seq) === hash) continue; // duplicate delivery
     const at = `${where} (instance ${instance}, seq ${seq})`;
-    if (recordHash(record) !== hash) {
+    if (!intact) {
       chain.problem = `${at} was altered: its content does not match its hash`;
     } else if (seq === chain.lastSeq + 1 && prev !== chain.lastHash) {
       chain.problem = `${at} does not follow seq ${chain.lastSeq}: its prev is not that record's hash (altered, inserted or replaced)`;
@@ -58,6 +70,8 @@ export function verifyAudit(lines: Iterable<{ text: string; where: string }>): {
     chain.records++;
     chain.lastSeq = seq;
     chain.lastHash = hash;
+    chain.recent.set(seq, hash);
+    if (chain.recent.size > RECENT) chain.recent.delete(seq - RECENT);
   }
   const instances = [...chains].map(([instance, c]): InstanceResult => ({
     instance, records: c.records, lastSeq: c.lastSeq, gaps: c.gaps, ok: c.problem === undefined,

@@ -48,8 +48,7 @@ function records(source: StoreSource | undefined, file: string | undefined, foll
     return (async function* () {
         const stream = await openAuditStream({ nats: nats.servers, access: nats.access, bucket: source.bucket, name: 'agentmesh-cli-audit', create: false });
         try {
-          let n = 0;
-          for await (const text of stream.read({ follow, signal })) yield { text, where: `stream message ${++n}` };
+          for await (const r of stream.read({ follow, signal })) yield { text: r.text, where: `stream message ${r.message} line ${r.line}` };
         } finally {
           await stream.close();
         }
