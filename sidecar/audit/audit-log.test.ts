@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from './audit-log.ts';
 import type { AuditFields } from './audit-record.ts';
-import { fileSink, type AuditSink } from './audit-sink.ts';
+import { fileSink, packLines, type AuditSink } from './audit-sink.ts';
 import { AuditSpool } from './audit-spool.ts';
 import { verifyAudit } from './audit-verify.ts';
 
@@ -167,4 +167,14 @@ test('a flush asked while the pump is busy spooling gets its own drain (it was d
   await flushed;
   assert.deepEqual(sink.stored.map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2], 'the flush resolved before the records it waited for were sent');
   await log.close();
+});
+
+test('packLines: consecutive lines in as few messages as fit the byte limit, in order', () => {
+  const lines = ['a'.repeat(10), 'b'.repeat(10), 'c'.repeat(10), 'd'.repeat(40)];
+  assert.deepEqual(packLines(lines, 33).map((m) => [m.data, m.last, m.count]), [
+    [`${'a'.repeat(10)}\n${'b'.repeat(10)}\n${'c'.repeat(10)}`, 'c'.repeat(10), 3],
+    ['d'.repeat(40), 'd'.repeat(40), 1],
+  ]);
+  assert.deepEqual(packLines(lines, 22).map((m) => m.count), [2, 1, 1]);
+  assert.deepEqual(packLines([], 100), []);
 });

@@ -45,3 +45,20 @@ test('altered, removed, inserted and reordered records are named', () => {
   assert.match(problem([...a.slice(0, 3), resealed.line, ...a.slice(4)]), /^line 4 \(instance a, seq 4\) does not follow seq 3/);
   assert.match(problem(['not json', ...a]) || verifyAudit(at(['not json', ...a])).unreadable.join(), /line 1: not a JSON audit record/);
 });
+
+test('a batch re-sent after a lost ack, cut differently, verifies; a changed copy does not', () => {
+  const a = chain('a', 8);
+  // Stored: 1..3 (ack lost), then the resend 1..8 in one batch.
+  const resent = [...a.slice(0, 3), ...a];
+  const result = verifyAudit(at(resent));
+  assert.equal(result.ok, true, JSON.stringify(result));
+  assert.deepEqual(result.instances.map((i) => [i.records, i.lastSeq]), [[8, 8]]);
+  const changed = [...a.slice(0, 3), String(a[0]).replace('"status":200', '"status":500'), ...a.slice(1)];
+  assert.match(problem(changed), /^line 4 \(instance a, seq 1\) was altered/);
+});
+
+test('a copy of earlier records that does not run on to the last one is named as inserted', () => {
+  const a = chain('a', 6);
+  assert.match(problem([...a.slice(0, 4), String(a[1]), ...a.slice(4)]), /^line 5 \(instance a, seq 2\) comes after seq 4/);
+  assert.match(problem([...a, String(a[2]), String(a[3])]), /^line 7 \(instance a, seq 3\) comes after seq 6/);
+});

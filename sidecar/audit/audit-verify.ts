@@ -19,6 +19,8 @@ interface Chain {
   gaps: number;
   /** seq → hash of the last RECENT records accepted, to recognise a re-sent batch that overlaps them. */
   recent: Map<number, string>;
+  /** Inside a repeat of accepted records: the seq it must go on with, and where it started. */
+  replay?: { next: number; at: string } | undefined;
   problem?: string;
 }
 
@@ -54,8 +56,21 @@ export function verifyAudit(lines: Iterable<{ text: string; where: string }>): {
     }
     if (chain.problem) continue;
     const intact = recordHash(record) === hash;
-    if (intact && seq <= chain.lastSeq && chain.recent.get(seq) === hash) continue; // duplicate delivery
     const at = `${where} (instance ${instance}, seq ${seq})`;
+    // A repeat must run on, record by record, up to the last accepted one (as a resend does).
+    const repeated = intact && seq <= chain.lastSeq && chain.recent.get(seq) === hash;
+    if (chain.replay) {
+      if (repeated && seq === chain.replay.next) {
+        chain.replay = seq === chain.lastSeq ? undefined : { next: seq + 1, at: chain.replay.at };
+      } else {
+        chain.problem = inserted(chain.replay.at, chain.lastSeq);
+      }
+      continue;
+    }
+    if (repeated) {
+      if (seq < chain.lastSeq) chain.replay = { next: seq + 1, at };
+      continue;
+    }
     if (!intact) {
       chain.problem = `${at} was altered: its content does not match its hash`;
     } else if (seq === chain.lastSeq + 1 && prev !== chain.lastHash) {
@@ -63,7 +78,7 @@ export function verifyAudit(lines: Iterable<{ text: string; where: string }>): {
     } else if (seq > chain.lastSeq + 1) {
       chain.problem = `${at}: records ${chain.lastSeq + 1}..${seq - 1} are missing (removed, or reordered after it)`;
     } else if (seq <= chain.lastSeq) {
-      chain.problem = `${at} comes after seq ${chain.lastSeq}: reordered or inserted`;
+      chain.problem = inserted(at, chain.lastSeq);
     }
     if (chain.problem) continue;
     if (record.kind === 'gap') chain.gaps++;
@@ -73,9 +88,14 @@ export function verifyAudit(lines: Iterable<{ text: string; where: string }>): {
     chain.recent.set(seq, hash);
     if (chain.recent.size > RECENT) chain.recent.delete(seq - RECENT);
   }
+  for (const c of chains.values()) if (c.replay && !c.problem) c.problem = inserted(c.replay.at, c.lastSeq);
   const instances = [...chains].map(([instance, c]): InstanceResult => ({
     instance, records: c.records, lastSeq: c.lastSeq, gaps: c.gaps, ok: c.problem === undefined,
     ...(c.problem ? { problem: c.problem } : {}),
   }));
   return { ok: unreadable.length === 0 && instances.every((i) => i.ok), instances, unreadable };
+}
+
+function inserted(at: string, lastSeq: number): string {
+  return `${at} comes after seq ${lastSeq}: reordered or inserted`;
 }
