@@ -1,11 +1,13 @@
 // callFields reads what the policy and users layers put on the request context (decision, user, chain)
 // and nothing else: the user's subject but not its claims, the decision as allow / deny / would-deny.
+// seal writes the canonical JSON its hash covers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { createLogger } from '../log.ts';
 import { RequestContext } from '../request-context.ts';
-import { callFields, traceIdOf } from './audit-record.ts';
+import { callFields, GENESIS, recordHash, seal, traceIdOf, type AuditFields } from './audit-record.ts';
+import { canonicalJson } from './canonical-json.ts';
 
 function context(): RequestContext {
   const req = { headers: { 'x-agentmesh-request-id': 'req-1' } } as unknown as IncomingMessage;
@@ -42,4 +44,19 @@ test('a call record holds the context fields, the decision and the user subject'
   Object.assign(ctx, { decision: undefined, user: undefined, chain: undefined });
   const plain = callFields(ctx, 200, undefined);
   assert.equal('decision' in plain || 'user' in plain || 'chain' in plain, false);
+});
+
+test('a sealed line is the canonical JSON its hash covers, plus the hash, and re-derives the same hash', () => {
+  const fields: AuditFields = {
+    kind: 'call', requestId: 'r-1', direction: 'outbound', caller: 'spiffe://m/agent/a', chain: ['spiffe://m/agent/z', 'spiffe://m/agent/a'],
+    method: 'SendMessage', status: 200, durationMs: 1.5, taskId: undefined,
+  } as unknown as AuditFields;
+  const sealed = seal(fields, { instance: 'i1', seq: 7, time: '2026-01-01T00:00:00.000Z', prev: GENESIS });
+  const parsed = JSON.parse(sealed.line) as Record<string, unknown>;
+  assert.equal(parsed.hash, sealed.hash);
+  assert.equal(recordHash(parsed), sealed.hash);
+  const { hash: _h, ...body } = parsed;
+  assert.equal(sealed.line, `${canonicalJson(body).slice(0, -1)},"hash":"${sealed.hash}"}`);
+  assert.equal('taskId' in parsed, false, 'undefined members are left out');
+  assert.deepEqual([parsed.v, parsed.instance, parsed.seq, parsed.prev], [1, 'i1', 7, GENESIS]);
 });

@@ -61,13 +61,28 @@ export function recordHash(record: Omit<AuditRecord, 'hash'> | Record<string, un
   return sha256Hex(canonicalJson(body));
 }
 
-/** Seals `fields` as record `seq` after `prev`; returns the JSON line (no newline) and its hash. */
+/**
+ * Seals `fields` as record `seq` after `prev`; returns the JSON line (no newline) and its hash. The line is
+ * the canonical JSON the hash is taken over, with `hash` appended: one object, one serialisation.
+ */
 export function seal(fields: AuditFields, at: { instance: string; seq: number; time: string; prev: string }): { line: string; hash: string } {
-  // One object, hashed as is and serialised once; `hash` is appended to the text (no copies of the record).
-  const body = { v: 1 as const, instance: at.instance, seq: at.seq, time: at.time, prev: at.prev, ...fields };
-  const hash = sha256Hex(canonicalJson(body));
-  const json = JSON.stringify(body);
-  return { line: `${json.slice(0, -1)},"hash":"${hash}"}`, hash };
+  const source = fields as unknown as Record<string, unknown>;
+  const keys = Object.keys(source);
+  keys.push('instance', 'prev', 'seq', 'time', 'v');
+  keys.sort();
+  const body: Record<string, unknown> = {};
+  let nested = false;
+  for (const key of keys) {
+    const value = key === 'instance' ? at.instance : key === 'prev' ? at.prev : key === 'seq' ? at.seq
+      : key === 'time' ? at.time : key === 'v' ? 1 : source[key];
+    if (value === undefined) continue;
+    if (typeof value === 'object' && value !== null && (!Array.isArray(value) || value.some((x) => typeof x === 'object' && x !== null))) nested = true;
+    body[key] = value;
+  }
+  // Keys inserted in sorted order and no nested objects: JSON.stringify is already the canonical form.
+  const canonical = nested ? canonicalJson(body) : JSON.stringify(body);
+  const hash = sha256Hex(canonical);
+  return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}`, hash };
 }
 
 const MAX_FIELD = 512;

@@ -96,7 +96,7 @@ export function natsSink(options: NatsSinkOptions): AuditSink {
       // msg id = instance:first seq-last seq, so a message re-sent whole after a lost ack is stored once
       // (JetStream dedup window); a resend cut differently overlaps, and verify skips the repeated records.
       const stored = await s.publish(subject, messages.map((m) => ({
-        id: `${options.instance}:${seqOf(m.data)}-${seqOf(m.last)}`, data: m.data,
+        id: `${options.instance}:${seqOf(m.first)}-${seqOf(m.last)}`, data: m.data,
       })), options.ackTimeoutMs);
       let n = 0;
       for (let i = 0; i < stored; i++) n += messages[i]?.count ?? 0;
@@ -117,28 +117,39 @@ export function natsSink(options: NatsSinkOptions): AuditSink {
 /** Below nats-server's default max_payload (1 MiB), so a batch is never refused for its size. */
 const MAX_MESSAGE_BYTES = 512 * 1024;
 
-/**
- * Consecutive lines joined into messages of at most `maxBytes` (a single longer line goes alone); `last`
- * is the message's last line (for its id), `count` how many lines it carries.
- */
-export function packLines(lines: readonly string[], maxBytes: number): { data: string; last: string; count: number }[] {
-  const out: { data: string; last: string; count: number }[] = [];
+export interface PackedMessage {
+  data: string;
+  /** The message's first and last line (for its id). */
+  first: string;
+  last: string;
+  /** How many lines it carries. */
+  count: number;
+}
+
+/** Consecutive lines joined into messages of at most `maxBytes` (a single longer line goes alone). */
+export function packLines(lines: readonly string[], maxBytes: number): PackedMessage[] {
+  const out: PackedMessage[] = [];
   let start = 0;
   let bytes = 0;
   for (let i = 0; i < lines.length; i++) {
     const len = Buffer.byteLength(lines[i] ?? '') + 1;
     if (i > start && bytes + len > maxBytes) {
-      out.push({ data: lines.slice(start, i).join('\n'), last: lines[i - 1] ?? '', count: i - start });
+      out.push({ data: lines.slice(start, i).join('\n'), first: lines[start] ?? '', last: lines[i - 1] ?? '', count: i - start });
       start = i;
       bytes = 0;
     }
     bytes += len;
   }
-  if (lines.length > start) out.push({ data: lines.slice(start).join('\n'), last: lines.at(-1) ?? '', count: lines.length - start });
+  if (lines.length > start) out.push({ data: lines.slice(start).join('\n'), first: lines[start] ?? '', last: lines.at(-1) ?? '', count: lines.length - start });
   return out;
 }
 
-/** A record's seq: the first `"seq":` of a line, which seal writes before any field a caller controls. */
+/** A record's seq, parsed (once per message, not per record): a field a caller controls cannot fake it. */
 function seqOf(line: string): string {
-  return /"seq":(\d+)/.exec(line)?.[1] ?? '0';
+  try {
+    const { seq } = JSON.parse(line) as { seq?: unknown };
+    return typeof seq === 'number' ? String(seq) : '0';
+  } catch {
+    return '0';
+  }
 }
