@@ -28,8 +28,9 @@ interface Chain {
 const RECENT = 1024;
 
 /**
- * `lines` in stored order, each with where it is (e.g. "line 12" or "stream message 40 line 3"). A record
- * identical to one of the last accepted (a batch re-sent after a lost ack, possibly cut differently) is skipped.
+ * `lines` in stored order, each with where it is (e.g. "line 12" or "stream message 40 line 3"). A repeat of
+ * recently accepted records that runs on, one by one, up to the last of them (a batch re-sent after a lost
+ * ack, possibly cut differently) is skipped; a repeat that stops short is named as inserted.
  */
 export function verifyAudit(lines: Iterable<{ text: string; where: string }>): { ok: boolean; instances: InstanceResult[]; unreadable: string[] } {
   const chains = new Map<string, Chain>();
