@@ -10,13 +10,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { stringify } from 'yaml';
-import { connectMesh, meshContextOf, message, serveAgent, textOf, type AgentServer } from '../sdk/index.ts';
-import { echoExecutor } from './fixtures/agents.ts';
+import { serveAgent, type AgentServer } from '../sdk/index.ts';
+import { echoExecutor, wordCountDeputy } from './fixtures/agents.ts';
 import { serveTestMcp, type TestMcpServer } from './fixtures/mcp-http-server.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
@@ -46,27 +45,6 @@ function policyText(mode: 'enforce' | 'audit'): string {
       { name: 'front-asks-deputy', from: { identity: id('front') }, to: { agent: 'deputy' } },
     ],
   });
-}
-
-/** Agent deputy: calls word_count on MCP server stats for the user it serves. */
-function deputyExecutor(meshUrl: () => string): AgentExecutor {
-  return {
-    async execute(ctx: RequestContext, bus: ExecutionEventBus) {
-      const client = await connectMesh({ url: meshUrl() }).mcp('stats', { context: meshContextOf(ctx) });
-      let reply: string;
-      try {
-        const result = await client.callTool({ name: 'word_count', arguments: { text: textOf(ctx.userMessage.parts) } });
-        reply = `allowed: ${JSON.stringify(result.content)}`;
-      } catch (err) {
-        reply = `denied: ${(err as Error).message}`;
-      } finally {
-        await client.close();
-      }
-      bus.publish(AgentEvent.message(message('agent', reply, { contextId: ctx.contextId })));
-      bus.finished();
-    },
-    async cancelTask() { /* nothing runs long */ },
-  };
 }
 
 function sendBody(method: string, params: Record<string, unknown>): string {
@@ -146,7 +124,7 @@ describe('every policy case leaves its audit record, and no secret', () => {
     const common = (instance: string, policyFile = enforce) => ({ instance, policy: { file: policyFile }, audit: { dir: auditDir, flushInterval: '5ms' }, log: { level: 'debug' } });
     stats = await serveTestMcp(['word_count', 'shout']);
     const researcher = await serveAgent({ name: 'researcher', executor: echoExecutor() });
-    const deputy = await serveAgent({ name: 'deputy', executor: deputyExecutor(() => sidecars.deputy.outbound) });
+    const deputy = await serveAgent({ name: 'deputy', executor: wordCountDeputy(() => sidecars.deputy.outbound) });
     agents.push(researcher, deputy);
     sidecars.researcher = await mesh.sidecar('researcher', { ...common('researcher1'), agent: { url: researcher.url }, mcp: { servers: [{ name: 'stats', url: stats.url }] } });
     sidecars.deputy = await mesh.sidecar('deputy', { ...common('deputy1'), agent: { url: deputy.url } });

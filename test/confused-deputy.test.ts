@@ -4,49 +4,25 @@
 // `agentmesh explain` (the same engine, on the same document) is checked to agree with each outcome.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
-import { connectMesh, meshContextOf, message, serveAgent, textOf, type AgentServer } from '../sdk/index.ts';
+import { serveAgent, type AgentServer } from '../sdk/index.ts';
+import { wordCountDeputy } from './fixtures/agents.ts';
 import { serveTestMcp, type TestMcpServer } from './fixtures/mcp-http-server.ts';
 import { startTestIdp, type TestIdp } from './support/idp.ts';
 import { createTestMesh, waitForAgent, type TestMesh } from './support/mesh.ts';
 import { rawRequest } from './support/raw-http.ts';
-import { ROOT, type SidecarProcess } from './support/sidecar-process.ts';
+import type { SidecarProcess } from './support/sidecar-process.ts';
 import { waitFor } from './support/wait.ts';
 import { parseArgs } from '../sidecar/cli/args.ts';
 import { callFromFlags, explain } from '../sidecar/cli/policy.ts';
 import { CompiledPolicy } from '../sidecar/policy/policy-engine.ts';
 import { parsePolicy } from '../sidecar/policy/policy-schema.ts';
 
-const POLICY_LANDED = existsSync(join(ROOT, 'sidecar/policy/policy-gate.ts'));
 const AUDIENCE = 'agentmesh-test';
 
-/** Agent A: on "tool" it calls word_count on MCP server stats, for the user it serves ("tool-self": for itself). */
-function deputyExecutor(meshUrl: () => string): AgentExecutor {
-  return {
-    async execute(ctx: RequestContext, bus: ExecutionEventBus) {
-      const text = textOf(ctx.userMessage.parts);
-      const context = text === 'tool-self' ? undefined : meshContextOf(ctx);
-      let reply: string;
-      const client = await connectMesh({ url: meshUrl() }).mcp('stats', { context });
-      try {
-        const result = await client.callTool({ name: 'word_count', arguments: { text: 'a b c' } });
-        reply = result.isError ? `tool error ${JSON.stringify(result.content)}` : `allowed: ${JSON.stringify(result.content)}`;
-      } catch (err) {
-        reply = `denied: ${(err as Error).message}`;
-      } finally {
-        await client.close();
-      }
-      bus.publish(AgentEvent.message(message('agent', reply, { contextId: ctx.contextId })));
-      bus.finished();
-    },
-    async cancelTask() { /* nothing runs long */ },
-  };
-}
-
-describe('confused deputy', { skip: POLICY_LANDED ? false : 'the policy engine (branch policy) has not landed on this branch' }, () => {
+describe('confused deputy', () => {
   let dir: string;
   let mesh: TestMesh;
   let idp: TestIdp;
@@ -88,7 +64,7 @@ describe('confused deputy', { skip: POLICY_LANDED ? false : 'the policy engine (
     const policy = { policy: { file: policyFile } };
     enforced = new CompiledPolicy(parsePolicy(readFileSync(policyFile, 'utf8'), policyFile), 1);
     mcp = await serveTestMcp(['word_count']);
-    agent = await serveAgent({ name: 'deputy', executor: deputyExecutor(() => deputySidecar.outbound) });
+    agent = await serveAgent({ name: 'deputy', executor: wordCountDeputy(() => deputySidecar.outbound) });
     await mesh.sidecar('stats', { ...policy, mcp: { servers: [{ name: 'stats', url: mcp.url }] } });
     deputySidecar = await mesh.sidecar('deputy', { ...policy, agent: { url: agent.url } });
     front = await mesh.sidecar('front', {

@@ -12,7 +12,7 @@ import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
 import { forward } from '../transport/proxy.ts';
 import type { Admission } from '../overload/admission.ts';
-import { admitCall, admitted, budgetLeft } from '../overload/admit-call.ts';
+import { admitCall, admitted, beforeForwarding, budgetLeft } from '../overload/admit-call.ts';
 import { CARD_PATH, type Binding } from './agent-card.ts';
 import { dedupKey, recorder, replay, type MessageDedup } from './dedup.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
@@ -79,13 +79,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const permit = await admitCall(deps.admission?.(), caller, method, budget, res);
     ctx.timeoutMs = budget = budgetLeft(budget, ctx);
     // Signed before the dedup check: nothing awaits between that check and begin().
-    let forAgent: Record<string, string>;
-    try {
-      forAgent = await deps.users.agentHeaders(ctx, budget);
-    } catch (err) {
-      permit?.release('other');
-      throw err;
-    }
+    const forAgent = await beforeForwarding(permit, deps.users.agentHeaders(ctx, budget));
     const earlier = key ? deps.dedup.previous(key) : undefined;
     const first = earlier ? await earlier : undefined;
     if (first) {

@@ -17,7 +17,7 @@ import { readMcpRequest } from './outbound-mcp.ts';
 import { bindSession, type SessionOwners } from './session-owners.ts';
 import { traceHeaders } from '../observe/call-trace.ts';
 import type { Admission } from '../overload/admission.ts';
-import { admitMcp, admitted, budgetLeft } from '../overload/admit-call.ts';
+import { admitMcp, admitted, beforeForwarding, budgetLeft } from '../overload/admit-call.ts';
 
 export interface InboundMcpDeps {
   /** The MCP servers this sidecar fronts. */
@@ -59,13 +59,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const sampled = !MCP_REPEATABLE.has(ctx.method) && !ctx.method.startsWith('notifications/');
     const permit = req.method === 'DELETE' ? undefined : await admitMcp(deps.mcpAdmission?.(name), caller, req.method ?? 'GET', sampled, arriving, res);
     const budget = budgetLeft(arriving, ctx);
-    let forServer: Record<string, string>;
-    try {
-      forServer = await deps.users.agentHeaders(ctx, budget);
-    } catch (err) {
-      permit?.release('other');
-      throw err;
-    }
+    const forServer = await beforeForwarding(permit, deps.users.agentHeaders(ctx, budget));
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers[CALLER_HEADER] = caller;

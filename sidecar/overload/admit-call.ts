@@ -45,6 +45,16 @@ export async function admitted(permit: Permit | undefined, work: Promise<void>):
   }
 }
 
+/** Work between admission and forwarding (e.g. signing headers): if it fails, the slot is given back at once. */
+export async function beforeForwarding<T>(permit: Permit | undefined, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    permit?.release('other');
+    throw err;
+  }
+}
+
 /** The budget the call brought, less the time it has spent here (in the queue, mostly); at least 1 ms. */
 export function budgetLeft(budgetMs: number | undefined, ctx: RequestContext): number | undefined {
   return budgetMs === undefined ? undefined : Math.max(1, Math.floor(budgetMs - ctx.elapsedMs()));
