@@ -1,7 +1,7 @@
 // Name grants: a JWT signed with a mesh CA key giving agent and MCP server names to one identity
 // (`agentmesh ca grant`). Readers check them against the trust bundle; a sidecar cannot make its own.
-import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { SignJWT, jwtVerify } from 'jose';
+import { createPrivateKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { z } from 'zod';
 import { MeshError } from '../sdk/errors.ts';
 import type { Registrations } from './name-binding.ts';
@@ -42,21 +42,42 @@ export async function signGrant(options: { caKeyPem: string; identity: string; a
 
 /**
  * Verifies a grant against the roots of the trust bundle (the CA keys). Throws IDENTITY_INVALID naming
- * why: not signed by a CA in the bundle, expired, malformed.
+ * why: not signed by a CA in the bundle, expired, malformed. Synchronous (node:crypto, one ECDSA verify per
+ * root tried): a reader catching up on a thousand granted records does not queue a thousand WebCrypto jobs.
  */
-export async function verifyGrant(token: string, roots: readonly KeyObject[]): Promise<Grant> {
-  let lastError: unknown;
-  for (const root of roots) {
+export function verifyGrant(token: string, roots: readonly KeyObject[]): Grant {
+  const parts = token.split('.');
+  if (parts.length !== 3 || token.length > 64 * 1024) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (not a compact JWS)');
+  const [encodedHeader = '', encodedPayload = '', signature = ''] = parts;
+  const header = decodeSegment(encodedHeader);
+  if (header?.alg !== 'ES256' || header.typ !== GRANT_TYPE) throw new MeshError('IDENTITY_INVALID', `the grant is malformed (not an ES256 ${GRANT_TYPE})`);
+  const signed = Buffer.from(`${encodedHeader}.${encodedPayload}`);
+  const sig = Buffer.from(signature, 'base64url');
+  const signedByRoot = roots.some((root) => {
     try {
-      const { payload } = await jwtVerify(token, root, { algorithms: ['ES256'], typ: GRANT_TYPE });
-      const claims = GrantClaims.safeParse(payload);
-      if (!claims.success) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed');
-      return { identity: claims.data.sub, agents: claims.data.agents, mcp: claims.data.mcp, ...(payload.exp === undefined ? {} : { expiresAt: payload.exp }) };
-    } catch (err) {
-      if (err instanceof MeshError) throw err;
-      lastError = err;
-      if ((err as { code?: string }).code === 'ERR_JWT_EXPIRED') throw new MeshError('IDENTITY_INVALID', 'the grant has expired', { cause: err });
+      return verifySignature('sha256', signed, { key: root, dsaEncoding: 'ieee-p1363' }, sig);
+    } catch {
+      return false;
     }
+  });
+  if (!signedByRoot) throw new MeshError('IDENTITY_INVALID', 'the grant is not signed by a CA in the trust bundle');
+  const payload = decodeSegment(encodedPayload);
+  const claims = GrantClaims.safeParse(payload);
+  if (payload === undefined || !claims.success) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed');
+  const now = Math.floor(Date.now() / 1000);
+  const { exp, nbf } = payload;
+  if ((exp !== undefined && typeof exp !== 'number') || (nbf !== undefined && typeof nbf !== 'number')) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (exp or nbf is not a number)');
+  if (typeof exp === 'number' && exp <= now) throw new MeshError('IDENTITY_INVALID', 'the grant has expired');
+  if (typeof nbf === 'number' && nbf > now) throw new MeshError('IDENTITY_INVALID', 'the grant is not valid yet');
+  return { identity: claims.data.sub, agents: claims.data.agents, mcp: claims.data.mcp, ...(exp === undefined ? {} : { expiresAt: exp }) };
+}
+
+/** A base64url JSON object segment of a JWS, or undefined when it is not one. */
+function decodeSegment(segment: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
   }
-  throw new MeshError('IDENTITY_INVALID', 'the grant is not signed by a CA in the trust bundle', { cause: lastError });
 }

@@ -1,10 +1,12 @@
 // The record verifier on its own: what a reader accepts and the reason it gives for everything it
 // refuses (bad signature, untrusted chain, expired leaf, identity and name binding, grants), the gate's
 // forward-only rule, and MCP server names claimed by two identities.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
+import { SignJWT } from 'jose';
 import assert from 'node:assert/strict';
 import { createCa, issueWorkload, type PemPair } from '../sidecar/identity/index.ts';
-import { createRecordSigner, createRecordVerifier, rejectReason, signGrant, type SigningIdentity } from './index.ts';
+import { createRecordSigner, createRecordVerifier, rejectReason, signGrant, verifyGrant, type SigningIdentity } from './index.ts';
 import { RecordGate } from './record-gate.ts';
 import { recordKey, type McpRecord, type RegistryRecord } from './record.ts';
 import { RecordView } from './view.ts';
@@ -73,6 +75,29 @@ test('a grant from a CA in the bundle gives a name; one signed by anyone else is
   const forOther = await signGrant({ caKeyPem: ca.keyPem, identity: `spiffe://${TD}/agent/other`, agents: ['beta'], mcp: [] });
   const old = await signGrant({ caKeyPem: ca.keyPem, identity: mallory.id, agents: ['beta'], mcp: [], ttlMs: -60_000 });
   for (const grant of [forOther, old]) assert.equal(await reason('agents.beta.i1', await sign(mallory, recordOf('beta', mallory.id, { grants: [grant] }))), 'name_not_owned');
+});
+
+test('a grant edited after signing, with another alg, or not yet valid is refused, naming why', async () => {
+  const roots = [new X509Certificate(ca.certPem).publicKey];
+  const mallory = `spiffe://${TD}/agent/mallory`;
+  const token = await signGrant({ caKeyPem: ca.keyPem, identity: mallory, agents: ['beta'], mcp: [] });
+  assert.deepEqual(verifyGrant(token, roots).agents, ['beta']);
+  const [header = '', payload = '', signature = ''] = token.split('.');
+  const segment = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+  const cases: Array<[string, RegExp]> = [
+    [`${header}.${segment({ ...claims, agents: ['beta', 'gamma'] })}.${signature}`, /not signed by a CA/],
+    [`${segment({ alg: 'none', typ: 'agentmesh-grant+jwt' })}.${payload}.`, /not an ES256/],
+    [`${segment({ alg: 'ES256', typ: 'JWT' })}.${payload}.${signature}`, /not an ES256 agentmesh-grant\+jwt/],
+    ['a.b', /not a compact JWS/],
+    [`${header}.!!!.${signature}`, /not signed by a CA|malformed/],
+  ];
+  for (const [bad, why] of cases) assert.throws(() => verifyGrant(bad, roots), why, bad.slice(0, 60));
+  // Signed by the CA but not valid yet: refused, not taken on trust.
+  const key = createPrivateKey(ca.keyPem);
+  const early = await new SignJWT({ agents: ['beta'], mcp: [], nbf: Math.floor(Date.now() / 1000) + 3600 })
+    .setProtectedHeader({ alg: 'ES256', typ: 'agentmesh-grant+jwt' }).setSubject(mallory).sign(key);
+  assert.throws(() => verifyGrant(early, roots), /not valid yet/);
 });
 
 test('the gate refuses older and equal-but-different heartbeats, ignores raw deletes, honours tombstones', () => {

@@ -67,7 +67,11 @@ export function createRecordVerifier(options: RecordVerifierOptions): RecordVeri
     for (const token of record.grants ?? []) {
       let grant = grants.get(token);
       if (grant === undefined) {
-        grant = await verifyGrant(token, roots.map((r) => r.publicKey)).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+        try {
+          grant = verifyGrant(token, roots.map((r) => r.publicKey));
+        } catch (err) {
+          grant = err instanceof Error ? err : new Error(String(err));
+        }
         grants.set(token, grant);
       }
       if (grant instanceof Error) out.ignored.push(grant.message);

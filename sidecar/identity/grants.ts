@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshError } from '../../sdk/errors.ts';
-import { nameOwnership, signGrant, verifyGrant, type Registrations } from '../../registry/index.ts';
+import { nameOwnership, signGrant, verifyGrant, type Grant, type Registrations } from '../../registry/index.ts';
 import { parseWorkloadId } from './spiffe.ts';
 import type { Identity } from './tls.ts';
 
@@ -39,9 +39,12 @@ export async function loadGrants(files: readonly string[], identity: Identity): 
     } catch (err) {
       throw new MeshError('CONFIG_INVALID', `${where}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     }
-    const grant = await verifyGrant(token, roots).catch((err: unknown) => {
+    let grant: Grant;
+    try {
+      grant = verifyGrant(token, roots);
+    } catch (err) {
       throw new MeshError('CONFIG_INVALID', `${where}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    });
+    }
     if (grant.identity !== identity.id) throw new MeshError('CONFIG_INVALID', `${where}: the grant is for ${grant.identity}, not this sidecar's identity ${identity.id}`);
     loaded.tokens.push(token);
     loaded.registrations.push(grant);
