@@ -1,14 +1,16 @@
 // Registry at scale: 1,000 simulated agent records (heartbeating like real sidecars) in the same NATS
 // KV bucket the sidecars watch. Measures how fast a new record reaches every watcher, the sidecars'
-// RSS, and the agentmesh pair's per-request cost with 1 versus 1,000 agents registered.
+// RSS, and the agentmesh pair's per-request cost with 1 versus 1,000 agents registered. The simulated agents and
+// the watchers run in child processes of their own (bench/registry-sim.ts).
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createRecordSigner, createRecordVerifier, openRegistry, signGrant, type AnnouncedRecord, type RecordSigner, type RecordVerifier, type Registry, type RegistryOptions } from '../registry/index.ts';
-import { issueWorkload, type PemPair } from '../sidecar/identity/index.ts';
+import { request } from 'undici';
 import { waitFor } from '../test/support/wait.ts';
+import { builtOrSource, startChild, type Child } from './child.ts';
 import type { HttpClient } from './load.ts';
 import { clientOf, latencyAtOne, throughputSlices, type Clients } from './phases.ts';
 import { cpuSeconds, memory } from './proc.ts';
+import type { RegistrySimInfo, RegistrySimOptions } from './registry-sim.ts';
 import { added, summarize, type Summary } from './stats.ts';
 import type { World } from './world.ts';
 
@@ -45,25 +47,8 @@ export interface RegistryScaleResult {
   propagationSidecars: Summary;
 }
 
-/** The simulator signs every simulated record as one identity, granted each name by the CA. */
-const SIMULATOR = 'spiffe://bench.test/agent/simulator';
 /** How long each probe watches the sidecars with no traffic, to see what the registry alone costs. */
 const IDLE_MS = 2500;
-
-/** A simulated record shaped like a real agent's: a ~1 KB card with skills and two interfaces. */
-function simulated(name: string, i: number, grant: string): AnnouncedRecord {
-  const url = `https://10.0.${Math.floor(i / 250)}.${i % 250}:15443`;
-  return {
-    kind: 'agent', name, instance: `sim${i}`, identity: SIMULATOR, grants: [grant], endpoint: url, labels: { team: `t${i % 17}`, region: i % 2 ? 'eu' : 'us' },
-    card: {
-      name, description: `simulated agent ${i} for the registry-scale benchmark`, version: '1.0.0',
-      supportedInterfaces: [{ url: `${url}/a2a/jsonrpc`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }, { url: `${url}/a2a/rest`, protocolBinding: 'HTTP+JSON', protocolVersion: '1.0' }],
-      capabilities: { streaming: true, pushNotifications: false },
-      defaultInputModes: ['text/plain'], defaultOutputModes: ['text/plain'],
-      skills: [0, 1, 2].map((k) => ({ id: `skill-${(i + k) % 50}`, name: `Skill ${(i + k) % 50}`, description: 'does one simulated thing well', tags: [`tag-${(i + k) % 23}`, 'simulated'] })),
-    },
-  };
-}
 
 async function probeCost(clients: Clients, world: World, agentsRegistered: number): Promise<CostProbe> {
   const pair = clientOf(clients, 'agentmesh').target.procs;
@@ -96,45 +81,39 @@ async function seenBy(client: HttpClient, name: string, deadline: number): Promi
   throw new Error(`sidecar did not list '${name}' in time`);
 }
 
-type Opts = Pick<RegistryOptions, 'signer' | 'verifier'> & { nats: string; bucket: string; ttlMs: number };
-type Grants = (name: string) => Promise<string>;
+/** process.hrtime in ms: CLOCK_MONOTONIC, the clock the registry-sim children stamp with. */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/**
- * Signed records as between sidecars: one workload certificate for the simulator (issuing 1,000 would
- * take longer than the whole run), a CA-signed grant per simulated name (one small JWT in each record).
- */
-async function simulatorSigning(ca: PemPair): Promise<{ signer: RecordSigner; verifier: RecordVerifier; grant: Grants }> {
-  const pair = await issueWorkload({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: SIMULATOR });
-  const grants = new Map<string, Promise<string>>();
+/** A registry-sim child (bench/registry-sim.ts) and a way to send it commands. */
+interface Sim {
+  child: Child<RegistrySimInfo>;
+  call<T>(command: string, body?: Record<string, unknown>): Promise<T>;
+}
+
+async function startSim(world: World, role: RegistrySimOptions['role']): Promise<Sim> {
+  const options: RegistrySimOptions = { role, nats: world.registry.nats, bucket: world.registry.bucket, ttlMs: world.registry.ttlMs, caCertPem: world.ca.certPem, caKeyPem: world.ca.keyPem };
+  const child = await startChild<RegistrySimInfo>(builtOrSource(new URL('./registry-sim.ts', import.meta.url)), options, { timeoutMs: 60_000 });
   return {
-    signer: createRecordSigner(() => ({ id: SIMULATOR, certPem: pair.certPem, keyPem: pair.keyPem })),
-    verifier: createRecordVerifier({ trustDomain: 'bench.test', bundle: () => ca.certPem }),
-    grant(name) {
-      let grant = grants.get(name);
-      if (!grant) grants.set(name, (grant = signGrant({ caKeyPem: ca.keyPem, identity: SIMULATOR, agents: [name], mcp: [] })));
-      return grant;
+    child,
+    async call<T>(command: string, body: Record<string, unknown> = {}): Promise<T> {
+      const res = await request(`${child.info.control}/${command}`, { method: 'POST', body: JSON.stringify(body), headersTimeout: 120_000, bodyTimeout: 120_000 });
+      const out = await res.body.json() as T & { error?: string };
+      if (res.statusCode !== 200) throw new Error(`registry-sim ${role} ${command}: ${out.error ?? res.statusCode}`);
+      return out;
     },
   };
 }
 
 /** Announces `count` simulated agents (heartbeating every ttl/3 like real sidecars); resolves once both sidecars list them. */
-async function populate(opts: Opts, grant: Grants, sidecars: HttpClient[], count: number): Promise<{ simulator: Registry; announceSeconds: number; syncSeconds: number }> {
-  const simulator = await openRegistry({ ...opts, name: 'bench-simulator' });
-  // The CA's grants first (~1 ms of ECDSA and key import each, 1,000 of them took most of the announce
-  // time): an operator issues them ahead (`agentmesh ca grant`), they are no part of announcing.
-  const tokens = await Promise.all(Array.from({ length: count }, (_, i) => grant(`sim-${i}`)));
-  const t0 = performance.now();
-  for (let i = 0; i < count; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, k) => simulator.announce(simulated(`sim-${i + k}`, i + k, tokens[i + k] ?? ''))));
-  }
-  const announceSeconds = (performance.now() - t0) / 1000;
+async function populate(simulator: Sim, sidecars: HttpClient[], count: number): Promise<{ announceSeconds: number; syncSeconds: number }> {
+  const { startedAt, announcedAt } = await simulator.call<{ startedAt: number; announcedAt: number }>('populate', { count });
   await Promise.all(sidecars.map((s) => seenBy(s, `sim-${count - 1}`, performance.now() + 30_000)));
-  return { simulator, announceSeconds, syncSeconds: (performance.now() - t0) / 1000 };
+  return { announceSeconds: (announcedAt - startedAt) / 1000, syncSeconds: (monotonicMs() - startedAt) / 1000 };
 }
 
-/** Withdraws every simulated record (bounded, so a slow NATS cannot hold the run). */
-async function depopulate(simulator: Registry, sidecars: HttpClient[], count: number): Promise<void> {
-  await Promise.race([simulator.close(), delay(10_000)]);
+/** Withdraws every simulated record; resolves once neither sidecar lists them. */
+async function depopulate(simulator: Sim, sidecars: HttpClient[], count: number): Promise<void> {
+  await simulator.call('withdraw');
   await Promise.all(sidecars.map(async (s) => {
     await waitFor('simulated agents withdrawn', async () => {
       const res = await s.pool.request({ path: `/registry/agents?name=sim-${count - 1}`, method: 'GET' });
@@ -143,57 +122,56 @@ async function depopulate(simulator: Registry, sidecars: HttpClient[], count: nu
   }));
 }
 
-/** New records, one at a time: time until every in-process watcher and both sidecars have each. */
-async function propagation(opts: Opts, grant: Grants, simulator: Registry, sidecars: HttpClient[], first: number, probes: number, until: number) {
-  const watchers: Registry[] = [];
+/** New records, one at a time: time until every watcher (in their own process) and both sidecars have each. */
+async function propagation(world: World, simulator: Sim, sidecars: HttpClient[], first: number, probes: number, until: number) {
+  const watchers = await startSim(world, 'watchers');
   try {
-    for (let w = 0; w < 3; w++) watchers.push(await openRegistry({ ...opts, name: `bench-watcher-${w}` }));
-    await waitFor('watchers synced', () => watchers.every((w) => w.agentInstances(`sim-${first - 1}`).length === 1), 15_000);
+    const { watchers: count } = await watchers.call<{ watchers: number }>('open', { count: 3, until: `sim-${first - 1}` });
     const viaWatchers: number[] = [];
     const viaSidecars: number[] = [];
     for (let k = 0; k < probes && performance.now() < until; k++) {
       const name = `probe-${k}`;
-      const token = await grant(name); // before the clock starts: the CA's work is not propagation
-      const seen = watchers.map((w) => new Promise<number>((resolve) => {
-        const off = w.onChange(() => { if (w.agentInstances(name).length > 0) { off(); resolve(performance.now()); } });
-      }));
-      const polled = Promise.all(sidecars.map((s) => seenBy(s, name, performance.now() + 5000)));
-      const at = performance.now();
-      await simulator.announce(simulated(name, first + k, token));
-      viaWatchers.push(Math.max(...await Promise.all(seen)) - at);
+      await watchers.call('expect', { name });
+      const polled = Promise.all(sidecars.map((s) => seenBy(s, name, performance.now() + 5000).then(() => monotonicMs())));
+      const { at } = await simulator.call<{ at: number }>('announce', { name, index: first + k });
+      const { at: watched } = await watchers.call<{ at: number }>('seen', { name });
+      viaWatchers.push(watched - at);
       viaSidecars.push(Math.max(...await polled) - at);
     }
-    return { propagationWatchers: { ...summarize(viaWatchers), watchers: watchers.length }, propagationSidecars: summarize(viaSidecars) };
+    return { propagationWatchers: { ...summarize(viaWatchers), watchers: count }, propagationSidecars: summarize(viaSidecars) };
   } finally {
-    await Promise.allSettled(watchers.map((w) => w.close()));
+    await watchers.child.stop();
   }
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 /** `maxMs` bounds the propagation probes alone (the cost probes and the announcing take what they take, each bounded). */
+/**
+ * `maxMs` bounds the propagation probes alone (the cost probes and the announcing take what they take, each
+ * bounded). The simulator and the watchers run in child processes of their own (bench/registry-sim.ts): the
+ * load generator's event loop signs and verifies nothing.
+ */
 export async function registryScale(world: World, clients: Clients, sidecars: HttpClient[], options: { agents: number; probes: number; maxMs: number }): Promise<RegistryScaleResult> {
-  const { signer, verifier, grant } = await simulatorSigning(world.ca);
-  const opts = { nats: world.registry.nats, bucket: world.registry.bucket, ttlMs: world.registry.ttlMs, signer, verifier };
-  const probes: CostProbe[] = [await probeCost(clients, world, 1)];
-  let populated = await populate(opts, grant, sidecars, options.agents);
-  const { announceSeconds, syncSeconds } = populated;
+  const simulator = await startSim(world, 'simulator');
   try {
+    const probes: CostProbe[] = [await probeCost(clients, world, 1)];
+    const { announceSeconds, syncSeconds } = await populate(simulator, sidecars, options.agents);
     probes.push(await probeCost(clients, world, options.agents + 1));
     // A-B-A-B: withdraw and announce again, so drift on a shared machine does not pass for a registry effect.
-    await depopulate(populated.simulator, sidecars, options.agents);
+    await depopulate(simulator, sidecars, options.agents);
     probes.push(await probeCost(clients, world, 1));
-    populated = await populate(opts, grant, sidecars, options.agents);
+    await populate(simulator, sidecars, options.agents);
     probes.push(await probeCost(clients, world, options.agents + 1));
     // Its own budget: a slow announce or cost probe above once left it none, and it reported n=0 (NaN).
-    const spread = await propagation(opts, grant, populated.simulator, sidecars, options.agents, options.probes, performance.now() + options.maxMs);
+    const spread = await propagation(world, simulator, sidecars, options.agents, options.probes, performance.now() + options.maxMs);
     const pick = (f: (p: CostProbe) => number): [number, number] => [mean(probes.filter((p) => p.agentsRegistered === 1).map(f)), mean(probes.filter((p) => p.agentsRegistered > 1).map(f))];
     return {
-      simulatedAgents: options.agents, heartbeatsPerSecond: options.agents / (Math.max(100, Math.floor(opts.ttlMs / 3)) / 1000), announceSeconds, syncSeconds, probes,
+      simulatedAgents: options.agents, heartbeatsPerSecond: options.agents / (Math.max(100, Math.floor(world.registry.ttlMs / 3)) / 1000), announceSeconds, syncSeconds, probes,
       cost: { pairCpuUsC32: pick((p) => p.pairCpuUsC32), pairCpuUsC1: pick((p) => p.pairCpuUsC1), addedC1P50Ms: pick((p) => p.addedC1P50Ms), meshOverRefC32: pick((p) => p.pairCpuUsC32 / p.referenceCpuUsC32), idleCpuPct: pick((p) => Math.max(...Object.values(p.idleCpuPct))) },
       ...spread,
     };
   } finally {
-    await Promise.race([populated.simulator.close(), delay(10_000)]);
+    await simulator.child.stop(12_000);
   }
 }
