@@ -1,7 +1,7 @@
 // The MCP servers this sidecar fronts (config mcp.servers): Streamable HTTP upstreams reached through a
 // connection pool, stdio upstreams launched behind a StdioBridge. Each one's tool list is watched and
 // announced in the registry as an `mcp` record, updated when the server says its tools changed.
-// The MCP SDK is loaded only when there are servers to front.
+// The MCP SDK is loaded only for stdio servers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from '../transport/undici.ts';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
@@ -39,8 +39,11 @@ export async function startLocalMcpServers(options: {
   log: Logger;
 }): Promise<LocalMcpServers> {
   if (options.servers.length === 0) return { get: () => undefined, sessions: () => 0, withdraw: async () => undefined, close: async () => undefined };
-  const [{ spawnStdio, StdioBridge }, { watchTools }, { StreamableHTTPClientTransport }] = await Promise.all([
-    import('./stdio-bridge.ts'), import('./tool-watcher.ts'), import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+  // The MCP SDK (stdio bridge, SDK client) only for stdio servers; HTTP servers are watched over their pool.
+  const stdioServers = options.servers.some((s) => !('url' in s));
+  const [{ watchTools }, { openHttpToolSession }, stdio] = await Promise.all([
+    import('./tool-watcher.ts'), import('./http-tool-session.ts'),
+    stdioServers ? Promise.all([import('./stdio-bridge.ts'), import('./sdk-tool-session.ts')]) : undefined,
   ]);
   const byName = new Map<string, LocalMcpServer>();
   const watchers: ToolWatcher[] = [];
@@ -49,6 +52,7 @@ export async function startLocalMcpServers(options: {
     const log = options.log.child({ mcp: spec.name });
     let server: LocalMcpServer;
     let watcher: ToolWatcher;
+    const clientName = `agentmesh-sidecar/${spec.name}`;
     const onDown = (): void => {
       const existing = announcements.get(spec.name);
       announcements.delete(spec.name);
@@ -65,13 +69,16 @@ export async function startLocalMcpServers(options: {
     };
     if ('url' in spec) {
       const url = new URL(spec.url);
-      server = { kind: 'http', name: spec.name, url, dispatcher: new Pool(url.origin, { connections: 32, headersTimeout: 0, bodyTimeout: 0 }) };
-      watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => new StreamableHTTPClientTransport(url) });
+      const pool = new Pool(url.origin, { connections: 32, headersTimeout: 0, bodyTimeout: 0 });
+      server = { kind: 'http', name: spec.name, url, dispatcher: pool };
+      watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => openHttpToolSession({ url, pool, clientName }) });
     } else {
-      const stdio = { command: spec.command, env: spec.env, cwd: spec.cwd };
-      server = { kind: 'stdio', name: spec.name, bridge: new StdioBridge(spec.name, stdio, log, options.sessionIdleTimeoutMs) };
+      if (!stdio) throw new Error('unreachable: stdio modules not loaded');
+      const [{ spawnStdio, StdioBridge }, { openSdkToolSession }] = stdio;
+      const command = { command: spec.command, env: spec.env, cwd: spec.cwd };
+      server = { kind: 'stdio', name: spec.name, bridge: new StdioBridge(spec.name, command, log, options.sessionIdleTimeoutMs) };
       // The watcher's own child is the supervised instance: restarted with backoff if it dies.
-      watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => spawnStdio(spec.name, stdio, log) });
+      watcher = watchTools({ name: spec.name, log, onTools, onDown, connect: () => openSdkToolSession(spawnStdio(spec.name, command, log), clientName) });
     }
     byName.set(spec.name, server);
     watchers.push(watcher);

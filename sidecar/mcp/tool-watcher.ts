@@ -1,10 +1,14 @@
-// Keeps an MCP client connected to one local MCP server to learn its tool list: lists all pages,
-// follows notifications/tools/list_changed, and reconnects with backoff when the server goes away.
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+// Keeps a session open to one local MCP server to learn its tool list: lists all pages, lists them
+// again on notifications/tools/list_changed (300 ms debounce, as the MCP SDK client does), and
+// reconnects with backoff when the server goes away. The session is http-tool-session.ts (HTTP servers)
+// or sdk-tool-session.ts (stdio servers).
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.ts';
 import { FailureLog } from '../log-once.ts';
+import type { ToolSession } from './http-tool-session.ts';
+
+/** notifications/tools/list_changed in a burst cause one listing, this long after the last. */
+const LIST_CHANGED_DEBOUNCE_MS = 300;
 
 export interface ToolWatcher {
   /** The last tool list seen, or undefined before the first successful listing. */
@@ -14,7 +18,7 @@ export interface ToolWatcher {
 
 export function watchTools(options: {
   name: string;
-  connect: () => Transport;
+  connect: () => Promise<ToolSession>;
   onTools: (tools: Tool[]) => void;
   /** Called when the server stops answering (it is then left out of the mesh until it is back). */
   onDown: () => void;
@@ -23,23 +27,24 @@ export function watchTools(options: {
   log: Logger;
 }): ToolWatcher {
   let current: Tool[] | undefined;
-  let client: Client | undefined;
+  let session: ToolSession | undefined;
   let closed = false;
   let delay = 100;
   let timer: NodeJS.Timeout | undefined;
+  let changed: NodeJS.Timeout | undefined;
   // Reconnect attempts repeat every few seconds while the server is away: one line per outage, with a count.
   const failures = new FailureLog(options.log, { what: `MCP server '${options.name}' connection` });
   const pinger = setInterval(() => {
-    const c = client;
-    if (c) c.ping({ timeout: Math.max(1000, (options.pingMs ?? 5000) - 500) }).catch(() => { void c.close(); });
+    const s = session;
+    if (s) s.ping(Math.max(1000, (options.pingMs ?? 5000) - 500)).catch(() => { void s.close(); });
   }, options.pingMs ?? 5000);
   pinger.unref();
 
-  const list = async (c: Client): Promise<Tool[]> => {
+  const list = async (s: ToolSession): Promise<Tool[]> => {
     const tools: Tool[] = [];
     let cursor: string | undefined;
     do {
-      const page = await c.listTools(cursor ? { cursor } : {});
+      const page = await s.listTools(cursor);
       tools.push(...page.tools);
       cursor = page.nextCursor;
     } while (cursor);
@@ -55,29 +60,38 @@ export function watchTools(options: {
     timer.unref();
     delay = Math.min(delay * 2, 5000);
   };
+  const onChanged = (s: ToolSession) => () => {
+    clearTimeout(changed);
+    changed = setTimeout(() => {
+      if (session === s) list(s).then((tools) => { if (session === s) publish(tools); }, () => undefined);
+    }, LIST_CHANGED_DEBOUNCE_MS);
+    changed.unref();
+  };
+  const onClose = (s: ToolSession) => () => {
+    const wasUp = session === s;
+    if (wasUp) session = undefined;
+    if (wasUp && !closed) options.onDown();
+    if (!closed) {
+      if (wasUp) options.log.warn({ mcp: options.name }, 'lost the MCP server; reconnecting');
+      retry();
+    }
+  };
   const start = async (): Promise<void> => {
     if (closed) return;
-    const c = new Client({ name: `agentmesh-sidecar/${options.name}`, version: '0.1.0' }, {
-      listChanged: { tools: { onChanged: (err, tools) => { if (!err && tools) publish(tools); } } },
-    });
-    c.onclose = () => {
-      const wasUp = client === c;
-      if (wasUp) client = undefined;
-      if (wasUp && !closed) options.onDown();
-      if (!closed) {
-        if (wasUp) options.log.warn({ mcp: options.name }, 'lost the MCP server; reconnecting');
-        retry();
-      }
-    };
+    let s: ToolSession | undefined;
     try {
-      await c.connect(options.connect());
-      client = c;
-      publish(await list(c));
+      s = await options.connect();
+      if (closed) { await s.close(); return; }
+      session = s;
+      s.onclose = onClose(s);
+      if (s.listChanged) s.onToolsChanged = onChanged(s);
+      publish(await list(s));
       delay = 100;
       failures.success();
     } catch (err) {
       failures.failure(err instanceof Error ? err.message : err);
-      await c.close().catch(() => undefined);
+      // A session that was up and failed its listing ends like a lost server (onClose: onDown, retry).
+      await s?.close().catch(() => undefined);
       retry();
     }
   };
@@ -87,8 +101,9 @@ export function watchTools(options: {
     async close() {
       closed = true;
       clearTimeout(timer);
+      clearTimeout(changed);
       clearInterval(pinger);
-      await client?.close().catch(() => undefined);
+      await session?.close().catch(() => undefined);
     },
   };
 }
