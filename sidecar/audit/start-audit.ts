@@ -1,13 +1,11 @@
 // Opens the audit writer a sidecar's config asks for: the JetStream sink with an on-disk spool when the
 // registry is NATS, else the JSON-lines file sink; both in audit.dir (default: {registry dir}/{bucket}-audit).
+// The writer's modules load only when audit is on.
 import { join } from 'node:path';
 import type { NatsAccess } from '../../registry/index.ts';
 import type { SidecarConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { AuditLog } from './audit-log.ts';
-import { fileSink, natsSink } from './audit-sink.ts';
-import { AuditSpool } from './audit-spool.ts';
-import { CallAudit } from './call-audit.ts';
+import type { CallAudit } from './call-audit.ts';
 import { auditOwner } from '../nats/server-config.ts';
 
 export function auditDir(config: Pick<SidecarConfig, 'audit' | 'registry'>, registryDir: string): string {
@@ -25,6 +23,9 @@ export async function startAudit(options: {
 }): Promise<CallAudit | undefined> {
   const { config, instance, log } = options;
   if (!config.audit.enabled) return undefined;
+  const [{ AuditLog }, { fileSink, natsSink }, { AuditSpool }, { CallAudit }] = await Promise.all([
+    import('./audit-log.ts'), import('./audit-sink.ts'), import('./audit-spool.ts'), import('./call-audit.ts'),
+  ]);
   const dir = auditDir(config, options.registryDir);
   let lastWarn = 0;
   const onError = (err: unknown) => {
