@@ -1,8 +1,9 @@
-// `npm run bench -- --memory`: first what each part of a sidecar adds to a process's RSS, in the order
-// a sidecar loads them, in one fresh `node --expose-gc` process running the compiled build (dist/)
-// (marginal figures: RSS after importing a module and collecting garbage, minus the line before); then
-// the RSS of real sidecar processes (every feature on, and every feature off) idle, under c=32 load
-// (peak, VmHWM) and idle again after it, checked against 60 MB idle and 90 MB under load.
+// `npm run bench -- --memory`: first what each part of a sidecar adds to a process, in the order a
+// sidecar loads them, in one fresh `node --expose-gc` process running the compiled build (dist/) with the
+// young generation held as a sidecar holds it (marginal figures after collecting garbage: V8 heap in use,
+// and RSS, minus the line before); then the RSS of real sidecar processes (every feature on, and every
+// feature off) idle, under c=32 load (peak, VmHWM) and idle again after it, checked against 60 MB idle
+// and 90 MB under load.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -14,23 +15,23 @@ import { LAYOUTS, startWorld, type Variant } from './world.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
-/** Loaded in this order; later lines only pay for what earlier ones did not already load. */
-const STEPS = [
-  'node:http', 'node:https', 'node:crypto', 'opossum', 'p-retry',
-  'yaml', 'zod', 'pino', 'prom-client',
-  '@nats-io/transport-node', '@nats-io/kv',
-  `${ROOT}dist/sidecar/transport/undici.js`,
-  `${ROOT}dist/sidecar/sidecar.js`,
-  '@modelcontextprotocol/sdk/client/index.js',
-  '@modelcontextprotocol/sdk/client/streamableHttp.js',
+/** Loaded in this order; later lines only pay for what earlier ones did not already load. The last two load only when a sidecar uses them. */
+const STEPS: [string, string?][] = [
+  ['node:http'], ['node:https'], ['node:crypto'], ['opossum'], ['p-retry'],
+  ['yaml'], ['zod'], ['jose'], ['pino'], ['prom-client'],
+  ['@nats-io/transport-node'], ['@nats-io/kv'],
+  [`${ROOT}dist/sidecar/transport/undici.js`],
+  [`${ROOT}dist/registry/index.js`],
+  [`${ROOT}dist/sidecar/sidecar.js`],
+  [`${ROOT}dist/sidecar/observe/otel-tracer.js`, 'OpenTelemetry, with tracing on only'],
+  ['@modelcontextprotocol/sdk/client/index.js', 'MCP SDK client, for stdio MCP servers only'],
 ];
 
 const CHILD = `
-const rss = () => { globalThis.gc(); globalThis.gc(); return process.memoryUsage().rss; };
+const now = () => { globalThis.gc(); globalThis.gc(); const m = process.memoryUsage(); return [m.rss, m.heapUsed]; };
 const steps = JSON.parse(process.argv[1]);
-const out = [['node (bare)', rss()]];
-for (const step of steps) { await import(step); out.push([step, rss()]); }
-if (steps.some((s) => s.includes('streamableHttp'))) { new Headers(); out.push(["Node's own undici (global fetch/Headers, used by the MCP SDK)", rss()]); }
+const out = [['node (bare)', ...now()]];
+for (const [step, label] of steps) { await import(step); out.push([label ? \`\${step} (\${label})\` : step, ...now()]); }
 process.stdout.write(JSON.stringify(out));
 `;
 
@@ -76,18 +77,23 @@ export async function moduleMemory(log: (line: string) => void, options: { quick
     log('dist/ is missing: run npm run build first');
     return 1;
   }
-  const run = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', CHILD, JSON.stringify(STEPS)], { cwd: ROOT, encoding: 'utf8' });
+  // --max-semi-space-size=4: the young generation a sidecar holds (sidecar/young-generation.ts), so the
+  // first large import does not show V8 growing it.
+  const run = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=4', '--input-type=module', '-e', CHILD, JSON.stringify(STEPS)], { cwd: ROOT, encoding: 'utf8' });
   if (run.status !== 0) {
     log(`the measuring process failed: ${run.stderr}`);
     return 1;
   }
-  const rows = JSON.parse(run.stdout) as [string, number][];
-  log('RSS a sidecar process pays per part (MB, marginal, after GC, in load order):');
-  let last = 0;
-  for (const [name, rss] of rows) {
+  const rows = JSON.parse(run.stdout) as [string, number, number][];
+  log('What a sidecar process pays per part (MB, marginal, after GC, in load order): V8 heap in use, RSS');
+  let last: [number, number] | undefined;
+  const mb = (n: number) => `${n >= 0 ? '+' : ''}${(n / 1e6).toFixed(1)}`.padStart(6);
+  for (const [name, rss, heap] of rows) {
     const label = name.replace(ROOT, '');
-    log(`  ${(last === 0 ? rss : rss - last) / 1e6 >= 0 ? '+' : ''}${((last === 0 ? rss : rss - last) / 1e6).toFixed(1).padStart(5)}  ${label}${last === 0 ? '' : `  (${(rss / 1e6).toFixed(1)} in all)`}`);
-    last = rss;
+    log(last
+      ? `  heap ${mb(heap - last[1])}  rss ${mb(rss - last[0])}  ${label}  (${(heap / 1e6).toFixed(1)} / ${(rss / 1e6).toFixed(1)} in all)`
+      : `  heap ${(heap / 1e6).toFixed(1).padStart(6)}  rss ${(rss / 1e6).toFixed(1).padStart(6)}  ${label}`);
+    last = [rss, heap];
   }
   await sidecarMemory(log, options.quick ? 3000 : 8000);
   return 0;
