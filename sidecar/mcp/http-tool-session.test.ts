@@ -18,7 +18,7 @@ test('SSE events split anywhere, CRLF included, are read as whole messages', asy
   const chunks = [...Buffer.from(text)].map((b) => Buffer.from([b])); // one byte per chunk
   const seen: unknown[] = [];
   const ids: string[] = [];
-  await readEvents(Readable.from(chunks), (m) => { seen.push(m); return false; }, (id) => ids.push(id));
+  await readEvents(Readable.from(chunks), (m) => { seen.push(m); }, (id) => ids.push(id));
   assert.deepEqual(seen, [{ jsonrpc: '2.0', method: 'a' }, { id: 1, result: {} }]);
   assert.deepEqual(ids, ['7']);
 });
@@ -58,22 +58,26 @@ async function fakeServer(version: string) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.end(`data: {"jsonrpc":"2.0","id":"srv-1","method":"ping"}\n\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: page })}\n\n`);
       } else if (m.method === 'ping') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
+        // An SSE answer whose stream stays open after the answer.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} })}\n\n`);
       } else {
         res.writeHead(202).end();
       }
     });
   });
+  let closedSockets = 0;
+  server.on('connection', (socket) => socket.on('close', () => { closedSockets++; }));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`);
   return {
-    url, seen, notify: () => stream?.write('id: e1\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n'),
+    url, seen, closedSockets: () => closedSockets, notify: () => stream?.write('id: e1\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n'),
     close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
 
-test('a session initializes, lists pages, answers the server\'s ping, pings, and hears list_changed on the GET stream', async () => {
+test('a session initializes, lists pages, answers the server\'s ping, pings (answer on a stream left open), and hears list_changed on the GET stream', async () => {
   const fake = await fakeServer('2025-06-18');
   const pool = new Pool(fake.url.origin, { connections: 4 });
   try {
@@ -89,6 +93,7 @@ test('a session initializes, lists pages, answers the server\'s ping, pings, and
     while (!fake.seen.some((s) => s.method === 'GET') && Date.now() < deadline) await new Promise((r) => setImmediate(r));
     fake.notify();
     await changed;
+    assert.equal(fake.closedSockets(), 0, 'answers read to their end leave every connection open for the next request');
     let closed = 0;
     session.onclose = () => { closed++; };
     await session.close();
@@ -99,7 +104,7 @@ test('a session initializes, lists pages, answers the server\'s ping, pings, and
     assert.ok(fake.seen.some((s) => s.rpc === 'notifications/initialized'));
     assert.ok(fake.seen.some((s) => s.rpc === 'answer srv-1'), 'the server\'s ping request was answered');
   } finally {
-    await pool.close();
+    await pool.destroy();
     await fake.close();
   }
 });

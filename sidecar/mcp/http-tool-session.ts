@@ -84,15 +84,21 @@ export async function openHttpToolSession(options: { url: URL; pool: Pool; clien
       res.body.resume();
       return undefined;
     }
-    const type = String(res.headers['content-type'] ?? '');
+    const isAnswer = (m: Message): boolean => m.id === id && m.method === undefined;
     let found: Message | undefined;
-    const take = (m: Message): boolean => {
-      if (m.id === id && m.method === undefined) { found = m; return true; }
-      other(m);
-      return false;
-    };
-    if (type.includes('text/event-stream')) await readEvents(res.body, take, () => undefined);
-    else for (const m of [JSON.parse(await readAll(res.body)) as Message | Message[]].flat()) if (take(m)) break;
+    if (String(res.headers['content-type'] ?? '').includes('text/event-stream')) {
+      // The stream is read to its end (the server ends it after the answer; the connection is then
+      // reused) but the answer is returned as soon as it arrives.
+      found = await new Promise<Message | undefined>((resolve, reject) => {
+        readEvents(res.body, (m) => { if (isAnswer(m)) resolve(m); else other(m); }, () => undefined)
+          .then(() => resolve(undefined), reject);
+      });
+    } else {
+      for (const m of [JSON.parse(await readAll(res.body)) as Message | Message[]].flat()) {
+        if (isAnswer(m)) found ??= m;
+        else other(m);
+      }
+    }
     if (!found) throw new Error(`the MCP server's answer had no response to request ${id}`);
     if (found.error) throw new Error(`MCP error ${found.error.code ?? ''}: ${found.error.message ?? 'no message'}`);
     return found;
@@ -114,7 +120,7 @@ export async function openHttpToolSession(options: { url: URL; pool: Pool; clien
       if (res.statusCode === 405) { res.body.resume(); return; }
       if (res.statusCode !== 200) { res.body.resume(); throw new Error(`GET stream: HTTP ${res.statusCode}`); }
       next = STREAM_RETRY.first;
-      await readEvents(res.body, (m) => { other(m); return false; }, (eventId) => { lastEventId = eventId; });
+      await readEvents(res.body, other, (eventId) => { lastEventId = eventId; });
     } catch {
       if (ended) return;
     }
@@ -178,21 +184,21 @@ async function readAll(body: AsyncIterable<Buffer>): Promise<string> {
 }
 
 /**
- * Reads an SSE body: each event's data (its data lines joined) parsed as one JSON-RPC message and given
- * to `onMessage`, which returns true to stop reading; event ids go to `onId`. Bounded per event.
+ * Reads an SSE body to its end: each event's data (its data lines joined) parsed as one JSON-RPC message
+ * and given to `onMessage` (an event that is not JSON is skipped); event ids go to `onId`. Bounded per event.
  */
-export async function readEvents(body: AsyncIterable<Buffer> & { destroy?: () => void }, onMessage: (m: Message) => boolean, onId: (id: string) => void): Promise<void> {
+export async function readEvents(body: AsyncIterable<Buffer>, onMessage: (m: Message) => void, onId: (id: string) => void): Promise<void> {
   let pending = '';
   let data: string[] = [];
   let size = 0;
-  const dispatch = (): boolean => {
+  const dispatch = (): void => {
     const text = data.join('\n');
     data = [];
     size = 0;
-    if (text === '') return false;
+    if (text === '') return;
     let message: Message;
-    try { message = JSON.parse(text) as Message; } catch { return false; }
-    return onMessage(message);
+    try { message = JSON.parse(text) as Message; } catch { return; }
+    onMessage(message);
   };
   const decoder = new TextDecoder();
   for await (const chunk of body) {
@@ -203,7 +209,7 @@ export async function readEvents(body: AsyncIterable<Buffer> & { destroy?: () =>
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + (pending.startsWith('\r\n', nl) ? 2 : 1));
       if (line === '') {
-        if (dispatch()) { body.destroy?.(); return; }
+        dispatch();
         continue;
       }
       if (line.startsWith(':')) continue;
