@@ -13,6 +13,7 @@ import { natsAccessOptions } from './nats-connect.ts';
 import { NatsWatch } from './nats-watch.ts';
 import { recordCodec, type RecordCodec } from './record-codec.ts';
 import { recordKey, type RegistryRecord } from './record.ts';
+import { quorumLoss } from './stream-quorum.ts';
 import type { RegistryBackend, RegistryChange, WatchOptions } from './types.ts';
 
 export interface NatsBackendOptions {
@@ -83,11 +84,13 @@ class NatsBackend implements RegistryBackend {
   /** Counts reconnects and disconnects, so a recovery overtaken by a newer one gives up. */
   #recovery = 0;
   readonly #closing = new AbortController();
-  readonly #listeners = new Set<(connected: boolean) => void>();
+  readonly #listeners = new Set<(connected: boolean, since?: number) => void>();
   readonly #replicas: number;
   #probing = false;
-  /** Connected but JetStream does not answer (set and cleared by #probeJetStream). */
+  /** Connected but JetStream does not answer, or its stream leader has no quorum (set and cleared by #probeJetStream). */
   #jetStreamDown = false;
+  /** When a probe last found the bucket's stream leader with a quorum: an outage found later began after it. */
+  #healthyAt = Date.now();
   readonly #watches = new Set<NatsWatch>();
 
   constructor(nc: NatsConnection, bucket: string, ttlMs: number, timeoutMs: number, name: string, codec: RecordCodec, replicas: number) {
@@ -108,7 +111,9 @@ class NatsBackend implements RegistryBackend {
 
   /** Follows the connection's status, and JetStream's answers for the bucket, from now on. */
   start(): void {
-    const every = Math.max(1000, Math.floor(this.#ttlMs / 3));
+    // Every ttl/4: a quorum loss is seen within PEER_SILENT_MS + ttl/4, before a record heartbeated
+    // ttl/3 earlier ages out in a reader's view (the outage is then dated back to when it began).
+    const every = Math.max(1000, Math.floor(this.#ttlMs / 4));
     const probe = setInterval(() => { void this.#probeJetStream(); }, every);
     probe.unref();
     this.#closing.signal.addEventListener('abort', () => clearInterval(probe), { once: true });
@@ -131,7 +136,7 @@ class NatsBackend implements RegistryBackend {
     return this.#connected && !this.#nc.isClosed();
   }
 
-  onConnectionChange(listener: (connected: boolean) => void): () => void {
+  onConnectionChange(listener: (connected: boolean, since?: number) => void): () => void {
     this.#listeners.add(listener);
     return () => { this.#listeners.delete(listener); };
   }
@@ -141,6 +146,8 @@ class NatsBackend implements RegistryBackend {
     const value = await this.#codec.encode(record);
     // A put no stream leader acks fails within a heartbeat interval, so the announcer's retry can land it on the next leader.
     await this.#bucketHandle().put(recordKey(record), value, { timeout: Math.min(this.#timeoutMs, Math.max(1000, Math.floor(this.#ttlMs / 6))) });
+    // A write committed: JetStream has a quorum again; ask now rather than at the next probe.
+    if (this.#jetStreamDown) void this.#probeJetStream();
   }
 
   async delete(key: string, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
@@ -178,16 +185,18 @@ class NatsBackend implements RegistryBackend {
     return this.#kv;
   }
 
-  #setConnected(value: boolean): void {
+  #setConnected(value: boolean, since?: number): void {
     if (value === this.#connected) return;
     this.#connected = value;
-    for (const listener of this.#listeners) listener(value);
+    for (const listener of this.#listeners) listener(value, since);
   }
 
   /**
-   * While connected: does the bucket's stream leader answer (STREAM.INFO)? A cluster that lost its quorum
-   * keeps the connection up but answers no JetStream request; the registry then counts as unreachable
-   * (writes fail, the view's records stop ageing) until an answer comes back.
+   * While connected: does the bucket's stream leader answer (STREAM.INFO), and has it heard from a
+   * majority of its replicas lately? A cluster that lost its quorum keeps the connection up but commits
+   * no write: at first its old leader still answers (until it steps down, 10–20 s later), then nobody
+   * does. The registry then counts as unreachable (writes fail, the view's records stop ageing, from
+   * when the outage began) until a leader with a quorum answers again.
    */
   async #probeJetStream(): Promise<void> {
     const kv = this.#kv;
@@ -195,26 +204,32 @@ class NatsBackend implements RegistryBackend {
     this.#probing = true;
     try {
       // A replica answers too once the leader is gone, but with no leader named.
-      const { cluster } = (await kv.status()).streamInfo;
-      if (cluster !== undefined && !cluster.leader) this.#jetStreamUnavailable(`stream KV_${this.#bucket} has no leader`);
-      else if (this.#jetStreamDown && !this.#closed) {
+      const { cluster, state } = (await kv.status()).streamInfo;
+      const lost = cluster?.leader ? quorumLoss(cluster) : undefined;
+      if (cluster !== undefined && !cluster.leader) this.#jetStreamUnavailable(`stream KV_${this.#bucket} has no leader`, this.#healthyAt);
+      else if (lost) this.#jetStreamUnavailable(`stream KV_${this.#bucket}: ${lost.reason}`, Date.now() - lost.sinceMs);
+      else {
+        this.#healthyAt = Date.now();
+        for (const watch of this.#watches) watch.checkProgress(state.last_seq, state.messages);
+        if (!this.#jetStreamDown || this.#closed) return;
         this.#jetStreamDown = false;
         publish({ type: 'jetstream-available', backend: 'nats', connection: this.#name });
         this.#setConnected(true);
         for (const watch of this.#watches) watch.restart('JetStream answers again');
       }
     } catch (err) {
-      if (jetStreamNotReady(err)) this.#jetStreamUnavailable(errorMessage(err));
+      if (jetStreamNotReady(err)) this.#jetStreamUnavailable(errorMessage(err), this.#healthyAt);
     } finally {
       this.#probing = false;
     }
   }
 
-  #jetStreamUnavailable(error: string): void {
+  /** `since`: when the outage began, as far as the probe can tell. */
+  #jetStreamUnavailable(error: string, since: number): void {
     if (this.#jetStreamDown || !this.#connected || this.#closed) return;
     this.#jetStreamDown = true;
     publish({ type: 'jetstream-unavailable', backend: 'nats', connection: this.#name, error });
-    this.#setConnected(false);
+    this.#setConnected(false, since);
   }
 
   /** After a reconnect: the bucket first (the server may have lost it), then listeners and watches. */

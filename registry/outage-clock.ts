@@ -15,10 +15,13 @@ export class OutageClock {
   #paused = 0;
   #openSince: number | undefined;
 
-  /** Marks the start (false) or end (true) of an outage. Repeated calls are ignored. */
+  /**
+   * Marks the start (false) or end (true) of an outage at `now`. An outage learnt of late may start in
+   * the past, though never before the end of the one before it. Repeated calls are ignored.
+   */
   setConnected(connected: boolean, now = Date.now()): void {
     if (!connected) {
-      this.#openSince ??= now;
+      this.#openSince ??= Math.max(now, this.#closed.at(-1)?.end ?? now);
       return;
     }
     if (this.#openSince === undefined) return;

@@ -120,7 +120,7 @@ class BackendRegistry implements Registry {
     const backend = store.kind;
     this.#gate = new RecordGate(ttlMs, (key, reason, error) => publish({ type: 'rejected', backend, key, reason, error }));
     this.#view = new RecordView({ ttlMs, onOwnershipConflict: (key, reason, error) => publish({ type: 'rejected', backend, key, reason, error }) });
-    this.#offConnection = store.onConnectionChange((connected) => this.#view.setConnected(connected));
+    this.#offConnection = store.onConnectionChange((connected, since) => this.#view.setConnected(connected, since));
     this.closed = new Promise<void>((resolve) => { this.#resolveClosed = resolve; });
   }
 

@@ -36,8 +36,10 @@ export interface RegistryBackend {
   /**
    * Calls `listener(false)` when the backend becomes unreachable and `listener(true)` once it is
    * writable again (NATS: reconnected and the bucket is there). The embedded backend never calls it.
+   * `since` (with false): the wall-clock time the outage began, when the backend learnt of it later
+   * (a NATS stream leader that lost its quorum still answers for a while).
    */
-  onConnectionChange(listener: (connected: boolean) => void): () => void;
+  onConnectionChange(listener: (connected: boolean, since?: number) => void): () => void;
   close(): Promise<void>;
 }
 

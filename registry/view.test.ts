@@ -116,3 +116,31 @@ test('the outage clock stands still during outages, also for times in the past',
   // An age across both outages: from 1500 to 6000 wall-clock, 1500 ms of it paused.
   assert.equal(clock.at(6000) - clock.at(1500), 3000);
 });
+
+test('an outage learnt of late starts in the past, but never before the end of the previous one', () => {
+  const clock = new OutageClock();
+  clock.setConnected(false, 1000);
+  clock.setConnected(true, 2000);
+  // Found out at 5000 that it began at 3000 (a stream leader that had lost its quorum still answered).
+  clock.setConnected(false, 3000);
+  assert.equal(clock.at(5000), 2000, 'frozen since 3000, with 1000 ms paused before');
+  clock.setConnected(true, 6000);
+  assert.equal(clock.at(7000), 3000);
+  // Dated back to before the previous outage's end: it starts at that end instead.
+  clock.setConnected(false, 5000);
+  assert.equal(clock.at(8000), 2000, 'frozen since 6000 (4000 ms paused before)');
+});
+
+test('the view dates an outage back when told when it began: the record ages only until then', async (t) => {
+  const ttlMs = 400;
+  const view = viewFor(ttlMs, t);
+  const heartbeatAt = Date.now() - 300;
+  put(view, agent('late-news', 'i1', { heartbeatAt }));
+  // The outage began 250 ms ago, when the record was 50 ms old; found out only now.
+  view.setConnected(false, heartbeatAt + 50);
+  view.setConnected(true);
+  // Dated from now it would have 100 ms left; dated back it has 350 ms.
+  await waitFor('200 ms after the outage', () => Date.now() > heartbeatAt + 500, 5000);
+  view.sweep();
+  assert.equal(view.agentInstances('late-news').length, 1);
+});

@@ -83,8 +83,8 @@ export class RecordView implements RegistryView {
    * Told when the backend becomes unreachable and when it is back. Meanwhile the view keeps serving what
    * it has, and records do not age: their owners cannot heartbeat either.
    */
-  setConnected(connected: boolean): void {
-    this.#clock.setConnected(connected);
+  setConnected(connected: boolean, since?: number): void {
+    this.#clock.setConnected(connected, connected ? Date.now() : Math.min(since ?? Date.now(), Date.now()));
   }
 
   agents(query: AgentQuery = {}): AgentRecord[] {
