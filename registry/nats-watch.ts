@@ -1,6 +1,9 @@
 // The NATS KV watch that survives outages: a fresh snapshot on every (re)start, reconciled against
 // what was delivered before, so keys that vanished while the server was away arrive as deletes.
-// It owns no connection; nats-backend.ts decides when to restart it.
+// It owns no connection; nats-backend.ts decides when to restart it, and reports the stream's last
+// sequence so a watcher that stopped delivering (its consumer's node died: the client would notice
+// only after 2 missed idle heartbeats, 10 s, or 60 s once it recreated the consumer itself) is
+// restarted on a live node.
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
 import { abortError, pause } from './abort.ts';
@@ -31,6 +34,11 @@ export class NatsWatch {
   /** Keys delivered as live puts and not deleted since: what a new snapshot is reconciled against. */
   readonly #live = new Set<string>();
   #current: { stop(): void } | undefined;
+  /** The highest stream sequence the current watcher delivered, and what it was at the last progress check. */
+  #revision = 0;
+  #checkedRevision = 0;
+  /** The stream's last sequence at the last progress check: owed by the next one. */
+  #owed: number | undefined;
   #restartReason: string | undefined;
   #wake: () => void = () => undefined;
   #markSynced: () => void = () => undefined;
@@ -50,6 +58,21 @@ export class NatsWatch {
     this.synced.then(() => clearTimeout(timeout), () => clearTimeout(timeout));
     signal.addEventListener('abort', () => { this.#current?.stop(); this.#wake(); }, { once: true });
     void this.#loop();
+  }
+
+  /**
+   * `lastSeq`: the bucket stream's last sequence, as its leader just reported it (`messages`: how many
+   * it holds). A watcher that has not delivered what the stream held at the previous check, and has
+   * delivered nothing since, is stuck and is restarted.
+   */
+  checkProgress(lastSeq: number, messages: number): void {
+    const owed = this.#owed;
+    const stalled = this.#revision === this.#checkedRevision;
+    this.#owed = messages > 0 ? lastSeq : undefined; // an empty stream's last message expired: nothing is owed
+    this.#checkedRevision = this.#revision;
+    if (this.#current && owed !== undefined && stalled && this.#revision < owed) {
+      this.restart(`the watcher stopped at revision ${this.#revision} while the stream had ${owed}`);
+    }
   }
 
   /** Drops the current watcher and starts over with a new snapshot (after a reconnect). */
@@ -89,11 +112,15 @@ export class NatsWatch {
     const kv = await this.#deps.ensureBucket();
     const watcher = await kv.watch({ key: '>' });
     this.#current = watcher;
+    this.#revision = 0;
+    this.#checkedRevision = 0;
+    this.#owed = undefined;
     if (this.#signal.aborted || this.#restartReason !== undefined) watcher.stop();
     const snapshot = { seen: new Set<string>(), done: false };
     void this.#detectEmptySnapshot(kv, watcher, snapshot);
     try {
       for await (const e of watcher) {
+        this.#revision = Math.max(this.#revision, e.revision);
         await this.#deliver(e, snapshot.done ? undefined : snapshot.seen);
         if (e.isUpdate || e.delta === 0) this.#endSnapshot(snapshot);
       }
