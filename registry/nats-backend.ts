@@ -35,6 +35,14 @@ export interface NatsBackendOptions {
 }
 
 const BUCKET_PATTERN = /^[-\w]+$/;
+/**
+ * JetStream API requests of the registry (the probe's STREAM.INFO, a watch's consumer) give up after
+ * this: a healthy cluster answers in milliseconds, and in a failover a request that went to a node
+ * that just died, or to a leader not elected yet, is better sent again than waited on for 5 s.
+ */
+const API_TIMEOUT_MS = 2000;
+/** While JetStream counts as down, the probe asks this often, so recovery is seen within a second or so. */
+const OUTAGE_PROBE_MS = 1000;
 
 export async function openNatsBackend(options: NatsBackendOptions): Promise<RegistryBackend> {
   const { ttlMs, signal } = options;
@@ -105,7 +113,7 @@ class NatsBackend implements RegistryBackend {
 
   /** Creates the bucket (max age = TTL), or binds to it when it exists (its settings then stay). */
   async ensureBucket(): Promise<KV> {
-    this.#kv = await openBucket(this.#nc, this.#bucket, this.#ttlMs, 1, this.#replicas);
+    this.#kv = await openBucket(this.#nc, this.#bucket, this.#ttlMs, 1, this.#replicas, Math.min(this.#timeoutMs, API_TIMEOUT_MS));
     return this.#kv;
   }
 
@@ -113,8 +121,14 @@ class NatsBackend implements RegistryBackend {
   start(): void {
     // Every ttl/4: a quorum loss is seen within PEER_SILENT_MS + ttl/4, before a record heartbeated
     // ttl/3 earlier ages out in a reader's view (the outage is then dated back to when it began).
-    const every = Math.max(1000, Math.floor(this.#ttlMs / 4));
-    const probe = setInterval(() => { void this.#probeJetStream(); }, every);
+    // While JetStream counts as down, every OUTAGE_PROBE_MS.
+    const every = Math.max(OUTAGE_PROBE_MS, Math.floor(this.#ttlMs / 4));
+    let probedAt = Date.now();
+    const probe = setInterval(() => {
+      if (!this.#jetStreamDown && Date.now() - probedAt < every - OUTAGE_PROBE_MS / 2) return;
+      probedAt = Date.now();
+      void this.#probeJetStream();
+    }, OUTAGE_PROBE_MS);
     probe.unref();
     this.#closing.signal.addEventListener('abort', () => clearInterval(probe), { once: true });
     void (async () => {

@@ -2,6 +2,7 @@
 // the one the mesh admin made (`agentmesh nats init`). Permission refusals become errors that say so;
 // a JetStream still electing its leaders is waited for. Loaded only with the NATS client.
 import { PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { MeshError } from '../sdk/errors.ts';
 import { whenJetStreamReady } from './jetstream-ready.ts';
@@ -9,11 +10,13 @@ import { whenJetStreamReady } from './jetstream-ready.ts';
 /**
  * Creates `bucket` (`history` values per key, `replicas` copies) or binds to it when it exists (its settings then stay as they
  * are). Kvm.create looks at the stream first and creates it only when missing, so binding needs no
- * create permission.
+ * create permission. `apiTimeoutMs`: how long the handle's JetStream API requests (stream info,
+ * consumers for watches) wait for an answer; the client's default is 5 s.
  */
-export async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number, history = 1, replicas = 1): Promise<KV> {
+export async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number, history = 1, replicas = 1, apiTimeoutMs?: number): Promise<KV> {
+  const kvm = new Kvm(apiTimeoutMs === undefined ? nc : jetstream(nc, { timeout: apiTimeoutMs }));
   try {
-    return await whenJetStreamReady(`KV bucket '${bucket}'`, () => new Kvm(nc).create(bucket, { history, ttl: ttlMs, replicas }));
+    return await whenJetStreamReady(`KV bucket '${bucket}'`, () => kvm.create(bucket, { history, ttl: ttlMs, replicas }));
   } catch (err) {
     const denied = permissionViolation(err);
     if (!denied) throw err;
