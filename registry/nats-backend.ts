@@ -160,8 +160,9 @@ class NatsBackend implements RegistryBackend {
     const value = await this.#codec.encode(record);
     // A put no stream leader acks fails within a heartbeat interval, so the announcer's retry can land it on the next leader.
     await this.#bucketHandle().put(recordKey(record), value, { timeout: Math.min(this.#timeoutMs, Math.max(1000, Math.floor(this.#ttlMs / 6))) });
-    // A write committed: JetStream has a quorum again; ask now rather than at the next probe.
-    if (this.#jetStreamDown) void this.#probeJetStream();
+    // A write committed: the bucket is there and its stream has a quorum, whatever a probe or a
+    // reconnect's bucket check still waits for (nats-server 2.9 may answer STREAM.INFO seconds later).
+    if (!this.#connected && !this.#closed && !this.#nc.isClosed()) this.#available('a registry write committed');
   }
 
   async delete(key: string, { signal }: { signal?: AbortSignal } = {}): Promise<void> {
@@ -174,7 +175,7 @@ class NatsBackend implements RegistryBackend {
     const local = new AbortController();
     const watchSignal = AbortSignal.any([signal, local.signal, this.#closing.signal]);
     const watch = new NatsWatch(
-      { ensureBucket: () => this.ensureBucket(), isClosed: () => this.#closed, syncTimeoutMs: this.#timeoutMs, decode: this.#codec.decode },
+      { bucket: () => this.#kv, ensureBucket: () => this.ensureBucket(), isClosed: () => this.#closed, syncTimeoutMs: this.#timeoutMs, decode: this.#codec.decode },
       onChange, { signal: watchSignal, ...(onInvalid ? { onInvalid } : {}) });
     this.#watches.add(watch);
     watchSignal.addEventListener('abort', () => this.#watches.delete(watch), { once: true });
@@ -225,17 +226,25 @@ class NatsBackend implements RegistryBackend {
       else {
         this.#healthyAt = Date.now();
         for (const watch of this.#watches) watch.checkProgress(state.last_seq, state.messages);
-        if (!this.#jetStreamDown || this.#closed) return;
-        this.#jetStreamDown = false;
-        publish({ type: 'jetstream-available', backend: 'nats', connection: this.#name });
-        this.#setConnected(true);
-        for (const watch of this.#watches) watch.restart('JetStream answers again');
+        if (this.#jetStreamDown && !this.#closed) this.#available('JetStream answers again');
       }
     } catch (err) {
       if (jetStreamNotReady(err)) this.#jetStreamUnavailable(errorMessage(err), this.#healthyAt);
     } finally {
       this.#probing = false;
     }
+  }
+
+  /** JetStream takes writes again: the registry counts as reachable, watches restart from a fresh snapshot. */
+  #available(reason: string): void {
+    if (this.#jetStreamDown) {
+      this.#jetStreamDown = false;
+      publish({ type: 'jetstream-available', backend: 'nats', connection: this.#name });
+    }
+    this.#recovery++; // a reconnect's recovery still under way has nothing left to do
+    this.#healthyAt = Date.now();
+    this.#setConnected(true);
+    for (const watch of this.#watches) watch.restart(reason);
   }
 
   /** `since`: when the outage began, as far as the probe can tell. */

@@ -12,6 +12,8 @@ import type { RecordCodec } from './record-codec.ts';
 import type { RegistryChange, WatchOptions } from './types.ts';
 
 export interface NatsWatchDeps {
+  /** The bucket handle as it is (no request). */
+  bucket(): KV | undefined;
   /** Returns the bucket, creating it again if the server lost it. */
   ensureBucket(): Promise<KV>;
   /** True once the backend is closed: the watch stops for good. */
@@ -109,8 +111,17 @@ export class NatsWatch {
 
   /** One watcher from snapshot to end; returns when it is stopped or its consumer gives up. */
   async #runOnce(): Promise<void> {
-    const kv = await this.#deps.ensureBucket();
-    const watcher = await kv.watch({ key: '>' });
+    // The handle as it is: ensureBucket() asks STREAM.INFO, which nats-server 2.9 may leave unanswered
+    // for seconds after an election while it already serves consumers. Only a missing stream needs it.
+    let kv = this.#deps.bucket() ?? await this.#deps.ensureBucket();
+    let watcher: Awaited<ReturnType<KV['watch']>>;
+    try {
+      watcher = await kv.watch({ key: '>' });
+    } catch (err) {
+      if (!/stream not found/i.test(errorMessage(err))) throw err;
+      kv = await this.#deps.ensureBucket();
+      watcher = await kv.watch({ key: '>' });
+    }
     this.#current = watcher;
     this.#revision = 0;
     this.#checkedRevision = 0;
