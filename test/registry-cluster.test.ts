@@ -116,7 +116,7 @@ describe('[long] replicated registry on a 3-node NATS cluster', () => {
     await cluster.waitForMetaLeader();
     await sidecar('me', false);
     // Short timeouts and reconnect waits: the figures below are measured by polling through this connection.
-    nc = await connect({ servers: cluster.urls, name: 'test-inspector', reconnectTimeWait: 100 });
+    nc = await connect({ servers: cluster.urls, name: 'test-inspector', reconnectTimeWait: 100, maxReconnectAttempts: -1 });
     jsm = await jetstreamManager(nc, { timeout: 1000 });
     js = jetstream(nc, { timeout: 1000 });
     const streams: { name: string; replicas: number }[] = [];
@@ -283,19 +283,34 @@ describe('[long] replicated registry on a 3-node NATS cluster', () => {
     elected.catch(() => undefined); // awaited below; not unhandled if a step before fails
     const committed = firstCommit(backAt);
     await cluster.waitForMetaLeader();
-    const heartbeatMs = await waitFor('a heartbeat of alpha written after the quorum returned', async () => {
+    // The product's read path: a heartbeat alpha wrote after the quorum returned, in the caller's view.
+    const fresh = async (): Promise<number | undefined> => {
+      const body = await (await fetch(`${me.outbound}/registry/agents?name=alpha`)).json() as { agents: { instances: { heartbeatAt: string }[] }[] };
+      const at = Math.max(0, ...body.agents.flatMap((a) => a.instances.map((i) => Date.parse(i.heartbeatAt))));
+      return at > backAt ? at - backAt : undefined;
+    };
+    const seenMs = await waitFor('a heartbeat of alpha written after the quorum returned, in the caller\'s view', fresh, 60_000, 200)
+      .catch(async (err: unknown) => {
+        const info = await jsm.streams.info(`KV_${bucket}`).then((i) => JSON.stringify({ cluster: i.cluster, state: i.state }), (e: unknown) => String(e));
+        throw new Error(`${String(err)}\nstream: ${info}\n${alphaLog()}\nthe caller's sidecar:\n${me.output().slice(-3000)}`);
+      });
+    const seenAt = Date.now() - backAt;
+    // Where the stream leader answers reads (nats-server 2.9 once did not for a minute after the quorum returned), when it stored that heartbeat.
+    const storedMs = await waitFor('alpha\'s heartbeat read from the stream leader', async () => {
       const at = await lastWrite('alpha');
       return at > backAt ? at - backAt : undefined;
-    }, 60_000, 200).catch((err: unknown) => { throw new Error(`${String(err)}\n${alphaLog()}`); });
-    const electedMs = await elected;
+    }, 10_000, 200).catch(() => -1);
+    const electedMs = await elected.catch(() => -1);
     const commitMs = await committed;
-    assert.ok(heartbeatMs - commitMs < OUR_PART_MS,
-      `the first heartbeat ${heartbeatMs - commitMs} ms after the stream took writes again (stream leader ${electedMs} ms, commit ${commitMs} ms, heartbeat ${heartbeatMs} ms after ${new Date(backAt).toISOString()})\n${alphaLog()}`);
+    // seenMs: when alpha stamped the heartbeat, i.e. started the write that landed.
+    assert.ok(seenMs - commitMs < OUR_PART_MS,
+      `the first heartbeat ${seenMs - commitMs} ms after the stream took writes again (stream leader ${electedMs} ms, commit ${commitMs} ms, heartbeat ${seenMs} ms after ${new Date(backAt).toISOString()})\n${alphaLog()}`);
     await waitFor('both sidecars ready again', async () => (await readyz(alpha)).status === 200 && (await readyz(me)).status === 200, 30_000, 200);
     const readyMs = Date.now() - backAt;
     const reply = await mesh.send('alpha', 'after');
     assert.equal('parts' in reply ? textOf(reply.parts) : '', 'echo: after');
     console.log(`# quorum lost: the caller's /readyz 503 after ${noticedMs} ms; quorum back (nodes restarted): stream leader after ${electedMs} ms, `
-      + `first write committed after ${commitMs} ms, first heartbeat of alpha ${heartbeatMs} ms, /readyz 200 after ${readyMs} ms`);
+      + `first write committed after ${commitMs} ms, first heartbeat of alpha written at ${seenMs} ms (stored ${storedMs} ms, read from the leader; in the caller's view at ${seenAt} ms), `
+      + `/readyz 200 after ${readyMs} ms`);
   });
 });
