@@ -4,6 +4,8 @@
 // record, and registrations and heartbeats recover (figures printed); two nodes down:
 // calls route from the cache, writes fail cleanly (/readyz 503 with a reason, no crash), and everything
 // recovers when the quorum returns.
+// @serial: its bounds are recovery times (15 s in all, 3 s of them ours), which another test file's
+// processes on the same CPUs would stretch.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
