@@ -1,24 +1,16 @@
 // OTLP/HTTP JSON for recorded spans (the encoding the OpenTelemetry collector and every OTLP backend
-// accept at /v1/traces): the request wrapper with this sidecar's resource, and spans encoded a slice at
-// a time so a batch never holds the event loop long. Strings are escaped only when they need it.
+// accept at /v1/traces): one export request written a slice of spans at a time, each slice turned into
+// bytes once. Strings are escaped only when they need it (JSON.stringify then); values with few distinct
+// spellings (methods, targets, callers, codes) are quoted once and cached.
 import { targetLabel } from '../metric-labels.ts';
 import type { CallSpan } from './call-span.ts';
-
-/** OTLP span kinds. */
-const SERVER = 2;
-const CLIENT = 3;
-/** OTLP status codes: unset, error. */
-const STATUS_UNSET = 0;
-const STATUS_ERROR = 2;
-/** OTLP span flags: the W3C sampled bit, "whether the parent is remote is known", "the parent is remote". */
-const FLAG_SAMPLED = 0x1;
-const FLAG_HAS_IS_REMOTE = 0x100;
-const FLAG_IS_REMOTE = 0x200;
 
 /** Wall-clock time of performance.now() readings, as OTLP's decimal nanoseconds since the epoch. */
 export class WallClock {
   #wholeMs = 0;
   #fractionMs = 0;
+  #second = -1;
+  #secondText = '';
 
   constructor() {
     this.#anchor(performance.timeOrigin);
@@ -35,36 +27,19 @@ export class WallClock {
     let whole = Math.floor(ms);
     let ns = Math.round((ms - whole) * 1e6);
     if (ns === 1e6) { whole++; ns = 0; }
-    return `${this.#wholeMs + whole}${String(ns).padStart(6, '0')}`;
+    whole += this.#wholeMs;
+    // Seconds (cached: they change once a second) and the nanoseconds within the second, 9 digits:
+    // small integers print fast, and a 19-digit number would not even be exact.
+    const seconds = Math.floor(whole / 1000);
+    if (seconds !== this.#second) { this.#second = seconds; this.#secondText = String(seconds); }
+    const within = (whole - seconds * 1000) * 1e6 + ns;
+    return this.#secondText + (within >= 1e8 ? String(within) : String(within).padStart(9, '0'));
   }
 
   #anchor(originMs: number): void {
     this.#wholeMs = Math.floor(originMs);
     this.#fractionMs = originMs - this.#wholeMs;
   }
-}
-
-/** The parts of an export request around its spans: `${head}${spans joined by ','}${TAIL}`. */
-export function requestHead(resource: Readonly<Record<string, string>>, scope: string): string {
-  const attributes = Object.entries(resource).map(([key, value]) => stringAttribute(key, value)).join(',');
-  return `{"resourceSpans":[{"resource":{"attributes":[${attributes}]},"scopeSpans":[{"scope":{"name":${JSON.stringify(scope)}},"spans":[`;
-}
-export const REQUEST_TAIL = ']}]}]}';
-
-function stringAttribute(key: string, value: string): string {
-  return `{"key":${JSON.stringify(key)},"value":{"stringValue":${JSON.stringify(value)}}}`;
-}
-
-/** spans[from, to) as OTLP JSON span objects separated by commas. */
-export function encodeSpans(spans: readonly CallSpan[], from: number, to: number, clock: WallClock): string {
-  let out = '';
-  for (let i = from; i < to; i++) {
-    const span = spans[i];
-    if (span === undefined) break;
-    if (out !== '') out += ',';
-    out += encodeSpan(span, clock);
-  }
-  return out;
 }
 
 /** Characters a JSON string cannot hold as they are (and lone surrogates, which JSON.stringify escapes). */
@@ -98,6 +73,42 @@ const targets = new QuotedCache();
 const callers = new QuotedCache();
 const words = new QuotedCache();
 
+/** One export request being written: the head, spans separated by commas, then finish(). */
+export class OtlpRequest {
+  readonly #clock: WallClock;
+  readonly #parts: Buffer[];
+  #text = '';
+  #bytes: number;
+  spans = 0;
+
+  constructor(head: Buffer, clock: WallClock) {
+    this.#parts = [head];
+    this.#bytes = head.length;
+    this.#clock = clock;
+  }
+
+  add(span: CallSpan): void {
+    if (this.spans++ > 0) this.#text += ',';
+    this.#text += encodeSpan(span, this.#clock);
+  }
+
+  /** The spans added since the last seal, as bytes (the text is dropped). */
+  seal(): void {
+    if (this.#text === '') return;
+    const part = Buffer.from(this.#text);
+    this.#parts.push(part);
+    this.#bytes += part.length;
+    this.#text = '';
+  }
+
+  /** The request's body, in parts to write one after the other. */
+  finish(): { parts: Buffer[]; bytes: number } {
+    this.seal();
+    this.#parts.push(TAIL);
+    return { parts: this.#parts, bytes: this.#bytes + TAIL.length };
+  }
+}
+
 function encodeSpan(span: CallSpan, clock: WallClock): string {
   const method = methods.get(span.method);
   const target = span.target ? targets.get(targetLabel(span.target)) : undefined;
@@ -106,7 +117,8 @@ function encodeSpan(span: CallSpan, clock: WallClock): string {
   let out = `{"traceId":"${span.traceId}","spanId":"${span.spanId}"`;
   if (span.parentSpanId !== undefined) out += `,"parentSpanId":"${span.parentSpanId}"`;
   if (span.traceState !== undefined) out += `,"traceState":${quote(span.traceState)}`;
-  out += `,"name":${name},"kind":${span.direction === 'outbound' ? CLIENT : SERVER}`
+  // OTLP span kinds: server 2, client 3.
+  out += `,"name":${name},"kind":${span.direction === 'outbound' ? 3 : 2}`
     + `,"startTimeUnixNano":"${clock.nanos(span.startedAt)}","endTimeUnixNano":"${clock.nanos(span.endedAt)}"`
     + `,"attributes":[{"key":"rpc.system","value":{"stringValue":"${span.target?.kind === 'mcp' || span.method.startsWith('MCP') ? 'mcp' : 'a2a'}"}}`
     + `,{"key":"rpc.method","value":{"stringValue":${method}}}`
@@ -123,9 +135,16 @@ function encodeSpan(span: CallSpan, clock: WallClock): string {
   if (span.tool !== undefined) out += `,{"key":"mcp.tool.name","value":{"stringValue":${words.get(span.tool)}}}`;
   if (span.decision !== undefined) out += `,{"key":"agentmesh.policy.decision","value":{"stringValue":${words.get(span.decision)}}}`;
   if (span.error !== undefined) out += `,{"key":"error.type","value":{"stringValue":${words.get(span.error)}}}`;
-  const failed = span.status === 0 || span.status >= 500 || span.error !== undefined;
-  out += failed
-    ? `],"status":{"code":${STATUS_ERROR},"message":${words.get(span.error ?? (span.status === 0 ? 'cut' : `HTTP ${span.status}`))}}`
-    : `],"status":{"code":${STATUS_UNSET}}`;
-  return `${out},"flags":${FLAG_SAMPLED | FLAG_HAS_IS_REMOTE | (span.parentSpanId === undefined ? 0 : FLAG_IS_REMOTE)}}`;
+  // OTLP status: unset 0, error 2. Flags: the W3C sampled bit 0x1, "whether the parent is remote is known" 0x100, "it is" 0x200.
+  out += span.status === 0 || span.status >= 500 || span.error !== undefined
+    ? `],"status":{"code":2,"message":${words.get(span.error ?? (span.status === 0 ? 'cut' : `HTTP ${span.status}`))}}`
+    : '],"status":{"code":0}';
+  return out + (span.parentSpanId === undefined ? ',"flags":257}' : ',"flags":769}');
 }
+
+/** An export request up to its first span: this sidecar's resource and the instrumentation scope. */
+export function requestHead(resource: Readonly<Record<string, string>>, scope: string): Buffer {
+  const attributes = Object.entries(resource).map(([key, value]) => `{"key":${JSON.stringify(key)},"value":{"stringValue":${JSON.stringify(value)}}}`).join(',');
+  return Buffer.from(`{"resourceSpans":[{"resource":{"attributes":[${attributes}]},"scopeSpans":[{"scope":{"name":${JSON.stringify(scope)}},"spans":[`);
+}
+const TAIL = Buffer.from(']}]}]}');

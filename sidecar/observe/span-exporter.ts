@@ -1,7 +1,8 @@
-// Ships recorded spans to an OTLP/HTTP endpoint, off the request path: spans are encoded 64 at a time
-// in the setImmediate turn after they were recorded (so they die young), and posted in batches of
-// up to 512 every second, one request at a time, retried with backoff when the collector is busy or
-// unreachable. The queue is bounded: past it spans are dropped and counted, never blocking a call.
+// Ships recorded spans to an OTLP/HTTP endpoint, off the request path: spans are written into the
+// export request 64 at a time in the setImmediate turn after they were recorded (so they die young),
+// requests of up to 512 spans are posted at least once a second, one at a time, and retried with
+// backoff when the collector is busy or unreachable. The queue is bounded: past it spans are dropped
+// and counted, never blocking a call.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,13 +10,13 @@ import type { Logger } from '../log.ts';
 import { FailureLog } from '../log-once.ts';
 import type { CallSpan } from './call-span.ts';
 import type { TracerStats } from './call-trace.ts';
-import { encodeSpans, REQUEST_TAIL, WallClock } from './otlp-json.ts';
+import { OtlpRequest, WallClock } from './otlp-json.ts';
 
 export interface SpanExporterOptions {
   /** The OTLP/HTTP traces URL. */
   endpoint: string;
   /** The export request up to its first span (otlp-json.ts requestHead). */
-  head: string;
+  head: Buffer;
   log: Logger;
   /** Spans waiting (recorded, not yet sent) at most; more are dropped. Default 2048. */
   maxQueue?: number;
@@ -38,12 +39,9 @@ class ExportError extends Error {
   constructor(message: string, readonly retryable: boolean, readonly retryAfterMs?: number) { super(message); }
 }
 
-const COMMA = Buffer.from(',');
-
 export class SpanExporter {
   readonly #url: URL;
   readonly #head: Buffer;
-  readonly #tail = Buffer.from(REQUEST_TAIL);
   readonly #agent: HttpAgent;
   readonly #failures: FailureLog;
   readonly #clock = new WallClock();
@@ -56,10 +54,11 @@ export class SpanExporter {
   readonly #closeTimeoutMs: number;
   /** Spans recorded since the last slice was encoded. */
   #pending: CallSpan[] = [];
-  /** Encoded slices waiting to be sent, and how many spans each holds. */
-  #slices: Buffer[] = [];
-  #sliceSpans: number[] = [];
-  #sliced = 0;
+  /** The export request being written, and those written in full, waiting to be sent. */
+  #open: OtlpRequest | undefined;
+  readonly #ready: { parts: Buffer[]; bytes: number; spans: number }[] = [];
+  /** Spans in #open and #ready. */
+  #encoded = 0;
   #encodeQueued = false;
   #timer: NodeJS.Timeout | undefined;
   #sending: Promise<void> | undefined;
@@ -72,7 +71,7 @@ export class SpanExporter {
 
   constructor(options: SpanExporterOptions) {
     this.#url = new URL(options.endpoint);
-    this.#head = Buffer.from(options.head);
+    this.#head = options.head;
     this.#agent = this.#url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new HttpAgent({ keepAlive: true, maxSockets: 1 });
     this.#failures = new FailureLog(options.log, { what: 'span export' });
     this.#maxQueue = options.maxQueue ?? 2048;
@@ -86,20 +85,20 @@ export class SpanExporter {
 
   /** Queues a finished span, or drops it (counted) when the queue is full or the exporter closed. */
   add(span: CallSpan): void {
-    if (this.#closed || this.#pending.length + this.#sliced >= this.#maxQueue) {
+    if (this.#closed || this.#pending.length + this.#encoded >= this.#maxQueue) {
       this.#dropped++;
       return;
     }
     this.#pending.push(span);
     if (this.#pending.length >= this.#sliceSize && !this.#encodeQueued) {
       this.#encodeQueued = true;
-      setImmediate(this.#encodeSlice);
+      setImmediate(this.#encodeSlices);
     }
     this.#timer ??= setTimeout(this.#due, this.#delayMs).unref();
   }
 
   stats(): TracerStats {
-    return { queued: this.#pending.length + this.#sliced, exported: this.#exported, dropped: this.#dropped, failedExports: this.#failedExports };
+    return { queued: this.#pending.length + this.#encoded, exported: this.#exported, dropped: this.#dropped, failedExports: this.#failedExports };
   }
 
   /** Sends what is queued (for up to closeTimeoutMs), then stops. Idempotent; never rejects. */
@@ -110,7 +109,8 @@ export class SpanExporter {
       this.#timer = undefined;
       const deadline = setTimeout(() => this.#stop.abort(), this.#closeTimeoutMs).unref();
       try {
-        while (this.#pending.length > 0) this.#encode(this.#sliceSize);
+        this.#encode(this.#pending.length);
+        this.#finishOpen();
         this.#send();
         while (this.#sending) await this.#sending;
       } finally {
@@ -123,60 +123,61 @@ export class SpanExporter {
   }
 
   /** The full slices recorded since the last turn, encoded (a setImmediate turn: after the I/O that recorded them). */
-  readonly #encodeSlice = (): void => {
+  readonly #encodeSlices = (): void => {
     this.#encodeQueued = false;
     if (this.#closed) return;
-    while (this.#pending.length >= this.#sliceSize) this.#encode(this.#sliceSize);
-    if (this.#sliced >= this.#batchSize) this.#send();
+    this.#encode(this.#pending.length - (this.#pending.length % this.#sliceSize));
+    this.#send();
   };
 
   /** The delay ran out: everything recorded goes out now. */
   readonly #due = (): void => {
     this.#timer = undefined;
-    while (this.#pending.length > 0) this.#encode(this.#sliceSize);
+    this.#encode(this.#pending.length);
+    this.#finishOpen();
     this.#send();
   };
 
-  #encode(max: number): void {
-    const n = Math.min(max, this.#pending.length);
-    if (n === 0) return;
-    let spans = this.#pending;
+  /** Writes the oldest `n` recorded spans into export requests of up to batchSize spans. */
+  #encode(n: number): void {
+    if (n <= 0) return;
+    const spans = this.#pending;
     if (n === spans.length) this.#pending = [];
-    else spans = spans.splice(0, n);
-    if (this.#sliced === 0) this.#clock.check();
-    this.#slices.push(Buffer.from(encodeSpans(spans, 0, n, this.#clock)));
-    this.#sliceSpans.push(n);
-    this.#sliced += n;
+    else this.#pending = spans.slice(n);
+    for (let i = 0; i < n; i++) {
+      if (this.#open === undefined) {
+        this.#clock.check();
+        this.#open = new OtlpRequest(this.#head, this.#clock);
+      }
+      this.#open.add(spans[i] as CallSpan);
+      this.#encoded++;
+      if (this.#open.spans >= this.#batchSize) this.#finishOpen();
+    }
+    this.#open?.seal();
   }
 
-  /** Starts sending the oldest batch, unless a send is under way (it looks again when done). */
+  #finishOpen(): void {
+    if (this.#open === undefined) return;
+    this.#ready.push({ ...this.#open.finish(), spans: this.#open.spans });
+    this.#open = undefined;
+  }
+
+  /** Starts sending the oldest finished request, unless a send is under way (it looks again when done). */
   #send(): void {
-    if (this.#sending || this.#sliced === 0) return;
-    const parts: Buffer[] = [this.#head];
-    let spans = 0;
-    let slices = 0;
-    while (slices < this.#slices.length) {
-      const n = this.#sliceSpans[slices] as number;
-      if (spans > 0 && spans + n > this.#batchSize) break;
-      if (spans > 0) parts.push(COMMA);
-      parts.push(this.#slices[slices] as Buffer);
-      spans += n;
-      slices++;
-    }
-    parts.push(this.#tail);
-    this.#slices.splice(0, slices);
-    this.#sliceSpans.splice(0, slices);
-    this.#sliced -= spans;
-    if (this.#sliced === 0 && this.#pending.length === 0) { clearTimeout(this.#timer); this.#timer = undefined; }
-    this.#sending = this.#deliver(Buffer.concat(parts), spans).finally(() => {
+    if (this.#sending) return;
+    const next = this.#ready.shift();
+    if (next === undefined) return;
+    this.#encoded -= next.spans;
+    if (this.#encoded === 0 && this.#pending.length === 0) { clearTimeout(this.#timer); this.#timer = undefined; }
+    this.#sending = this.#deliver(next, next.spans).finally(() => {
       this.#sending = undefined;
-      if (this.#sliced >= this.#batchSize || (this.#closed && this.#sliced > 0)) this.#send();
-      else if (this.#sliced + this.#pending.length > 0 && !this.#closed) this.#timer ??= setTimeout(this.#due, this.#delayMs).unref();
+      this.#send();
+      if (!this.#sending && !this.#closed && this.#encoded + this.#pending.length > 0) this.#timer ??= setTimeout(this.#due, this.#delayMs).unref();
     });
   }
 
   /** Posts one batch, retrying what a retry may fix; counts it exported or dropped. Never rejects. */
-  async #deliver(body: Buffer, spans: number): Promise<void> {
+  async #deliver(body: { parts: Buffer[]; bytes: number }, spans: number): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#post(body);
@@ -199,12 +200,13 @@ export class SpanExporter {
     }
   }
 
-  #post(body: Buffer): Promise<void> {
+  /** One POST, its body written part by part (no copy into one buffer). */
+  #post(body: { parts: Buffer[]; bytes: number }): Promise<void> {
     return new Promise((resolve, reject) => {
       const send = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = send(this.#url, {
         method: 'POST', agent: this.#agent, timeout: this.#timeoutMs, signal: this.#stop.signal,
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
+        headers: { 'content-type': 'application/json', 'content-length': body.bytes },
       }, (res: IncomingMessage) => {
         res.resume();
         res.once('error', reject);
@@ -216,7 +218,9 @@ export class SpanExporter {
       });
       req.once('timeout', () => req.destroy(new Error(`no answer from the collector within ${this.#timeoutMs} ms`)));
       req.once('error', reject);
-      req.end(body);
+      // Written before the agent hands out a socket, so the parts leave together (one writev).
+      for (const part of body.parts) req.write(part);
+      req.end();
     });
   }
 }
