@@ -64,6 +64,9 @@ export class SpanExporter {
   #sending: Promise<void> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Aborted when close() starts: ends a retry's wait. */
+  readonly #closingNow = new AbortController();
+  /** Aborted at the close deadline: ends what is still in flight. */
   readonly #stop = new AbortController();
   #exported = 0;
   #dropped = 0;
@@ -105,6 +108,7 @@ export class SpanExporter {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      this.#closingNow.abort();
       clearTimeout(this.#timer);
       this.#timer = undefined;
       const deadline = setTimeout(() => this.#stop.abort(), this.#closeTimeoutMs).unref();
@@ -194,8 +198,8 @@ export class SpanExporter {
         }
         const backoff = Math.min(5000, 500 * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
         const wait = err instanceof ExportError && err.retryAfterMs !== undefined ? Math.min(err.retryAfterMs, 30_000) : backoff;
-        // While closing, no waiting: one more try now, until the close deadline aborts.
-        if (!this.#closed) await sleep(wait, undefined, { signal: this.#stop.signal, ref: false }).catch(() => undefined);
+        // Once closing, no waiting: the next try goes now (until the close deadline aborts it).
+        await sleep(wait, undefined, { signal: this.#closingNow.signal, ref: false }).catch(() => undefined);
       }
     }
   }

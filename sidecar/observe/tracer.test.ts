@@ -21,7 +21,7 @@ interface Span {
 interface Export { resourceSpans: { resource: { attributes: { key: string; value: Value }[] }; scopeSpans: { scope: { name: string }; spans: Span[] }[] }[] }
 
 /** An OTLP/HTTP receiver: answers each export with the next of `statuses` (then 200), or holds it when `hold`. */
-async function receiver(t: { after(fn: () => unknown): void }, options: { statuses?: number[]; hold?: boolean } = {}) {
+async function receiver(t: { after(fn: () => unknown): void }, options: { statuses?: number[]; hold?: boolean; retryAfter?: string } = {}) {
   const exports: Export[] = [];
   const held: ServerResponse[] = [];
   let requests = 0;
@@ -35,7 +35,7 @@ async function receiver(t: { after(fn: () => unknown): void }, options: { status
       if (options.hold) { held.push(res); return; }
       const status = options.statuses?.shift() ?? 200;
       if (status === 200) exports.push(body);
-      res.writeHead(status, status === 503 ? { 'retry-after': '0' } : {}).end('{}');
+      res.writeHead(status, status === 503 ? { 'retry-after': options.retryAfter ?? '0' } : {}).end('{}');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -215,4 +215,14 @@ test('the queue is bounded: past maxQueue spans are dropped and counted; close g
   assert.equal(stats.queued, 0);
   call(tracer, 'outbound', {});
   assert.equal(tracer.stats().dropped, 21, 'a span after close is dropped');
+});
+
+test('close does not sit out a retry\'s wait: the batch goes again at once', async (t) => {
+  const otlp = await receiver(t, { statuses: [503], retryAfter: '30' });
+  const tracer = tracerFor(otlp.url, { export: { delayMs: 1 } });
+  call(tracer, 'outbound', {});
+  await waitFor('the first try answered 503', () => otlp.requests() === 1);
+  await tracer.close();
+  assert.equal(otlp.requests(), 2);
+  assert.deepEqual(tracer.stats(), { queued: 0, exported: 1, dropped: 0, failedExports: 0 });
 });
