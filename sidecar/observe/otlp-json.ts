@@ -1,7 +1,7 @@
 // OTLP/HTTP JSON for recorded spans (the encoding the OpenTelemetry collector and every OTLP backend
 // accept at /v1/traces): one export request written a slice of spans at a time, each slice turned into
-// bytes once. Strings are escaped only when they need it (JSON.stringify then); values with few distinct
-// spellings (methods, targets, callers, codes) are quoted once and cached.
+// bytes once (as latin1 when it is all ASCII, which skips a UTF-8 pass). Strings are escaped only when
+// they need it; what follows from a call's caller, target, method and direction is built once, cached.
 import { targetLabel } from '../metric-labels.ts';
 import type { CallSpan } from './call-span.ts';
 
@@ -42,42 +42,81 @@ export class WallClock {
   }
 }
 
-/** Characters a JSON string cannot hold as they are (and lone surrogates, which JSON.stringify escapes). */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** A string as a JSON string literal: JSON.stringify only when something needs escaping (it costs twice a test). */
-function quote(value: string): string {
-  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
-}
+/** Printable ASCII other than `"` and `\`: such a string is its own JSON string body, byte for byte. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const ASCII = /^[\x00-\x7f]*$/;
 
 /**
- * Quoted values of a field with few distinct values (methods, targets, callers, tools, codes), each
- * quoted once. Bounded: past `max` values it starts over, so a caller inventing names cannot grow it.
+ * Text that is the same for many spans, built once: bounded maps that start over past `max` entries,
+ * so a caller inventing names or methods cannot grow them.
  */
-class QuotedCache {
-  readonly #map = new Map<string, string>();
-  constructor(readonly max = 256) {}
-  get(value: string): string {
-    let quoted = this.#map.get(value);
-    if (quoted === undefined) {
+class Cache<K, V> {
+  readonly #map = new Map<K, V>();
+  constructor(readonly max: number) {}
+  get(key: K, make: (key: K) => V): V {
+    let value = this.#map.get(key);
+    if (value === undefined) {
       if (this.#map.size >= this.max) this.#map.clear();
-      quoted = quote(value);
-      this.#map.set(value, quoted);
+      value = make(key);
+      this.#map.set(key, value);
     }
-    return quoted;
+    return value;
   }
 }
 
-const methods = new QuotedCache();
-const targets = new QuotedCache();
-const callers = new QuotedCache();
-const words = new QuotedCache();
+/** A stretch of JSON, and whether it is all ASCII (then the request's bytes are its characters: latin1, no UTF-8 pass). */
+interface Text { json: string; ascii: boolean }
+
+const quoted = (value: string): Text => {
+  const json = JSON.stringify(value);
+  return { json, ascii: ASCII.test(json) };
+};
+const attribute = (key: string, value: string) => `{"key":"${key}","value":{"stringValue":${JSON.stringify(value)}}}`;
+
+/**
+ * The part of a span that follows from its caller, target, method and direction: name, kind and those
+ * attributes, with rpc.system (which is mcp for an MCP target or an `MCP …` method).
+ */
+function callBlock(caller: string | undefined, target: string | undefined, method: string, outbound: boolean): Text {
+  const name = target === undefined ? method : `${method} ${target}`;
+  const system = target?.startsWith('mcp/') === true || method.startsWith('MCP') ? 'mcp' : 'a2a';
+  // OTLP span kinds: server 2, client 3.
+  let json = `"name":${JSON.stringify(name)},"kind":${outbound ? 3 : 2},"attributes":[{"key":"rpc.system","value":{"stringValue":"${system}"}},${attribute('rpc.method', method)}`
+    + `,{"key":"agentmesh.direction","value":{"stringValue":"${outbound ? 'outbound' : 'inbound'}"}}`;
+  if (target !== undefined) json += `,${attribute('agentmesh.target', target)}`;
+  if (caller !== undefined) json += `,${attribute('agentmesh.caller', caller)}`;
+  return { json, ascii: ASCII.test(json) };
+}
+
+type Blocks = Cache<string, [Text | undefined, Text | undefined]>;
+/** callBlock results by caller ('' for none), target ('' for none), method, then direction. */
+const blocks = new Cache<string, Cache<string, Blocks>>(256);
+
+function blockOf(span: CallSpan): Text {
+  const target = span.target ? targetLabel(span.target) : undefined;
+  const byMethod = blocks.get(span.caller ?? '', () => new Cache(256)).get(target ?? '', () => new Cache(64));
+  const pair = byMethod.get(span.method, () => [undefined, undefined]);
+  const outbound = span.direction === 'outbound';
+  const at = outbound ? 0 : 1;
+  return (pair[at] ??= callBlock(span.caller, target, span.method, outbound));
+}
+
+/** retries, hops and status code: mostly the same few triples. */
+const counts = new Cache<number, string>(1024);
+const countsOf = (retries: number, hops: number, status: number) =>
+  `,{"key":"agentmesh.retries","value":{"intValue":${retries}}},{"key":"agentmesh.hops","value":{"intValue":${hops}}},{"key":"http.response.status_code","value":{"intValue":${status}}}`;
+
+/** Status (OTLP: unset 0, error 2) and flags (W3C sampled 0x1, "whether the parent is remote is known" 0x100, "it is" 0x200). */
+const words = new Cache<string, Text>(256);
+const OK_ROOT = '],"status":{"code":0},"flags":257}';
+const OK_CHILD = '],"status":{"code":0},"flags":769}';
 
 /** One export request being written: the head, spans separated by commas, then finish(). */
 export class OtlpRequest {
   readonly #clock: WallClock;
   readonly #parts: Buffer[];
   #text = '';
+  #ascii = true;
   #bytes: number;
   spans = 0;
 
@@ -88,17 +127,58 @@ export class OtlpRequest {
   }
 
   add(span: CallSpan): void {
-    if (this.spans++ > 0) this.#text += ',';
-    this.#text += encodeSpan(span, this.#clock);
+    let out = `${this.spans++ > 0 ? ',' : ''}{"traceId":"${span.traceId}","spanId":"${span.spanId}`;
+    if (span.parentSpanId !== undefined) out += `","parentSpanId":"${span.parentSpanId}`;
+    out += `","startTimeUnixNano":"${this.#clock.nanos(span.startedAt)}","endTimeUnixNano":"${this.#clock.nanos(span.endedAt)}",`;
+    if (span.traceState !== undefined) out += `"traceState":${this.#string(span.traceState)},`;
+    const block = blockOf(span);
+    if (!block.ascii) this.#ascii = false;
+    // The request id needs no escaping: RequestContext takes it only in REQUEST_ID's characters (sdk/mesh-headers.ts) or makes a UUID.
+    out += `${block.json},{"key":"agentmesh.request_id","value":{"stringValue":"${span.requestId}"}}`;
+    const retries = span.retries | 0;
+    const hops = span.hops | 0;
+    const status = span.status | 0;
+    out += retries < 16 && hops < 64 && status >= 0 && status < 1000
+      ? counts.get(status + 1000 * hops + 64_000 * retries, () => countsOf(retries, hops, status))
+      : countsOf(retries, hops, status);
+    if (span.taskId !== undefined) out += `,{"key":"a2a.task_id","value":{"stringValue":${this.#string(span.taskId)}}}`;
+    if (span.contextId !== undefined) out += `,{"key":"a2a.context_id","value":{"stringValue":${this.#string(span.contextId)}}}`;
+    if (span.tool !== undefined) out += `,{"key":"mcp.tool.name","value":{"stringValue":${this.#word(span.tool)}}}`;
+    if (span.decision !== undefined) out += `,{"key":"agentmesh.policy.decision","value":{"stringValue":${this.#word(span.decision)}}}`;
+    if (span.error !== undefined) out += `,{"key":"error.type","value":{"stringValue":${this.#word(span.error)}}}`;
+    const root = span.parentSpanId === undefined;
+    if (span.status === 0 || span.status >= 500 || span.error !== undefined) {
+      const message = this.#word(span.error ?? (span.status === 0 ? 'cut' : `HTTP ${span.status}`));
+      out += `],"status":{"code":2,"message":${message}},"flags":${root ? 257 : 769}}`;
+    } else {
+      out += root ? OK_ROOT : OK_CHILD;
+    }
+    this.#text += out;
+  }
+
+  /** A JSON string literal; JSON.stringify only when the string needs escaping or is not ASCII. */
+  #string(value: string): string {
+    if (PLAIN.test(value)) return `"${value}"`;
+    const text = quoted(value);
+    if (!text.ascii) this.#ascii = false;
+    return text.json;
+  }
+
+  /** A JSON string literal of a value with few spellings (tool, decision, error code), cached. */
+  #word(value: string): string {
+    const text = words.get(value, quoted);
+    if (!text.ascii) this.#ascii = false;
+    return text.json;
   }
 
   /** The spans added since the last seal, as bytes (the text is dropped). */
   seal(): void {
     if (this.#text === '') return;
-    const part = Buffer.from(this.#text);
+    const part = Buffer.from(this.#text, this.#ascii ? 'latin1' : 'utf8');
     this.#parts.push(part);
     this.#bytes += part.length;
     this.#text = '';
+    this.#ascii = true;
   }
 
   /** The request's body, in parts to write one after the other. */
@@ -107,39 +187,6 @@ export class OtlpRequest {
     this.#parts.push(TAIL);
     return { parts: this.#parts, bytes: this.#bytes + TAIL.length };
   }
-}
-
-function encodeSpan(span: CallSpan, clock: WallClock): string {
-  const method = methods.get(span.method);
-  const target = span.target ? targets.get(targetLabel(span.target)) : undefined;
-  // "method target": the two JSON string bodies joined by a space are still a valid JSON string.
-  const name = target === undefined ? method : `${method.slice(0, -1)} ${target.slice(1)}`;
-  let out = `{"traceId":"${span.traceId}","spanId":"${span.spanId}"`;
-  if (span.parentSpanId !== undefined) out += `,"parentSpanId":"${span.parentSpanId}"`;
-  if (span.traceState !== undefined) out += `,"traceState":${quote(span.traceState)}`;
-  // OTLP span kinds: server 2, client 3.
-  out += `,"name":${name},"kind":${span.direction === 'outbound' ? 3 : 2}`
-    + `,"startTimeUnixNano":"${clock.nanos(span.startedAt)}","endTimeUnixNano":"${clock.nanos(span.endedAt)}"`
-    + `,"attributes":[{"key":"rpc.system","value":{"stringValue":"${span.target?.kind === 'mcp' || span.method.startsWith('MCP') ? 'mcp' : 'a2a'}"}}`
-    + `,{"key":"rpc.method","value":{"stringValue":${method}}}`
-    // The request id needs no escaping: RequestContext takes it only in REQUEST_ID's characters (sdk/mesh-headers.ts) or makes a UUID.
-    + `,{"key":"agentmesh.request_id","value":{"stringValue":"${span.requestId}"}}`
-    + `,{"key":"agentmesh.direction","value":{"stringValue":"${span.direction}"}}`
-    + `,{"key":"agentmesh.retries","value":{"intValue":${span.retries | 0}}}`
-    + `,{"key":"agentmesh.hops","value":{"intValue":${span.hops | 0}}}`
-    + `,{"key":"http.response.status_code","value":{"intValue":${span.status | 0}}}`;
-  if (target !== undefined) out += `,{"key":"agentmesh.target","value":{"stringValue":${target}}}`;
-  if (span.caller !== undefined) out += `,{"key":"agentmesh.caller","value":{"stringValue":${callers.get(span.caller)}}}`;
-  if (span.taskId !== undefined) out += `,{"key":"a2a.task_id","value":{"stringValue":${quote(span.taskId)}}}`;
-  if (span.contextId !== undefined) out += `,{"key":"a2a.context_id","value":{"stringValue":${quote(span.contextId)}}}`;
-  if (span.tool !== undefined) out += `,{"key":"mcp.tool.name","value":{"stringValue":${words.get(span.tool)}}}`;
-  if (span.decision !== undefined) out += `,{"key":"agentmesh.policy.decision","value":{"stringValue":${words.get(span.decision)}}}`;
-  if (span.error !== undefined) out += `,{"key":"error.type","value":{"stringValue":${words.get(span.error)}}}`;
-  // OTLP status: unset 0, error 2. Flags: the W3C sampled bit 0x1, "whether the parent is remote is known" 0x100, "it is" 0x200.
-  out += span.status === 0 || span.status >= 500 || span.error !== undefined
-    ? `],"status":{"code":2,"message":${words.get(span.error ?? (span.status === 0 ? 'cut' : `HTTP ${span.status}`))}}`
-    : '],"status":{"code":0}';
-  return out + (span.parentSpanId === undefined ? ',"flags":257}' : ',"flags":769}');
 }
 
 /** An export request up to its first span: this sidecar's resource and the instrumentation scope. */
