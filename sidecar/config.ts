@@ -342,7 +342,7 @@ export const SidecarConfigSchema = z.strictObject({
     /** One structured line per call (request id, caller, target, method, status, duration, retries). */
     access: Bool.default(false),
   }).prefault({}),
-  /** OpenTelemetry tracing: a client span per outbound call, a server span per inbound call, OTLP/HTTP export. */
+  /** Tracing: W3C trace context, a client span per outbound call, a server span per inbound call, OTLP/HTTP (JSON) export. */
   telemetry: z.strictObject({
     enabled: Bool.default(false),
     /** The OTLP/HTTP traces URL (JSON encoding). */

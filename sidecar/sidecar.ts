@@ -252,7 +252,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger, options: 
         ],
         state: () => ({
           instance, identity: identity.id, agent: agent?.name, registry: registry.backend, breakers: resilience.snapshot(), resources: reaper.resources(),
-          overload: { admission: admission?.snapshot(), mcp: Object.fromEntries([...mcpAdmissions].map(([name, a]) => [name, a.snapshot()])), pending: pending.snapshot() }, policy: policy.status(), tap: { clients: tap.clients, dropped: tap.dropped }, config: redactConfig(config),
+          overload: { admission: admission?.snapshot(), mcp: Object.fromEntries([...mcpAdmissions].map(([name, a]) => [name, a.snapshot()])), pending: pending.snapshot() }, policy: policy.status(), tap: { clients: tap.clients, dropped: tap.dropped }, tracing: observing.tracing(), config: redactConfig(config),
         }),
       }),
     }).catch(listenFailed('listen.admin', config.listen.admin));

@@ -159,6 +159,10 @@ test('a three-hop chain shows as one trace, in the access log and on the tap of 
   assert.equal(aClient.attrs['agentmesh.request_id'], bServer.attrs['agentmesh.request_id'], 'both ends of a hop name the same request');
   assert.equal(aClient.attrs['a2a.context_id'], `ctx-${unique}`);
   assert.equal(bServer.attrs['a2a.context_id'], `ctx-${unique}`);
+  // The tracer's counters on the admin listener: a's span went out, nothing was lost.
+  const tracing = ((await (await fetch(`${a.admin}/api/state`)).json()) as { tracing: { exported: number; dropped: number } }).tracing;
+  assert.ok(tracing.exported >= 1, `exported ${tracing.exported}`);
+  assert.equal(tracing.dropped, 0);
 
   // The access log and the tap: every hop, each named by the request id both its ends share.
   const accessOf = (lines: Record<string, unknown>[]) => lines.filter((l) => l.log === 'access');

@@ -47,7 +47,7 @@ export function callEvent(ctx: RequestContext, status: number, error: string | u
 }
 
 /** ctx.decision as a word: the policy layer's `{ allowed }`, or a string it set. */
-function decisionOf(decision: unknown): string | undefined {
+export function decisionOf(decision: unknown): string | undefined {
   if (typeof decision === 'string') return decision;
   if (typeof decision === 'object' && decision !== null && 'allowed' in decision && typeof decision.allowed === 'boolean') {
     return decision.allowed ? 'allow' : 'deny';

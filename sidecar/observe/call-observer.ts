@@ -1,6 +1,6 @@
-// What happens around each call besides metrics: the trace span (started when the request arrives),
-// the access log line and the tap event (when its response closes). Does nothing and builds nothing
-// for a call nobody watches (tracing off, access log off, no tap client).
+// What happens around each call besides metrics: the trace span (started when the request arrives,
+// ended when its response closes), the access log line and the tap event. The call event those two
+// read is built only when one of them is on; the span reads the request context itself.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../log.ts';
 import type { RequestContext } from '../request-context.ts';
@@ -32,9 +32,9 @@ export function createCallObserver(options: CallObserverOptions): CallObserver {
       if (tracer) ctx.trace = tracer.begin(ctx, req.headers);
     },
     end(ctx, status, error) {
-      if (!ctx.trace && !access && tap.clients === 0) return;
+      ctx.trace?.end(ctx, status, error);
+      if (!access && tap.clients === 0) return;
       const event = callEvent(ctx, status, error);
-      ctx.trace?.end(event);
       access?.(event);
       tap.publish(event);
     },
