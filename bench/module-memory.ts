@@ -23,7 +23,7 @@ const STEPS: [string, string?][] = [
   [`${ROOT}dist/sidecar/transport/undici.js`],
   [`${ROOT}dist/registry/index.js`],
   [`${ROOT}dist/sidecar/sidecar.js`],
-  [`${ROOT}dist/sidecar/observe/otel-tracer.js`, 'OpenTelemetry, with tracing on only'],
+  [`${ROOT}dist/sidecar/observe/tracer.js`, 'the tracer and OTLP exporter, with tracing on only'],
   ['@modelcontextprotocol/sdk/client/index.js', 'MCP SDK client, for stdio MCP servers only'],
 ];
 

@@ -16,8 +16,29 @@ export function followRotation(deps: { identities: IdentitySource; inbound: List
   });
 }
 
-/** The config for /api/state, without the join token. */
+/**
+ * The config for /api/state: without the join token, and URLs (the OTLP endpoint, NATS servers) without
+ * user info or query, where a collector or NATS credential could have been written.
+ */
 export function redactConfig(config: SidecarConfig): SidecarConfig {
-  if (config.identity.token === undefined) return config;
-  return { ...config, identity: { ...config.identity, token: '[redacted]' } };
+  const nats = config.registry.nats;
+  return {
+    ...config,
+    identity: config.identity.token === undefined ? config.identity : { ...config.identity, token: '[redacted]' },
+    telemetry: { ...config.telemetry, endpoint: redactUrl(config.telemetry.endpoint) },
+    registry: nats === undefined ? config.registry : { ...config.registry, nats: Array.isArray(nats) ? nats.map(redactUrl) : redactUrl(nats as string) },
+  };
+}
+
+/** A URL as it may be logged or shown: user info and query replaced by "[redacted]". */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username === '' && parsed.password === '' && parsed.search === '') return url;
+    if (parsed.username !== '' || parsed.password !== '') { parsed.username = 'redacted'; parsed.password = ''; }
+    if (parsed.search !== '') parsed.search = '?redacted';
+    return parsed.toString();
+  } catch {
+    return url.includes('@') || url.includes('?') ? '[redacted]' : url;
+  }
 }

@@ -1,6 +1,7 @@
 // One sidecar's observation parts, started and stopped together: the tracer (telemetry.enabled), the
 // access log (log.access), the tap, and the call observer the listeners call.
 import type { SidecarConfig } from '../config.ts';
+import { redactUrl } from '../rotation.ts';
 import type { Logger } from '../log.ts';
 import { createCallObserver, type CallObserver } from './call-observer.ts';
 import type { TracerStats } from './call-trace.ts';
@@ -18,7 +19,7 @@ export interface Observing {
 
 export async function startObserving(config: SidecarConfig, log: Logger, self: { instance: string; identity: string }): Promise<Observing> {
   const tracer = await startTracing(config, { 'service.instance.id': self.instance, 'agentmesh.identity': self.identity }, log);
-  if (tracer) log.info({ endpoint: config.telemetry.endpoint, sampling: config.telemetry.sampling }, 'tracing on');
+  if (tracer) log.info({ endpoint: redactUrl(config.telemetry.endpoint), sampling: config.telemetry.sampling }, 'tracing on');
   const tap = new Tap();
   let closing: Promise<void> | undefined;
   return {
