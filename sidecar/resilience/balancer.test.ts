@@ -49,6 +49,29 @@ describe('Balancer', () => {
     for (let i = 0; i < 20; i++) assert.equal(balancer.pick([c('a'), c('b')], new Set())?.instance, 'b');
   });
 
+  test('the error percentage opens the breaker once the window holds volumeThreshold calls; calls in flight count, aborted ones do not fail', async (t) => {
+    const { balancer, fail, ok, state, types } = setup(t, { volumeThreshold: 6, errorThresholdPercentage: 50, consecutiveFailures: 100 });
+    const aborted = () => balancer.call('a', false, async () => { throw Object.assign(new Error('gone'), { code: 'ABORTED' }); }).catch((err: unknown) => err);
+    await ok('a');
+    await fail('a');
+    await fail('a');
+    await fail('a');
+    assert.equal(state('a'), 'closed', '3 failures of 4 calls: below the volume threshold of six');
+    await aborted();
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const inFlight = [balancer.call('a', false, () => held.then(() => 'late')), balancer.call('a', false, () => held.then(() => 'late'))];
+    await fail('a');
+    // Were the aborted call a failure, or the two calls in flight not counted, this would be 5 of 8 or 4 of 6.
+    assert.equal(state('a'), 'closed', '4 failures of 8 calls (the aborted one and the two in flight count as calls, not failures): not above 50 %');
+    await fail('a');
+    assert.equal(state('a'), 'open', '5 of 9: above 50 %');
+    release();
+    assert.deepEqual(await Promise.all(inFlight), ['late', 'late'], 'calls already running when it opened finish');
+    assert.equal(state('a'), 'open');
+    assert.deepEqual(types('a'), ['open']);
+  });
+
   test('the half-open probe comes after resetTimeout, and a good probe closes the breaker', async (t) => {
     const { balancer, fail, ok, state, types } = setup(t);
     for (let i = 0; i < 3; i++) await fail('a');
