@@ -22,3 +22,29 @@ test('an attempt that produced no answer leaves no entry', () => {
   dedup.begin('k')(undefined);
   assert.equal(dedup.previous('k'), undefined);
 });
+
+test('duplicates that come while the first attempt runs wait for its outcome; later ones get it at once', async () => {
+  const dedup = new MessageDedup();
+  assert.equal(dedup.previous('k'), undefined, 'the first time');
+  const settle = dedup.begin('k');
+  const waiting = [dedup.previous('k'), dedup.previous('k')];
+  let settled = false;
+  void Promise.all(waiting).then(() => { settled = true; });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'nothing to replay before the first attempt ends');
+  const outcome = { status: 200, headers: { 'content-type': 'application/json', connection: 'keep-alive' }, body: Buffer.from('{"ok":true}') };
+  settle(outcome);
+  assert.deepEqual(await Promise.all(waiting), [outcome, outcome]);
+  assert.equal(await dedup.previous('k'), outcome);
+  settle(undefined);
+  assert.equal(await dedup.previous('k'), outcome, 'a second settle changes nothing');
+});
+
+test('an attempt that ends without an answer releases its waiters with none, and leaves no entry', async () => {
+  const dedup = new MessageDedup();
+  const settle = dedup.begin('k');
+  const waiting = dedup.previous('k');
+  settle(undefined);
+  assert.equal(await waiting, undefined);
+  assert.equal(dedup.previous('k'), undefined);
+});

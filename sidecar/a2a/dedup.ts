@@ -12,13 +12,19 @@ const MAX_CAPTURE = 1024 * 1024;
 
 export interface Outcome {
   status: number;
-  headers: Record<string, string | string[]>;
+  /** As the agent answered; hop-by-hop ones are dropped when replayed (replay is rare, recording is not). */
+  headers: Record<string, string | string[] | undefined>;
   body: Buffer;
 }
 
 interface Entry {
   at: number;
-  outcome: Promise<Outcome | undefined>;
+  /** Set once the first attempt ended with an answer worth replaying. */
+  outcome: Outcome | undefined;
+  /** The first attempt still runs. */
+  running: boolean;
+  /** Duplicates waiting for a running first attempt (rare: no promise is made per message unless one waits). */
+  waiting: ((outcome: Outcome | undefined) => void)[] | undefined;
   bytes: number;
 }
 
@@ -39,30 +45,34 @@ export class MessageDedup {
       this.#delete(key, entry);
       return undefined;
     }
-    return entry.outcome;
+    if (!entry.running) return Promise.resolve(entry.outcome);
+    return new Promise<Outcome | undefined>((resolve) => { (entry.waiting ??= []).push(resolve); });
   }
 
   /** Registers the first attempt; call `settle` with its outcome (undefined when it produced none). */
   begin(key: string): (outcome: Outcome | undefined) => void {
-    let settle: (outcome: Outcome | undefined) => void = () => undefined;
-    const outcome = new Promise<Outcome | undefined>((resolve) => { settle = resolve; });
-    const entry: Entry = { at: Date.now(), outcome, bytes: 0 };
+    const entry: Entry = { at: Date.now(), outcome: undefined, running: true, waiting: undefined, bytes: 0 };
     this.#entries.set(key, entry);
     this.#evict();
     return (o) => {
-      settle(o);
+      if (!entry.running) return;
+      entry.running = false;
+      entry.outcome = o;
+      const waiting = entry.waiting;
+      entry.waiting = undefined;
+      if (waiting) for (const resolve of waiting) resolve(o);
       if (this.#entries.get(key) !== entry) return;
       // An attempt that ended without a usable answer leaves no trace: the next one runs for real.
       if (!o) this.#delete(key, entry);
       else {
-        entry.bytes = o.body.length;
+        entry.bytes = retainedBytes(o.body);
         this.#bytes += entry.bytes;
         this.#evict();
       }
     };
   }
 
-  /** Drops the oldest entries past the count or byte limit. */
+/** Drops the oldest entries past the count or byte limit. */
   #evict(): void {
     while (this.#entries.size > MAX_ENTRIES || this.#bytes > MAX_BYTES) {
       const oldest = this.#entries.entries().next().value;
@@ -79,7 +89,10 @@ export class MessageDedup {
 
 /** Writes a recorded outcome as the answer to a duplicate. */
 export function replay(res: ServerResponse, outcome: Outcome): void {
-  res.writeHead(outcome.status, { ...outcome.headers, 'content-length': outcome.body.length, [DEDUPLICATED_HEADER]: 'true' });
+  const headers: Record<string, string | string[] | number> = replayHeaders(outcome.headers);
+  headers['content-length'] = outcome.body.length;
+  headers[DEDUPLICATED_HEADER] = 'true';
+  res.writeHead(outcome.status, headers);
   res.end(outcome.body);
 }
 
@@ -103,10 +116,27 @@ export function recorder(onDone: (outcome: Outcome | undefined) => void) {
       chunks.push(c);
     },
     end(complete: boolean) {
-      // Copied out of the socket's buffers, so a kept answer does not pin them.
-      onDone(keep && complete && status > 0 ? { status, headers: replayHeaders(headers), body: Buffer.concat(chunks, size) } : undefined);
+      onDone(keep && complete && status > 0 ? { status, headers, body: kept(chunks, size) } : undefined);
     },
   };
+}
+
+/**
+ * The body to keep. A body that came in one chunk is kept as it is when that chunk's memory is little more
+ * than the body (the usual small JSON answer: the read that carried it); otherwise, and for several chunks,
+ * it is copied out, so a kept answer never pins a large socket buffer.
+ */
+function kept(chunks: Buffer[], size: number): Buffer {
+  const only = chunks.length === 1 ? chunks[0] : undefined;
+  if (only && only.buffer.byteLength <= only.length + PIN_SLACK) return only;
+  return Buffer.concat(chunks, size);
+}
+/** Bytes of a chunk's memory a kept body may hold beyond itself (a response head, mostly). */
+const PIN_SLACK = 4096;
+
+/** What keeping `body` holds in memory: the whole buffer under it (what the byte limit counts). */
+function retainedBytes(body: Buffer): number {
+  return Math.max(body.length, body.buffer.byteLength <= body.length + PIN_SLACK ? body.buffer.byteLength : body.length);
 }
 
 const NOT_REPLAYED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);

@@ -10,7 +10,7 @@ import type { PolicyGate } from '../policy/policy-gate.ts';
 import type { RequestContext } from '../request-context.ts';
 import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
-import { forward } from '../transport/proxy.ts';
+import { forward, type ForwardRequest } from '../transport/proxy.ts';
 import type { Admission } from '../overload/admission.ts';
 import { admitCall, admitted, beforeForwarding, budgetLeft } from '../overload/admit-call.ts';
 import { CARD_PATH, type Binding } from './agent-card.ts';
@@ -91,18 +91,25 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: target.host };
     if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
     Object.assign(headers, forAgent);
-    await admitted(permit, forward({
+    const forwarded = forwardHeaders(req.headers, headers);
+    Object.assign(forwarded, traceHeaders(ctx));
+    const base = target.pathname.endsWith('/') ? target.pathname.slice(0, -1) : target.pathname;
+    const request: ForwardRequest = {
       dispatcher: agent.dispatcher,
       origin: target.origin,
       method: req.method ?? 'GET',
-      path: `${target.pathname.replace(/\/$/, '')}${route.rest}${route.search}` || '/',
-      headers: forwardHeaders(req.headers, { ...headers, ...traceHeaders(ctx) }),
-      ...(body ? { body } : {}),
+      path: `${base}${route.rest}${route.search}` || '/',
+      headers: forwarded,
+      body,
       target: `local agent '${agent.name}'`,
-      ...(budget === undefined ? {} : { timeoutMs: budget }),
       maxSseEvent: deps.maxSseEvent, errorContext: ctx,
-      ...(record ? { onResponse: (status: number, h: Record<string, string | string[] | undefined>) => record.head(status, h), observe: record } : {}),
-    }, res));
+    };
+    if (budget !== undefined) request.timeoutMs = budget;
+    if (record) {
+      request.onResponse = record.head;
+      request.observe = record;
+    }
+    await admitted(permit, forward(request, res));
   }
 
   /** The agent's own card, in the shape the caller's A2A-Version asks for (the agent decides). */

@@ -72,15 +72,21 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     }
     await deps.users.outbound(req, ctx, { params: read.params, body, rest: route.rest !== '' });
     deps.policy.check(ctx);
-    requireAgent(agent);
-    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target: `agent '${agent}'` });
+    const instances = requireAgent(agent);
+    const target = `agent '${agent}'`;
+    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target });
     ctx.hops = hop.hops;
     ctx.timeoutMs = hop.timeoutMs;
     deps.pending?.hold(agent, res);
-    const delegated = await deps.users.hopHeaders(ctx, deps.view.agentInstances(agent), `agent '${agent}'`);
+    // Without a delegation chain there are no hop headers to sign, and without a task no owner to look up: no await.
+    const delegated = ctx.delegation ? await deps.users.hopHeaders(ctx, instances, target) : undefined;
+    const headers = forwardHeaders(req.headers, hop.headers, deps.dropHeaders);
+    if (delegated) Object.assign(headers, delegated);
+    headers[REQUEST_ID_HEADER] = ctx.requestId;
+    Object.assign(headers, traceHeaders(ctx));
     await resilientForward({
       candidates: () => deps.view.agentInstances(agent),
-      preferred: await deps.affinity.ownerOf(agent, ctx.taskId),
+      preferred: ctx.taskId === undefined ? undefined : await deps.affinity.ownerOf(agent, ctx.taskId),
       idempotent: method?.readOnly ?? (req.method === 'GET' || req.method === 'HEAD'),
       // The receiving sidecar deduplicates these by messageId, so a resend after a lost connection is safe.
       resendOnLoss: method?.deduplicated === true && ctx.messageId !== undefined,
@@ -93,12 +99,12 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       request: {
         method: req.method ?? 'GET',
         path: `/a2a/${agent}${route.rest}${route.search}`,
-        headers: forwardHeaders(req.headers, { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId, ...traceHeaders(ctx) }, deps.dropHeaders),
+        headers,
         ...(body ? { body } : {}),
         timeoutMs: hop.timeoutMs,
         maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       },
-      target: `agent '${agent}'`,
+      target,
       meshErrorsAsOk: ctx.style === 'a2a-jsonrpc',
       onRetry: (reason) => {
         ctx.retries++;

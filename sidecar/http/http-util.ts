@@ -113,6 +113,7 @@ export function responseHeaders(headers: Record<string, string | string[] | unde
 
 function connectionHeaderTokens(headers: IncomingHttpHeaders): Set<string> | undefined {
   const value = headers.connection;
-  if (!value) return undefined;
+  // What nearly every client sends: its one token is hop-by-hop anyway (no Set per request).
+  if (!value || value === 'keep-alive' || value === 'Keep-Alive') return undefined;
   return new Set(value.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }

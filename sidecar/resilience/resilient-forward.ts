@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import { MeshError } from '../../sdk/errors.ts';
 import { RETRIED_HEADER } from '../../sdk/mesh-headers.ts';
 import { CallScope } from '../transport/call-scope.ts';
-import { send, type ForwardRequest, type ResponseHeaders, type Upstream } from '../transport/proxy.ts';
+import { send, type ForwardRequest, type RelayOptions, type ResponseHeaders, type Upstream } from '../transport/proxy.ts';
 import { StatusFailure, type Balancer } from './balancer.ts';
 import { outcomeUnknown, timedOutAt } from './exactly-once.ts';
 import { fullJitter, type RetryBudget } from './retry-budget.ts';
@@ -70,23 +70,29 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
   let stickTo: R | undefined;
   /** A non-idempotent call that may have reached this instance: it goes nowhere else from now on. */
   let reached: R | undefined;
-  const isFault = call.isFault ?? ((status: number) => status >= 500);
+  const isFault = call.isFault ?? anyServerError;
   call.budget.onRequest();
   let answered: { record: R; upstream: Upstream };
   const attempt = async (n: number): Promise<{ record: R; upstream: Upstream }> => {
-    const record = reached ?? stickTo ?? choose(call, tried, n);
+    // One read of the live instances per attempt (each read filters the registry's records).
+    const list = call.candidates();
+    const record = reached ?? stickTo ?? choose(call, list, tried, n);
     stickTo = undefined;
     last = record;
     tried.add(record.instance);
     // Only the instance the call may have reached can tell its outcome: its breaker does not stand in the way.
-    const alone = reached !== undefined || call.pinned === true || call.candidates().length <= 1;
+    const alone = reached !== undefined || call.pinned === true || list.length <= 1;
     /** Set once the request is handed to the connection (not when the breaker or our own identity refused it). */
     let dispatched = false;
     try {
       const upstream = await call.balancer.call(record.instance, alone, async () => {
         const dispatcher = call.dispatcher(record);
         dispatched = true;
-        const response = await send({ ...call.request, dispatcher, origin: record.endpoint, target: `${call.target} (${record.identity})` }, scope);
+        const r = call.request;
+        const response = await send({
+          dispatcher, origin: record.endpoint, target: hopTarget(call.target, record), method: r.method, path: r.path, headers: r.headers,
+          body: r.body, maxSseEvent: r.maxSseEvent, errorContext: r.errorContext,
+        }, scope);
         if (RETRYABLE_STATUS.has(response.statusCode) || isFault(response.statusCode, response.headers)) {
           throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
         }
@@ -150,16 +156,27 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
   const { record, upstream } = answered;
   call.onResponse?.(record, upstream.statusCode, upstream.headers);
   const tap = call.tap;
-  await upstream.relay(res, {
-    ...(call.meshErrorsAsOk ? { meshErrorsAsOk: true } : {}),
-    ...(retries > 0 ? { extraHeaders: { [RETRIED_HEADER]: String(retries) } } : {}),
-    ...(tap ? { tap: (chunk: Buffer) => tap(record, chunk) } : {}),
-  });
+  const options: RelayOptions = {};
+  if (call.meshErrorsAsOk) options.meshErrorsAsOk = true;
+  if (retries > 0) options.extraHeaders = { [RETRIED_HEADER]: String(retries) };
+  if (tap) options.tap = (chunk: Buffer) => tap(record, chunk);
+  await upstream.relay(res, options);
   return record;
 }
 
-function choose<R extends Instance>(call: ResilientCall<R>, tried: ReadonlySet<string>, attempt: number): R {
-  const list = call.candidates();
+const anyServerError = (status: number): boolean => status >= 500;
+
+/** "agent 'x' (spiffe://…)", for errors naming the hop: made once per target and instance, not per call. */
+const hopTargets = new WeakMap<Instance, { target: string; text: string }>();
+function hopTarget(target: string, record: Instance): string {
+  const known = hopTargets.get(record);
+  if (known?.target === target) return known.text;
+  const text = `${target} (${record.identity})`;
+  hopTargets.set(record, { target, text });
+  return text;
+}
+
+function choose<R extends Instance>(call: ResilientCall<R>, list: R[], tried: ReadonlySet<string>, attempt: number): R {
   const preferred = call.preferred === undefined ? undefined : list.find((r) => r.instance === call.preferred);
   if (preferred && (attempt === 1 || call.pinned)) return preferred;
   if (call.pinned) throw new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: the instance holding this session (${call.preferred}) is gone`);

@@ -17,7 +17,7 @@ export interface ForwardRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[]>;
-  body?: Buffer | IncomingMessage;
+  body?: Buffer | IncomingMessage | undefined;
   /** Who the next hop is, for error messages ("agent 'x' at …"). */
   target: string;
   /**
@@ -26,9 +26,9 @@ export interface ForwardRequest {
    */
   timeoutMs?: number;
   /** SSE answers: the largest line or event passed on (limits.maxSseEvent; default 1 MiB). */
-  maxSseEvent?: number;
+  maxSseEvent?: number | undefined;
   /** How an error event that ends a stream the sidecar cut is written (the request's error style). */
-  errorContext?: ErrorContext;
+  errorContext?: ErrorContext | undefined;
   /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
   onResponse?: (status: number, headers: ResponseHeaders) => void;
   /** Sees every body chunk as it passes, and whether the body ended completely. */
