@@ -86,16 +86,28 @@ export class Balancer {
     state.inflight++;
     let failed = false;
     let refused = false;
+    const breaker = state.breaker;
+    /**
+     * A closed breaker's call is counted here exactly as breaker.fire() counts it, without fire()'s wrapping
+     * (an arguments copy, three promises, two clocks and closures per call, seen on every request in
+     * profiles): opossum keeps its rolling window from its own public events, emitted as fire() emits them,
+     * 'fire' when the call starts, then 'success', or 'failure' and fire()'s opening rule (countFailure).
+     * Open and half-open breakers go through fire() itself. balancer.test.ts covers both outcomes.
+     */
+    const counted = !(alone && (breaker.opened || breaker.halfOpen)) && breaker.closed;
     try {
-      const breaker = state.breaker;
-      let result: T;
       // Half-open counts too: its single probe slot would otherwise refuse the last instance's other calls.
-      if (alone && (breaker.opened || breaker.halfOpen)) result = await action();
-      else if (breaker.closed) result = await closedCall(breaker, action, this.#settings.errorThresholdPercentage);
-      else result = await breaker.fire(action) as T;
+      const bypass = alone && (breaker.opened || breaker.halfOpen);
+      let result: T;
+      if (counted) {
+        breaker.emit('fire', NO_ARGS);
+        result = await action();
+        breaker.emit('success', result, 0);
+      } else result = bypass ? await action() : await breaker.fire(action) as T;
       state.consecutiveFailures = 0;
       return result;
     } catch (err) {
+      if (counted) countFailure(breaker, err, this.#settings.errorThresholdPercentage);
       if ((err as { code?: string }).code !== 'EOPENBREAKER' && (err as { code?: string }).code !== 'ABORTED') {
         // A 429 has its own penalty (below): the instance is busy, not broken.
         failed = !(err instanceof StatusFailure && err.status === 429);
@@ -204,30 +216,15 @@ const NO_ARGS: unknown[] = [];
 /** Only failures of the peer count: a call the caller gave up on says nothing about the instance. */
 const callerGaveUp = (err: unknown): boolean => (err as { code?: string }).code === 'ABORTED';
 
-/**
- * One call through a closed breaker, counted exactly as breaker.fire() counts it, without fire()'s
- * wrapping (an arguments copy, three promises, two clocks and closures per call, seen on every request in
- * profiles). opossum keeps its rolling window from its own public events, emitted here as fire() emits
- * them: 'fire' when the call starts, then 'success', or 'failure' followed by fire()'s opening rule (the
- * volume threshold, then the error percentage over the window). balancer.test.ts covers both outcomes.
- */
-async function closedCall<T>(breaker: CircuitBreaker<[Action], unknown>, action: () => Promise<T>, errorThresholdPercentage: number): Promise<T> {
-  breaker.emit('fire', NO_ARGS);
-  let result: T;
-  try {
-    result = await action();
-  } catch (err) {
-    if (callerGaveUp(err)) breaker.emit('success', err, 0);
-    else {
-      breaker.emit('failure', err, 0, NO_ARGS);
-      if (!breaker.warmUp && !breaker.opened) {
-        const stats = breaker.stats;
-        const counts = stats.fires >= breaker.volumeThreshold || breaker.halfOpen;
-        if (counts && ((stats.failures / stats.fires) * 100 > errorThresholdPercentage || breaker.halfOpen)) breaker.open();
-      }
-    }
-    throw err;
+/** fire()'s handling of a failed call, for a call counted outside it: a caller's abort counts as a success. */
+function countFailure(breaker: CircuitBreaker<[Action], unknown>, err: unknown, errorThresholdPercentage: number): void {
+  if (callerGaveUp(err)) {
+    breaker.emit('success', err, 0);
+    return;
   }
-  breaker.emit('success', result, 0);
-  return result;
+  breaker.emit('failure', err, 0, NO_ARGS);
+  if (breaker.warmUp || breaker.opened) return;
+  const stats = breaker.stats;
+  if (stats.fires < breaker.volumeThreshold && !breaker.halfOpen) return;
+  if ((stats.failures / stats.fires) * 100 > errorThresholdPercentage || breaker.halfOpen) breaker.open();
 }

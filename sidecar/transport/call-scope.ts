@@ -24,7 +24,8 @@ export class CallScope {
     this.#res = res;
     this.#ms = ms;
     this.#target = target;
-    res.once('close', this.#onClose);
+    // on, not once (no wrapper per call): finish() removes it, and #onClose ends the call only once.
+    res.on('close', this.#onClose);
     if (res.destroyed) this.#end(gone());
     else if (ms !== undefined) {
       this.#timer = setTimeout(this.#onTimer, ms);
