@@ -66,3 +66,34 @@ test('any other stream closed before its end is counted as cut (code 0)', async 
   assert.match((await clientClosesStream('tools/call')).join('\n'), cut);
   assert.match((await clientClosesStream('MCP GET', true)).join('\n'), cut);
 });
+
+test('the latency histogram prints as prom-client\'s own Histogram would, and counters count each request once across scrapes', async () => {
+  const { Histogram, Registry } = await import('prom-client');
+  const reference = new Registry();
+  const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+  const histogram = new Histogram({ name: 'agentmesh_request_duration_seconds', help: 'Time from request to the end of the response (whole stream for SSE)', labelNames: ['direction', 'target', 'method'], buckets, registers: [reference] });
+  const metrics = createMetrics();
+  const calls: [string, string, string, number, number][] = [
+    ['outbound', 'agent/echo', 'SendMessage', 200, 0.0005], ['outbound', 'agent/echo', 'SendMessage', 200, 0.0007],
+    ['outbound', 'agent/echo', 'SendMessage', 503, 0.3], ['inbound', 'agent/echo', 'GetTask', 200, 75], ['outbound', 'mcp/files', 'tools/call', 0, 10],
+  ];
+  for (const [direction, target, method, code, seconds] of calls) {
+    metrics.observe(direction as 'inbound' | 'outbound', target, method, '-', code, seconds);
+    histogram.observe({ direction, target, method }, seconds);
+  }
+  const ours = await lines(metrics, 'agentmesh_request_duration_seconds');
+  const theirs = (await reference.metrics()).split('\n').filter((l) => l.startsWith('agentmesh_request_duration_seconds'));
+  assert.deepEqual(ours, theirs);
+  assert.ok(ours.includes('agentmesh_request_duration_seconds_bucket{le="0.0005",direction="outbound",target="agent/echo",method="SendMessage"} 1'), ours.join('\n'));
+  type Value = { labels: object; value: number; metricName?: string };
+  const shape = (values: Value[] | undefined) => values?.map((v) => ({ labels: v.labels, value: v.value, metricName: v.metricName }));
+  const asJson = (await metrics.registry.getSingleMetric('agentmesh_request_duration_seconds')?.get())?.values as Value[] | undefined;
+  assert.deepEqual(shape(asJson), shape((await histogram.get()).values as Value[]), 'get() (the dashboard reads it) as prom-client gives it');
+  const requests = async () => (await lines(metrics, 'agentmesh_requests_total{')).join('\n');
+  const first = await requests();
+  assert.match(first, /direction="outbound",target="agent\/echo",method="SendMessage",caller="-",code="200"\} 2$/m);
+  assert.equal(await requests(), first, 'a second scrape adds nothing');
+  metrics.observe('outbound', 'agent/echo', 'SendMessage', '-', 200, 0.001);
+  assert.match(await requests(), /method="SendMessage",caller="-",code="200"\} 3$/m);
+  assert.match((await lines(metrics, 'agentmesh_request_errors_total{')).join('\n'), /code="503"\} 1\n.*code="0"\} 1$/);
+});

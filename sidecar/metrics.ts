@@ -2,7 +2,7 @@
 // latency per direction, target, method and caller. Served by the admin listener at /metrics.
 // Labels come from the request context (methods from a2a/methods.ts), targets spelled by metric-labels.ts.
 import type { ServerResponse } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { ERROR_HEADER, STATUS_HEADER } from '../sdk/mesh-headers.ts';
 import type { CallObserver } from './observe/call-observer.ts';
 import type { Direction, RequestContext } from './request-context.ts';
@@ -41,20 +41,33 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'agentmesh_' });
   const callers = new BoundedLabel(MAX_CALLERS);
   const labelNames = ['direction', 'target', 'method', 'caller', 'code'] as const;
-  const requests = new Counter({ name: 'agentmesh_requests_total', help: 'Requests handled, by direction, target, method, caller and status code', labelNames, registers: [registry] });
-  const errors = new Counter({ name: 'agentmesh_request_errors_total', help: 'Requests answered with a status >= 400 or cut', labelNames, registers: [registry] });
-  const latency = new Histogram({
+  // The series of each request are counted in plain numbers on the request path and handed to prom-client
+  // when /metrics is read (its collect hooks): prom-client validates and hashes the labels on every inc()
+  // and observe(), which profiles showed on every request.
+  const children = new Map<string, Series>();
+  /** Series whose counts moved since the last scrape. */
+  const dirty = new Set<Series>();
+  const flush = (): void => {
+    for (const series of dirty) {
+      if (series.requests > 0) requests.inc(series.labels, series.requests);
+      if (series.errors > 0) errors.inc(series.labels, series.errors);
+      series.requests = 0;
+      series.errors = 0;
+    }
+    dirty.clear();
+  };
+  const requests = new Counter({ name: 'agentmesh_requests_total', help: 'Requests handled, by direction, target, method, caller and status code', labelNames, registers: [registry], collect: flush });
+  const errors = new Counter({ name: 'agentmesh_request_errors_total', help: 'Requests answered with a status >= 400 or cut', labelNames, registers: [registry], collect: flush });
+  const latency = new LatencyHistogram({
     name: 'agentmesh_request_duration_seconds', help: 'Time from request to the end of the response (whole stream for SSE)',
-    labelNames: ['direction', 'target', 'method'] as const, registers: [registry],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   });
+  registry.registerMetric(latency as unknown as Metric);
   const retries = new Counter({ name: 'agentmesh_retries_total', help: 'Retries made by the outbound side, by target and reason', labelNames: ['target', 'reason'] as const, registers: [registry] });
   const transitions = new Counter({ name: 'agentmesh_breaker_transitions_total', help: 'Circuit breaker state changes per target instance (state="open" is an ejection)', labelNames: ['target', 'instance', 'state'] as const, registers: [registry] });
   const open = new Gauge({ name: 'agentmesh_breaker_open', help: '1 while the breaker of a target instance is open', labelNames: ['target', 'instance'] as const, registers: [registry] });
   const rejected = new Counter({ name: 'agentmesh_registry_rejected_total', help: 'Registry values ignored, by reason (signature, chain, expiry, name binding, replay, MCP name conflict, invalid)', labelNames: ['reason'] as const, registers: [registry] });
   const pinsRejected = new Counter({ name: 'agentmesh_tool_pins_rejected_total', help: 'Stored tool pins ignored, by reason (unsigned, bad_signature, not_authority: an approval not signed by the mesh CA, wrong_tool, replaced: a first-use pin over another value, invalid)', labelNames: ['reason'] as const, registers: [registry] });
-  // The labelled series of each (direction, target, method, caller, code), looked up once: prom-client hashes labels on every call.
-  const children = new Map<string, { requests: { inc(): void }; errors: { inc(): void } | undefined; latency: { observe(v: number): void } }>();
   return {
     registry,
     certExpiry(notAfter) {
@@ -84,19 +97,18 @@ export function createMetrics(): Metrics {
       const key = `${direction} ${target} ${method} ${code} ${caller}`;
       let series = children.get(key);
       if (!series) {
-        if (children.size >= MAX_CACHED_SERIES) children.clear();
-        const failed = code === 0 || code >= 400;
-        const who = callers.of(caller);
-        series = {
-          requests: requests.labels(direction, target, method, who, String(code)),
-          errors: failed ? errors.labels(direction, target, method, who, String(code)) : undefined,
-          latency: latency.labels(direction, target, method),
-        };
+        if (children.size >= MAX_CACHED_SERIES) {
+          flush();
+          children.clear();
+        }
+        const labels = { direction, target, method, caller: callers.of(caller), code: String(code) };
+        series = { labels, failed: code === 0 || code >= 400, requests: 0, errors: 0, latency: latency.series(direction, target, method) };
         children.set(key, series);
       }
-      series.requests.inc();
-      series.errors?.inc();
-      series.latency.observe(seconds);
+      series.requests++;
+      if (series.failed) series.errors++;
+      dirty.add(series);
+      latency.observe(series.latency, seconds);
     },
   };
 }
@@ -123,4 +135,88 @@ export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerR
  */
 function listenEnded(ctx: RequestContext, res: ServerResponse): boolean {
   return ctx.method === 'MCP GET' && res.headersSent && !res.errored;
+}
+
+interface Series {
+  labels: { direction: string; target: string; method: string; caller: string; code: string };
+  failed: boolean;
+  /** Counts not yet handed to prom-client. */
+  requests: number;
+  errors: number;
+  latency: HistogramSeries;
+}
+
+interface HistogramSeries {
+  labels: { direction: string; target: string; method: string };
+  /** Observations per bucket (not cumulative), the last one past every bound (+Inf). */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * agentmesh_request_duration_seconds: a Prometheus histogram with the exposition of prom-client's own (the
+ * registry formats it), observed with one array increment per request where prom-client's Histogram
+ * validates and hashes the labels of every observation. The series are few (direction, target, method).
+ */
+class LatencyHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #bounds: number[];
+  readonly #series = new Map<string, HistogramSeries>();
+
+  constructor(options: { name: string; help: string; buckets: number[] }) {
+    this.name = options.name;
+    this.help = options.help;
+    this.#bounds = options.buckets;
+  }
+
+  series(direction: string, target: string, method: string): HistogramSeries {
+    const key = `${direction} ${target} ${method}`;
+    let s = this.#series.get(key);
+    if (!s) this.#series.set(key, s = { labels: { direction, target, method }, counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 });
+    return s;
+  }
+
+  observe(s: HistogramSeries, seconds: number): void {
+    const bounds = this.#bounds;
+    let i = 0;
+    while (i < bounds.length && seconds > (bounds[i] as number)) i++;
+    s.counts[i] = (s.counts[i] ?? 0) + 1;
+    s.sum += seconds;
+    s.count++;
+  }
+
+  /** What the registry prints: the shape prom-client's Histogram gives (le first, then the series' labels). */
+  getForPromString(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; sharedLabels: Record<string, string>; value: number; metricName: string }[] } {
+    const values = [];
+    for (const s of this.#series.values()) {
+      let acc = 0;
+      for (let i = 0; i < this.#bounds.length; i++) {
+        acc += s.counts[i] ?? 0;
+        values.push({ labels: { le: this.#bounds[i] as number }, sharedLabels: s.labels, value: acc, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  /** As prom-client's get(): each value's labels whole (the dashboard reads these). */
+  async get(): Promise<ReturnType<LatencyHistogram['getForPromString']>> {
+    const data = this.getForPromString();
+    data.values = data.values.map(({ labels, sharedLabels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels }, sharedLabels: {} }));
+    return data;
+  }
+
+  reset(): void {
+    for (const s of this.#series.values()) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
 }
