@@ -50,10 +50,14 @@ export class TaskAffinity {
   }
 }
 
+const TASK_KEY = Buffer.from('"task');
 const TASK_ID = /"task"\s*:\s*\{\s*"id"\s*:\s*"([^"\\]{1,200})"|"taskId"\s*:\s*"([^"\\]{1,200})"/;
 
 /** The task id in the start of a JSON-RPC, REST or SSE response body, if there is one. */
 export function sniffTaskId(chunk: Buffer): string | undefined {
-  const m = TASK_ID.exec(chunk.subarray(0, 64 * 1024).toString('utf8'));
+  const head = chunk.subarray(0, 64 * 1024);
+  // Both forms start with "task: most answers (a message) have neither, and are not decoded to a string at all.
+  if (head.indexOf(TASK_KEY) === -1) return undefined;
+  const m = TASK_ID.exec(head.toString('utf8'));
   return m?.[1] ?? m?.[2] ?? undefined;
 }

@@ -37,3 +37,24 @@ test('an expired certificate: calls are refused with IDENTITY_EXPIRED naming it'
     isMeshError(err, 'IDENTITY_EXPIRED') && err.httpStatus === 503 && err.rpcCode === -32058
     && /certificate \(spiffe:\/\/mesh\.test\/agent\/a\) expired at .*refusing to call spiffe:\/\/mesh\.test\/agent\/b/.test(err.message));
 });
+
+test('one pool per endpoint and peer ID; retain closes the pools of endpoints that left, and a later call gets a new one', async (t) => {
+  const ca = await createCa({ trustDomain: 'mesh.test' });
+  const peers = new PeerPools(await identity(ca, new Date(Date.now() + 60_000)));
+  t.after(() => peers.close());
+  const [b, c] = ['spiffe://mesh.test/agent/b', 'spiffe://mesh.test/agent/c'];
+  const one = peers.get('https://127.0.0.1:1', b);
+  const other = peers.get('https://127.0.0.1:1', c);
+  const two = peers.get('https://127.0.0.1:2', b);
+  assert.equal(new Set([one, other, two]).size, 3, 'endpoint and peer ID both tell pools apart');
+  assert.equal(peers.get('https://127.0.0.1:1', b), one);
+  peers.retain(new Set([PeerPools.key('https://127.0.0.1:1', c), PeerPools.key('https://127.0.0.1:2', b)]));
+  assert.equal(peers.size, 2);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(one.closed, true);
+  assert.equal(peers.get('https://127.0.0.1:1', c), other);
+  assert.equal(peers.get('https://127.0.0.1:2', b), two);
+  const again = peers.get('https://127.0.0.1:1', b);
+  assert.notEqual(again, one);
+  assert.equal(again.closed, false);
+});

@@ -12,6 +12,8 @@ export class PeerPools {
   #identity: Identity;
   #expiresAt: number;
   #pools = new Map<string, Pool>();
+  /** The same pools by endpoint, then peer ID: found per call without building the key string. */
+  #index = new Map<string, Map<string, Pool>>();
   #context: SecureContext | undefined;
   readonly #retiring = new Set<Pool>();
   readonly #unsubscribe: () => void;
@@ -28,8 +30,7 @@ export class PeerPools {
     if (Date.now() >= this.#expiresAt) {
       throw new MeshError('IDENTITY_EXPIRED', `this sidecar's certificate (${this.#identity.id}) expired at ${this.#identity.notAfter.toISOString()} and was not renewed; refusing to call ${peerId}`);
     }
-    const key = `${endpoint} ${peerId}`;
-    let pool = this.#pools.get(key);
+    let pool = this.#index.get(endpoint)?.get(peerId);
     if (!pool) {
       pool = new Pool(endpoint, {
         connect: { ...clientConnectOptions(this.#identity, peerId), secureContext: this.#secureContext() },
@@ -40,7 +41,10 @@ export class PeerPools {
         headersTimeout: 0,
         bodyTimeout: 0,
       });
-      this.#pools.set(key, pool);
+      this.#pools.set(PeerPools.key(endpoint, peerId), pool);
+      let byPeer = this.#index.get(endpoint);
+      if (!byPeer) this.#index.set(endpoint, byPeer = new Map());
+      byPeer.set(peerId, pool);
     }
     return pool;
   }
@@ -57,6 +61,7 @@ export class PeerPools {
     this.#context = undefined;
     const old = [...this.#pools.values()];
     this.#pools = new Map();
+    this.#index = new Map();
     retireAtExpiry(old, previous.notAfter.getTime(), this.#retiring);
   }
 
@@ -65,6 +70,11 @@ export class PeerPools {
     for (const [key, pool] of this.#pools) {
       if (!live.has(key)) {
         this.#pools.delete(key);
+        // key(): the endpoint (a URL, no spaces) and the peer ID.
+        const endpoint = key.slice(0, key.indexOf(' '));
+        const byPeer = this.#index.get(endpoint);
+        byPeer?.delete(key.slice(endpoint.length + 1));
+        if (byPeer?.size === 0) this.#index.delete(endpoint);
         void pool.close().catch(() => undefined);
       }
     }
@@ -84,6 +94,7 @@ export class PeerPools {
     this.#unsubscribe();
     const pools = [...this.#pools.values(), ...this.#retiring];
     this.#pools.clear();
+    this.#index.clear();
     this.#retiring.clear();
     await Promise.allSettled(pools.map((p) => p.close()));
   }
@@ -92,6 +103,7 @@ export class PeerPools {
     this.#unsubscribe();
     for (const pool of [...this.#pools.values(), ...this.#retiring]) void pool.destroy().catch(() => undefined);
     this.#pools.clear();
+    this.#index.clear();
     this.#retiring.clear();
   }
 }
