@@ -108,8 +108,9 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
   headers: ResponseHeaders = {};
   readonly #request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>;
   readonly #scope: CallScope;
-  #resolveHead: (u: Upstream) => void = () => undefined;
-  #rejectHead: (err: MeshError) => void = () => undefined;
+  // Set by the promise executor in the constructor (no placeholder closures per exchange).
+  #resolveHead!: (u: Upstream) => void;
+  #rejectHead!: (err: MeshError) => void;
   #controller: Dispatcher.DispatchController | undefined;
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -147,21 +148,25 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     if (this.#sse) {
       this.#scope.restart();
       this.#guard = new SseGuard(this.#request.maxSseEvent ?? DEFAULT_MAX_SSE_EVENT);
+      this.#passFn = (chunk) => this.#pass(chunk);
+      this.#onEvent = () => { this.#scope.restart(); };
     }
     this.#resolveHead(this);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const guard = this.#guard;
-    const more = guard === undefined ? this.#pass(chunk) : guard.feed(chunk, this.#pass, this.#onEvent);
+    const more = guard === undefined ? this.#pass(chunk) : guard.feed(chunk, this.#passFn as (c: Buffer) => boolean, this.#onEvent as () => void);
     if (guard?.exceeded) controller.abort(new MeshError('STREAM_LIMIT_EXCEEDED', `${this.#request.target}: ${guard.describe()}`));
     else if (!more) controller.pause();
   }
 
-  readonly #onEvent = (): void => { this.#scope.restart(); };
+  /** SSE only: the guard's callbacks (made when the stream starts, not for every exchange). */
+  #passFn: ((chunk: Buffer) => boolean) | undefined;
+  #onEvent: (() => void) | undefined;
 
   /** Holds or writes one piece of the body; false asks for back-pressure. */
-  readonly #pass = (chunk: Buffer): boolean => {
+  #pass(chunk: Buffer): boolean {
     const sink = this.#sink;
     if (sink === undefined) {
       this.#held.push(chunk);
@@ -169,10 +174,10 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
       return this.#heldBytes < HOLD_LIMIT;
     }
     return 'res' in sink ? this.#write(sink.res, sink.options, chunk) : true;
-  };
+  }
 
   onResponseEnd(): void {
-    this.#guard?.flush(this.#pass);
+    if (this.#guard && this.#passFn) this.#guard.flush(this.#passFn);
     this.#end = true;
     this.#settle();
   }
@@ -199,7 +204,8 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
       res.writeHead(status, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
       // A stream (no content-length: SSE, chunked) gets its head at once; a sized answer goes out with its body.
       if (this.headers['content-length'] === undefined) res.flushHeaders();
-      res.on('drain', this.#onDrain);
+      const onDrain = (this.#onDrain = () => { this.#controller?.resume(); });
+      res.on('drain', onDrain);
       const held = this.#held;
       this.#held = [];
       // Head and body in one write (and one TLS record) where they are already here.
@@ -236,7 +242,8 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     return more;
   }
 
-  readonly #onDrain = (): void => { this.#controller?.resume(); };
+  /** Resumes the connection when `res` drains; made when a sink is attached. */
+  #onDrain: (() => void) | undefined;
 
   /** Finishes the sink once the body has ended and a sink is attached. */
   #settle(): void {
@@ -246,7 +253,7 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
     this.#settled = true;
     if ('res' in sink) {
       this.#scope.finish();
-      sink.res.off('drain', this.#onDrain);
+      if (this.#onDrain) sink.res.off('drain', this.#onDrain);
       sink.options.observe?.end(end === true && !sink.res.destroyed);
       if (end === true) sink.res.end();
       // A stream the sidecar cut (cap, idle timeout) ends with an error event the caller can read.
