@@ -65,7 +65,7 @@ export class MessageDedup {
       // An attempt that ended without a usable answer leaves no trace: the next one runs for real.
       if (!o) this.#delete(key, entry);
       else {
-        entry.bytes = retainedBytes(o.body);
+        entry.bytes = o.body.length;
         this.#bytes += entry.bytes;
         this.#evict();
       }
@@ -116,27 +116,10 @@ export function recorder(onDone: (outcome: Outcome | undefined) => void) {
       chunks.push(c);
     },
     end(complete: boolean) {
-      onDone(keep && complete && status > 0 ? { status, headers, body: kept(chunks, size) } : undefined);
+      // Copied out of the socket's buffers into pooled memory: a kept answer pins no read buffer of its own.
+      onDone(keep && complete && status > 0 ? { status, headers, body: Buffer.concat(chunks, size) } : undefined);
     },
   };
-}
-
-/**
- * The body to keep. A body that came in one chunk is kept as it is when that chunk's memory is little more
- * than the body (the usual small JSON answer: the read that carried it); otherwise, and for several chunks,
- * it is copied out, so a kept answer never pins a large socket buffer.
- */
-function kept(chunks: Buffer[], size: number): Buffer {
-  const only = chunks.length === 1 ? chunks[0] : undefined;
-  if (only && only.buffer.byteLength <= only.length + PIN_SLACK) return only;
-  return Buffer.concat(chunks, size);
-}
-/** Bytes of a chunk's memory a kept body may hold beyond itself (a response head, mostly). */
-const PIN_SLACK = 4096;
-
-/** What keeping `body` holds in memory: the whole buffer under it (what the byte limit counts). */
-function retainedBytes(body: Buffer): number {
-  return Math.max(body.length, body.buffer.byteLength <= body.length + PIN_SLACK ? body.buffer.byteLength : body.length);
 }
 
 const NOT_REPLAYED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
