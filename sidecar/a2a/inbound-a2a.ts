@@ -88,17 +88,17 @@ export function inboundA2a(deps: InboundA2aDeps) {
     }
     const record = key ? recorder(deps.dedup.begin(key)) : undefined;
     if (key && record && deps.meshDedup && ctx.messageId) await deps.meshDedup.claim(key, ctx.messageId, agent.name, () => record.end(false));
-    const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: target.host };
+    const parts = urlParts(target);
+    const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: parts.host };
     if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
     Object.assign(headers, forAgent);
     const forwarded = forwardHeaders(req.headers, headers);
     Object.assign(forwarded, traceHeaders(ctx));
-    const base = target.pathname.endsWith('/') ? target.pathname.slice(0, -1) : target.pathname;
     const request: ForwardRequest = {
       dispatcher: agent.dispatcher,
-      origin: target.origin,
+      origin: parts.origin,
       method: req.method ?? 'GET',
-      path: `${base}${route.rest}${route.search}` || '/',
+      path: `${parts.base}${route.rest}${route.search}` || '/',
       headers: forwarded,
       body,
       target: `local agent '${agent.name}'`,
@@ -131,4 +131,15 @@ export function inboundA2a(deps: InboundA2aDeps) {
   }
 
   return { handle };
+}
+
+/** A URL's origin, host and path without its trailing slash: URL getters build a new string on every read. */
+const urlPartsCache = new WeakMap<URL, { origin: string; host: string; base: string }>();
+function urlParts(url: URL): { origin: string; host: string; base: string } {
+  let parts = urlPartsCache.get(url);
+  if (!parts) {
+    const path = url.pathname;
+    urlPartsCache.set(url, parts = { origin: url.origin, host: url.host, base: path.endsWith('/') ? path.slice(0, -1) : path });
+  }
+  return parts;
 }
