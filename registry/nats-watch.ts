@@ -24,7 +24,7 @@ export interface NatsWatchDeps {
   decode: RecordCodec['decode'];
 }
 
-const MAX_BACKOFF_MS = 5000;
+const MAX_BACKOFF_MS = 2000;
 
 export class NatsWatch {
   /** Resolves once the first snapshot is delivered; rejects if that cannot happen. */
@@ -100,7 +100,8 @@ export class NatsWatch {
       if (this.#signal.aborted || this.#deps.isClosed()) break;
       publish({ type: 'watch-restart', backend: 'nats', reason: this.#restartReason ?? 'restart requested' });
       if (failures > 0) {
-        const p = pause(Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures), this.#signal);
+        // Jittered, so the sidecars of a mesh do not ask a recovering cluster in step.
+        const p = pause(Math.min(MAX_BACKOFF_MS, 100 * 2 ** failures) * (0.5 + Math.random() / 2), this.#signal);
         this.#wake = p.wake;
         await p.done;
       }
