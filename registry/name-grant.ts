@@ -48,12 +48,18 @@ export async function signGrant(options: { caKeyPem: string; identity: string; a
 export function verifyGrant(token: string, roots: readonly KeyObject[]): Grant {
   const parts = token.split('.');
   if (parts.length !== 3 || token.length > 64 * 1024) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (not a compact JWS)');
+  // Buffer.from(…, 'base64url') skips characters it does not know; jose refuses them.
+  if (!parts.every((part) => BASE64URL.test(part))) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (a segment is not base64url)');
   const [encodedHeader = '', encodedPayload = '', signature = ''] = parts;
   const header = decodeSegment(encodedHeader);
   if (header?.alg !== 'ES256' || header.typ !== GRANT_TYPE) throw new MeshError('IDENTITY_INVALID', `the grant is malformed (not an ES256 ${GRANT_TYPE})`);
+  // jose refuses extensions it does not implement, and an unencoded payload (b64: false) in a JWT; signGrant sets none.
+  if (header.crit !== undefined) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (a crit header)');
   const signed = Buffer.from(`${encodedHeader}.${encodedPayload}`);
   const sig = Buffer.from(signature, 'base64url');
+  // ES256 is ECDSA on P-256: node:crypto would verify any key type it is given (an RSA or P-384 root) with SHA-256.
   const signedByRoot = roots.some((root) => {
+    if (root.asymmetricKeyType !== 'ec' || root.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return false;
     try {
       return verifySignature('sha256', signed, { key: root, dsaEncoding: 'ieee-p1363' }, sig);
     } catch {
@@ -65,12 +71,14 @@ export function verifyGrant(token: string, roots: readonly KeyObject[]): Grant {
   const claims = GrantClaims.safeParse(payload);
   if (payload === undefined || !claims.success) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed');
   const now = Math.floor(Date.now() / 1000);
-  const { exp, nbf } = payload;
-  if ((exp !== undefined && typeof exp !== 'number') || (nbf !== undefined && typeof nbf !== 'number')) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (exp or nbf is not a number)');
+  const { exp, nbf, iat } = payload;
+  if ([exp, nbf, iat].some((t) => t !== undefined && typeof t !== 'number')) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (exp, nbf or iat is not a number)');
   if (typeof exp === 'number' && exp <= now) throw new MeshError('IDENTITY_INVALID', 'the grant has expired');
   if (typeof nbf === 'number' && nbf > now) throw new MeshError('IDENTITY_INVALID', 'the grant is not valid yet');
   return { identity: claims.data.sub, agents: claims.data.agents, mcp: claims.data.mcp, ...(exp === undefined ? {} : { expiresAt: exp }) };
 }
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** A base64url JSON object segment of a JWS, or undefined when it is not one. */
 function decodeSegment(segment: string): Record<string, unknown> | undefined {

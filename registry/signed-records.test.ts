@@ -1,7 +1,7 @@
 // The record verifier on its own: what a reader accepts and the reason it gives for everything it
 // refuses (bad signature, untrusted chain, expired leaf, identity and name binding, grants), the gate's
 // forward-only rule, and MCP server names claimed by two identities.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign as signBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
 import { SignJWT } from 'jose';
 import assert from 'node:assert/strict';
@@ -98,6 +98,32 @@ test('a grant edited after signing, with another alg, or not yet valid is refuse
   const early = await new SignJWT({ agents: ['beta'], mcp: [], nbf: Math.floor(Date.now() / 1000) + 3600 })
     .setProtectedHeader({ alg: 'ES256', typ: 'agentmesh-grant+jwt' }).setSubject(mallory).sign(key);
   assert.throws(() => verifyGrant(early, roots), /not valid yet/);
+});
+
+test('a grant jose would refuse is refused: a crit header, a non-numeric iat, a key other than P-256, a non-base64url segment', async () => {
+  const key = createPrivateKey(ca.keyPem);
+  const roots = [new X509Certificate(ca.certPem).publicKey];
+  const mallory = `spiffe://${TD}/agent/mallory`;
+  const segment = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signed = (header: object, claims: object, with_: KeyObject = key, options: object = { dsaEncoding: 'ieee-p1363' }): string => {
+    const input = `${segment(header)}.${segment(claims)}`;
+    return `${input}.${signBytes('sha256', Buffer.from(input), { key: with_, ...options }).toString('base64url')}`;
+  };
+  const head = { alg: 'ES256', typ: 'agentmesh-grant+jwt' };
+  const claims = { sub: mallory, agents: ['beta'], mcp: [] };
+  assert.deepEqual(verifyGrant(signed(head, claims), roots).agents, ['beta'], 'the same construction, well formed, is accepted');
+  assert.throws(() => verifyGrant(signed({ ...head, crit: ['exp-ext'], 'exp-ext': 1 }, claims), roots), /crit/);
+  assert.throws(() => verifyGrant(signed({ ...head, b64: false, crit: ['b64'] }, claims), roots), /crit/);
+  assert.throws(() => verifyGrant(signed(head, { ...claims, iat: 'yesterday' }), roots), /iat/);
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  assert.throws(() => verifyGrant(signed(head, claims, p384.privateKey), [p384.publicKey]), /not signed by a CA/, 'ES256 is P-256 only');
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  assert.throws(() => verifyGrant(signed(head, claims, rsa.privateKey, {}), [rsa.publicKey]), /not signed by a CA/, 'an RSA signature under alg ES256');
+  const good = await signGrant({ caKeyPem: ca.keyPem, identity: mallory, agents: ['beta'], mcp: [] });
+  for (const bad of [`${good}!!`, good.replace(/[-_]/g, (c) => (c === '-' ? '+' : '/'))]) {
+    if (bad === good) continue;
+    assert.throws(() => verifyGrant(bad, roots), /malformed/, bad.slice(-20));
+  }
 });
 
 test('the gate refuses older and equal-but-different heartbeats, ignores raw deletes, honours tombstones', () => {
