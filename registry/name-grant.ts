@@ -72,7 +72,7 @@ export function verifyGrant(token: string, roots: readonly KeyObject[]): Grant {
   if (payload === undefined || !claims.success) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed');
   const now = Math.floor(Date.now() / 1000);
   const { exp, nbf, iat } = payload;
-  if ([exp, nbf, iat].some((t) => t !== undefined && typeof t !== 'number')) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (exp, nbf or iat is not a number)');
+  if ((exp !== undefined && typeof exp !== 'number') || (nbf !== undefined && typeof nbf !== 'number') || (iat !== undefined && typeof iat !== 'number')) throw new MeshError('IDENTITY_INVALID', 'the grant is malformed (exp, nbf or iat is not a number)');
   if (typeof exp === 'number' && exp <= now) throw new MeshError('IDENTITY_INVALID', 'the grant has expired');
   if (typeof nbf === 'number' && nbf > now) throw new MeshError('IDENTITY_INVALID', 'the grant is not valid yet');
   return { identity: claims.data.sub, agents: claims.data.agents, mcp: claims.data.mcp, ...(exp === undefined ? {} : { expiresAt: exp }) };

@@ -22,3 +22,20 @@ test('the config shown has no token, collector credential or NATS password', () 
   for (const secret of ['one-time-join-token', 'pw1', 'collector-secret', 'k2']) assert.ok(!shown.includes(secret), `${secret} not shown`);
   assert.match(shown, /nats:\/\/127\.0\.0\.1:4223/);
 });
+
+test('the config shown has no MCP server credential: stdio env values and HTTP server URLs with user info or query', () => {
+  const config = resolveConfig({ file: {
+    identity: { trustDomain: 'mesh.test', cert: 'c.pem', key: 'k.pem', bundle: 'b.pem' },
+    agent: { url: 'http://u:agent-secret@127.0.0.1:9000' },
+    mcp: { servers: [
+      { name: 'gh', command: ['gh-mcp'], env: { GITHUB_TOKEN: 'ghp_stdio-secret' } },
+      { name: 'search', url: 'http://127.0.0.1:7000/mcp?api_key=query-secret' },
+    ] },
+  } });
+  const shown = redactConfig(config);
+  const text = JSON.stringify(shown);
+  for (const secret of ['ghp_stdio-secret', 'query-secret', 'agent-secret']) assert.ok(!text.includes(secret), `${secret} not shown`);
+  assert.match(text, /GITHUB_TOKEN/, 'the variable names stay');
+  assert.equal(config.mcp.servers.length, 2, 'the config itself is untouched');
+  assert.ok(JSON.stringify(config).includes('ghp_stdio-secret'));
+});

@@ -17,13 +17,21 @@ export function followRotation(deps: { identities: IdentitySource; inbound: List
 }
 
 /**
- * The config for /api/state: without the join token, and URLs (the OTLP endpoint, NATS servers) without
- * user info or query, where a collector or NATS credential could have been written.
+ * The config for /api/state: without the join token, the values of stdio MCP servers' environment (API
+ * keys go there), and URLs (the agent, MCP servers, the OTLP endpoint, NATS servers) without user info or
+ * query, where a credential could have been written.
  */
 export function redactConfig(config: SidecarConfig): SidecarConfig {
   const nats = config.registry.nats;
   return {
     ...config,
+    ...(config.agent === undefined ? {} : { agent: { ...config.agent, url: redactUrl(config.agent.url) } }),
+    mcp: {
+      ...config.mcp,
+      servers: config.mcp.servers.map((s) => ('url' in s
+        ? { ...s, url: redactUrl(s.url) }
+        : { ...s, env: Object.fromEntries(Object.keys(s.env).map((name) => [name, '[redacted]'])) })),
+    },
     identity: config.identity.token === undefined ? config.identity : { ...config.identity, token: '[redacted]' },
     telemetry: { ...config.telemetry, endpoint: redactUrl(config.telemetry.endpoint) },
     registry: nats === undefined ? config.registry : { ...config.registry, nats: Array.isArray(nats) ? nats.map(redactUrl) : redactUrl(nats as string) },
