@@ -9,6 +9,8 @@ test('node\'s own young-generation flags, on the command line or in NODE_OPTIONS
   assert.equal(youngGenerationConfigured(['--max-semi-space-size=8'], undefined), true);
   assert.equal(youngGenerationConfigured([], '--enable-source-maps --max-semi-space-size=2'), true);
   assert.equal(youngGenerationConfigured(['--semi-space-growth-factor=1'], ''), true);
+  assert.equal(youngGenerationConfigured(['--max_semi_space_size=64'], undefined), true, 'V8 takes its flags with underscores too');
+  assert.equal(youngGenerationConfigured([], '--min_semi-space_size=1'), true);
 });
 
 /** A process that allocates like a busy proxy (short-lived objects, a few thousand alive) and prints its largest new space (MB). */

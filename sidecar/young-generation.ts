@@ -12,7 +12,8 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 /** The semi-space size (MB) a sidecar holds; the new space is two of them. */
 export const SEMI_SPACE_MB = 4;
 
-const OWN_FLAGS = /(^|\s)--(max-semi-space-size|min-semi-space-size|semi-space-growth-factor)\b/;
+/** V8 takes `-` and `_` alike in flag names. */
+const OWN_FLAGS = /(^|\s)--(max[-_]semi[-_]space[-_]size|min[-_]semi[-_]space[-_]size|semi[-_]space[-_]growth[-_]factor)\b/;
 
 /** True when node was started with its own young-generation flags (command line or NODE_OPTIONS): those win. */
 export function youngGenerationConfigured(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
