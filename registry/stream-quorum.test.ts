@@ -34,3 +34,11 @@ test('a stream with no replicas (R1) always has its quorum', () => {
   assert.equal(quorumLoss({ leader: 'n1' }), undefined);
   assert.equal(quorumLoss({ leader: 'n1', replicas: [] }), undefined);
 });
+
+test('a replica whose last contact is not a number counts as silent, and the outage start stays a number', () => {
+  const odd = (name: string, active: unknown) => ({ name, current: false, offline: false, active: active as number, lag: 0 });
+  const lost = quorumLoss({ leader: 'n1', replicas: [odd('n2', undefined), odd('n3', 'soon')] });
+  assert.ok(lost, 'no replica heard from: no quorum');
+  assert.ok(Number.isFinite(lost.sinceMs), String(lost.sinceMs));
+  assert.equal(quorumLoss({ leader: 'n1', replicas: [odd('n2', undefined), peer('n3', 100)] }), undefined);
+});

@@ -25,6 +25,8 @@ export function quorumLoss(cluster: ClusterInfo): QuorumLoss | undefined {
   // `active` is in nanoseconds; an offline peer (or one never heard from: active 0) counts as silent.
   const silentMs = replicas.map((r) => {
     const ms = Number(r.active) / 1e6;
+    // A missing or odd `active` counts as silent: a NaN would date the outage to no time at all.
+    if (!Number.isFinite(ms)) return PEER_SILENT_MS;
     return r.offline ? Math.max(ms, PEER_SILENT_MS) : ms;
   }).sort((a, b) => a - b);
   const heard = silentMs.filter((ms) => ms < PEER_SILENT_MS).length;
