@@ -7,6 +7,9 @@ import type { Logger } from '../log.ts';
 import { FailureLog } from '../log-once.ts';
 import type { ToolSession } from './http-tool-session.ts';
 
+/** A tool list longer than this (all pages) is refused: a server whose pages never end is not listed into memory without end. */
+export const MAX_TOOLS = 10_000;
+
 /** notifications/tools/list_changed in a burst cause one listing, this long after the last. */
 const LIST_CHANGED_DEBOUNCE_MS = 300;
 
@@ -46,6 +49,7 @@ export function watchTools(options: {
     do {
       const page = await s.listTools(cursor);
       tools.push(...page.tools);
+      if (tools.length > MAX_TOOLS) throw new Error(`the MCP server listed more than ${MAX_TOOLS} tools`);
       cursor = page.nextCursor;
     } while (cursor);
     return tools;
