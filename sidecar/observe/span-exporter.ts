@@ -26,8 +26,10 @@ export interface SpanExporterOptions {
   delayMs?: number;
   /** Spans encoded per turn of the event loop. Default 64. */
   sliceSize?: number;
-  /** One export request's time limit. Default 10 s. */
+  /** One export request's time limit, from its start to the end of the answer. Default 10 s. */
   timeoutMs?: number;
+  /** Headers sent with every export (a collector's API key), e.g. from OTEL_EXPORTER_OTLP_HEADERS. */
+  headers?: Readonly<Record<string, string>>;
   /** Tries per batch when the collector answers 429/502/503/504 or cannot be reached. Default 5. */
   maxAttempts?: number;
   /** close() gives up on what is still unsent after this long. Default 5 s. */
@@ -50,6 +52,7 @@ export class SpanExporter {
   readonly #delayMs: number;
   readonly #sliceSize: number;
   readonly #timeoutMs: number;
+  readonly #headers: Readonly<Record<string, string>>;
   readonly #maxAttempts: number;
   readonly #closeTimeoutMs: number;
   /** Spans recorded since the last slice was encoded. */
@@ -82,6 +85,7 @@ export class SpanExporter {
     this.#delayMs = options.delayMs ?? 1000;
     this.#sliceSize = options.sliceSize ?? 64;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#headers = options.headers ?? {};
     this.#maxAttempts = options.maxAttempts ?? 5;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 5000;
   }
@@ -204,13 +208,16 @@ export class SpanExporter {
     }
   }
 
-  /** One POST, its body written part by part (no copy into one buffer). */
+  /**
+   * One POST, its body written part by part (no copy into one buffer). The time limit covers the whole
+   * exchange: a collector that trickles its answer does not hold the export queue.
+   */
   #post(body: { parts: Buffer[]; bytes: number }): Promise<void> {
-    return new Promise((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const send = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = send(this.#url, {
-        method: 'POST', agent: this.#agent, timeout: this.#timeoutMs, signal: this.#stop.signal,
-        headers: { 'content-type': 'application/json', 'content-length': body.bytes },
+        method: 'POST', agent: this.#agent, signal: this.#stop.signal,
+        headers: { ...this.#headers, 'content-type': 'application/json', 'content-length': body.bytes },
       }, (res: IncomingMessage) => {
         res.resume();
         res.once('error', reject);
@@ -220,13 +227,35 @@ export class SpanExporter {
           reject(new ExportError(`the collector answered HTTP ${status}`, status === 429 || status === 502 || status === 503 || status === 504, retryAfterMs(res.headers['retry-after'])));
         });
       });
-      req.once('timeout', () => req.destroy(new Error(`no answer from the collector within ${this.#timeoutMs} ms`)));
+      const deadline = setTimeout(() => req.destroy(new Error(`no complete answer from the collector within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      deadline.unref();
+      req.once('close', () => clearTimeout(deadline));
       req.once('error', reject);
       // Written before the agent hands out a socket, so the parts leave together (one writev).
       for (const part of body.parts) req.write(part);
       req.end();
     });
   }
+}
+
+/**
+ * Export headers as OpenTelemetry's exporters read them: `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else
+ * `OTEL_EXPORTER_OTLP_HEADERS`, each `key=value` pairs separated by commas, values URL-encoded. A pair
+ * without `=` or with an empty key is skipped.
+ */
+export function otlpHeadersFromEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const raw = env.OTEL_EXPORTER_OTLP_TRACES_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? '';
+  const headers: Record<string, string> = {};
+  for (const pair of raw.split(',')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) continue;
+    const key = pair.slice(0, at).trim().toLowerCase();
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(key) || key === 'content-length' || key === 'content-type' || key === 'host') continue;
+    let value = pair.slice(at + 1).trim();
+    try { value = decodeURIComponent(value); } catch { /* kept as written */ }
+    if (!/[\r\n\0]/.test(value)) headers[key] = value;
+  }
+  return headers;
 }
 
 /** A Retry-After header in seconds (the only form collectors send), as ms. */

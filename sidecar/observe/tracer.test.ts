@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { waitFor } from '../../test/support/wait.ts';
 import { RequestContext, type Direction } from '../request-context.ts';
 import type { CallTracer } from './call-trace.ts';
+import { otlpHeadersFromEnv } from './span-exporter.ts';
 import { createTracer, type TracerOptions } from './tracer.ts';
 
 const log = pino({ level: 'silent' });
@@ -225,4 +226,45 @@ test('close does not sit out a retry\'s wait: the batch goes again at once', asy
   await tracer.close();
   assert.equal(otlp.requests(), 2);
   assert.deepEqual(tracer.stats(), { queued: 0, exported: 1, dropped: 0, failedExports: 0 });
+});
+
+test('a collector that trickles its answer is cut off at the export time limit, counted', async (t) => {
+  const timers: NodeJS.Timeout[] = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      timers.push(setInterval(() => res.write(' '), 50)); // a byte every 50 ms, never the end
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  t.after(() => { for (const timer of timers) clearInterval(timer); server.closeAllConnections(); server.close(); });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
+  const tracer = tracerFor(url, { export: { delayMs: 1, timeoutMs: 300, maxAttempts: 1 } });
+  call(tracer, 'outbound', {});
+  await waitFor('the trickled export counted as failed', () => tracer.stats().failedExports === 1, 5000);
+  await tracer.close();
+});
+
+test('OTEL_EXPORTER_OTLP_(TRACES_)HEADERS are sent with every export; bad pairs are skipped', async (t) => {
+  assert.deepEqual(otlpHeadersFromEnv({ OTEL_EXPORTER_OTLP_HEADERS: 'api-key=s%3Dcret, x-tenant = a ,=nokey,novalue,content-length=9,bad key=1,crlf=a%0D%0Ab' }),
+    { 'api-key': 's=cret', 'x-tenant': 'a' });
+  assert.deepEqual(otlpHeadersFromEnv({ OTEL_EXPORTER_OTLP_HEADERS: 'a=1', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=2' }), { b: '2' });
+  const seen: string[] = [];
+  const server = createServer((req, res) => { seen.push(String(req.headers['api-key'])); req.resume(); req.on('end', () => res.end('{}')); });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  t.after(() => { server.closeAllConnections(); server.close(); });
+  const previous = process.env.OTEL_EXPORTER_OTLP_TRACES_HEADERS;
+  process.env.OTEL_EXPORTER_OTLP_TRACES_HEADERS = 'api-key=k-123';
+  try {
+    const tracer = tracerFor(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, { export: { delayMs: 1 } });
+    call(tracer, 'outbound', {});
+    await tracer.close();
+  } finally {
+    if (previous === undefined) delete process.env.OTEL_EXPORTER_OTLP_TRACES_HEADERS;
+    else process.env.OTEL_EXPORTER_OTLP_TRACES_HEADERS = previous;
+  }
+  assert.deepEqual(seen, ['k-123']);
 });

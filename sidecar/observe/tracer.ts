@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import { CallSpan } from './call-span.ts';
 import type { CallTrace, CallTracer } from './call-trace.ts';
 import { requestHead } from './otlp-json.ts';
-import { SpanExporter, type SpanExporterOptions } from './span-exporter.ts';
+import { otlpHeadersFromEnv, SpanExporter, type SpanExporterOptions } from './span-exporter.ts';
 import { IdPool, parseTraceparent, parseTracestate, ratioSampler } from './trace-context.ts';
 
 export interface TracerOptions {
@@ -37,6 +37,7 @@ export function createTracer(options: TracerOptions): CallTracer {
   const exporter = new SpanExporter({
     ...options.export,
     endpoint: options.endpoint,
+    headers: otlpHeadersFromEnv(process.env),
     head: requestHead({ 'service.name': options.serviceName, ...options.resource }, SCOPE),
     log: options.log,
   });
