@@ -61,7 +61,9 @@ export function inboundA2a(deps: InboundA2aDeps) {
     } else {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
     }
-    await deps.users.inbound(req, ctx, method?.readOnly === true || (method?.deduplicated === true && ctx.messageId !== undefined), route.rest !== CARD_PATH, res);
+    // Awaited only when there is something to wait for (a chain to verify): each await is a turn of the microtask queue.
+    const verifying = deps.users.inbound(req, ctx, method?.readOnly === true || (method?.deduplicated === true && ctx.messageId !== undefined), route.rest !== CARD_PATH, res);
+    if (verifying) await verifying;
     ctx.hops = arrivingHops(req.headers);
     let budget = arrivingBudget(req.headers);
     ctx.timeoutMs = budget;
@@ -76,10 +78,12 @@ export function inboundA2a(deps: InboundA2aDeps) {
     if (!target) throw new MeshError('ROUTE_NOT_FOUND', `agent '${agent.name}' does not serve the ${binding} binding`);
     const key = binding === 'JSONRPC' && method?.deduplicated && ctx.messageId ? dedupKey(caller, agent.name, ctx.messageId) : undefined;
     // Admitted (or refused) before any costly work for the call, such as signing the agent's headers.
-    const permit = await admitCall(deps.admission?.(), caller, method, budget, res);
+    const admitting = admitCall(deps.admission?.(), caller, method, budget, res);
+    const permit = admitting instanceof Promise ? await admitting : admitting;
     ctx.timeoutMs = budget = budgetLeft(budget, ctx);
     // Signed before the dedup check: nothing awaits between that check and begin().
-    const forAgent = await beforeForwarding(permit, deps.users.agentHeaders(ctx, budget));
+    const signing = deps.users.agentHeaders(ctx, budget);
+    const forAgent = signing ? await beforeForwarding(permit, signing) : undefined;
     const earlier = key ? deps.dedup.previous(key) : undefined;
     const first = earlier ? await earlier : undefined;
     if (first) {
@@ -89,11 +93,16 @@ export function inboundA2a(deps: InboundA2aDeps) {
     const record = key ? recorder(deps.dedup.begin(key)) : undefined;
     if (key && record && deps.meshDedup && ctx.messageId) await deps.meshDedup.claim(key, ctx.messageId, agent.name, () => record.end(false));
     const parts = urlParts(target);
-    const headers: Record<string, string> = { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, [HOPS_HEADER]: String(ctx.hops), host: parts.host };
-    if (budget !== undefined) headers[DEADLINE_HEADER] = String(budget);
-    Object.assign(headers, forAgent);
-    const forwarded = forwardHeaders(req.headers, headers);
-    Object.assign(forwarded, traceHeaders(ctx));
+    // Filled in place, in the order that decides who wins: the caller's headers, the mesh's, the user's, the trace's.
+    const forwarded = forwardHeaders(req.headers, NO_HEADERS);
+    forwarded[CALLER_HEADER] = caller;
+    forwarded[REQUEST_ID_HEADER] = ctx.requestId;
+    forwarded[HOPS_HEADER] = String(ctx.hops);
+    forwarded.host = parts.host;
+    if (budget !== undefined) forwarded[DEADLINE_HEADER] = String(budget);
+    if (forAgent) for (const name in forAgent) forwarded[name] = forAgent[name] as string;
+    const trace = traceHeaders(ctx);
+    for (const name in trace) forwarded[name] = trace[name] as string;
     const request: ForwardRequest = {
       dispatcher: agent.dispatcher,
       origin: parts.origin,
@@ -132,6 +141,8 @@ export function inboundA2a(deps: InboundA2aDeps) {
 
   return { handle };
 }
+
+const NO_HEADERS: Record<string, string> = {};
 
 /** A URL's origin, host and path without its trailing slash: URL getters build a new string on every read. */
 const urlPartsCache = new WeakMap<URL, { origin: string; host: string; base: string }>();

@@ -59,7 +59,8 @@ export function inboundMcp(deps: InboundMcpDeps) {
     const sampled = !MCP_REPEATABLE.has(ctx.method) && !ctx.method.startsWith('notifications/');
     const permit = req.method === 'DELETE' ? undefined : await admitMcp(deps.mcpAdmission?.(name), caller, req.method ?? 'GET', sampled, arriving, res);
     const budget = budgetLeft(arriving, ctx);
-    const forServer = await beforeForwarding(permit, deps.users.agentHeaders(ctx, budget));
+    const signing = deps.users.agentHeaders(ctx, budget);
+    const forServer = signing ? await beforeForwarding(permit, signing) : undefined;
     if (req.method === 'GET') deps.listenStreams.track(res);
     if (server.kind === 'stdio') {
       req.headers[CALLER_HEADER] = caller;

@@ -72,10 +72,10 @@ test('a chain crosses two hops: verified, handed to the agent, extended, and the
   const inC = context('inbound', b.id);
   await atC.inbound(request(toC), inC, false);
   assert.deepEqual(inC.chain, [a.id, b.id]);
-  await assert.rejects(atC.inbound(request(toC), context('inbound', b.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED') && /already used/.test(err.message));
+  await assert.rejects(async () => atC.inbound(request(toC), context('inbound', b.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED') && /already used/.test(err.message));
   // B's agent's token is not a hop token, and A's hop token was for B only.
-  await assert.rejects(atC.inbound(request({ [CHAIN_HEADER]: held }), context('inbound', b.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED'));
-  await assert.rejects(atC.inbound(request(hop), context('inbound', a.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED') && /aud/.test(err.message));
+  await assert.rejects(async () => atC.inbound(request({ [CHAIN_HEADER]: held }), context('inbound', b.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED'));
+  await assert.rejects(async () => atC.inbound(request(hop), context('inbound', a.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED') && /aud/.test(err.message));
   // The agent's token is refused at another sidecar's outbound listener.
   await assert.rejects(atC.outbound(request({ [CHAIN_HEADER]: held }), context('outbound')), (err) => isMeshError(err, 'UNAUTHENTICATED'));
 });
@@ -99,5 +99,5 @@ test('a renewed certificate signs at once; a token from another CA is refused', 
   assert.notEqual(x5c(before), x5c(after), 'the renewed certificate is in x5c');
   await atB.inbound(request(after), context('inbound', a.id), false);
   a = await identities(other, 'a');
-  await assert.rejects(atB.inbound(request(await token()), context('inbound', a.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED') && /trust bundle/.test(err.message));
+  await assert.rejects(async () => atB.inbound(request(await token()), context('inbound', a.id), false), (err) => isMeshError(err, 'UNAUTHENTICATED') && /trust bundle/.test(err.message));
 });

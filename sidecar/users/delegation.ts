@@ -95,7 +95,12 @@ export class Delegation {
    * Receiving side: verifies the hop token (signed by the mTLS caller for this sidecar, chain ending with
    * the caller, not replayed) into ctx. `repeatable`: the call may legitimately arrive twice (a retry).
    */
-  async inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean): Promise<void> {
+  inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean): Promise<void> | undefined {
+    // Without the header (no chain: most calls) there is nothing to wait for, so no promise is made.
+    return req.headers[CHAIN_HEADER] === undefined ? undefined : this.#verifyInbound(req, ctx, repeatable);
+  }
+
+  async #verifyInbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean): Promise<void> {
     const token = single(req.headers[CHAIN_HEADER], CHAIN_HEADER);
     if (token === undefined) return;
     const caller = ctx.caller ?? '';

@@ -58,10 +58,17 @@ export class MeshUsers {
 
   /**
    * Receiving side: the chain verified into ctx, then (when `limited`) a slot of the caller's concurrency
-   * to this target, held until `res` closes, and a token of its rate taken.
+   * to this target, held until `res` closes, and a token of its rate taken. Undefined (no promise, nothing
+   * to await) when the call carries no chain: the limits are then applied, or refused, before it returns.
    */
-  async inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean, limited = true, res?: ServerResponse): Promise<void> {
-    await this.#delegation.inbound(req, ctx, repeatable);
+  inbound(req: IncomingMessage, ctx: RequestContext, repeatable: boolean, limited = true, res?: ServerResponse): Promise<void> | undefined {
+    const verifying = this.#delegation.inbound(req, ctx, repeatable);
+    if (verifying) return verifying.then(() => this.#limit(ctx, limited, res));
+    this.#limit(ctx, limited, res);
+    return undefined;
+  }
+
+  #limit(ctx: RequestContext, limited: boolean, res: ServerResponse | undefined): void {
     if (!limited || !ctx.target || !ctx.caller) return;
     const release = res ? this.#concurrency.acquire(ctx.caller, ctx.target, ctx.user) : undefined;
     try {
@@ -80,9 +87,9 @@ export class MeshUsers {
     return this.#concurrency.inFlight();
   }
 
-  /** Receiving side: the user and chain headers for the local agent (or MCP server). */
-  agentHeaders(ctx: RequestContext, deadlineMs: number | undefined): Promise<Record<string, string>> {
-    if (!ctx.delegation) return NONE;
+  /** Receiving side: the user and chain headers for the local agent (or MCP server); undefined when there are none. */
+  agentHeaders(ctx: RequestContext, deadlineMs: number | undefined): Promise<Record<string, string>> | undefined {
+    if (!ctx.delegation) return undefined;
     return this.#delegation.agentHeaders(ctx, deadlineMs);
   }
 
