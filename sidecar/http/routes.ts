@@ -36,6 +36,8 @@ export function parseRoute(rawUrl: string): Route {
 }
 
 function decodeSegment(segment: string): string {
+  // Names are plain: decodeURIComponent is a runtime call (and a new string) per request for nothing.
+  if (!segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);
   } catch (err) {
