@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dedupKey, MessageDedup } from './dedup.ts';
+import { dedupKey, MessageDedup, recorder, type Outcome } from './dedup.ts';
 
 test('the key is caller, agent and message id', () => {
   assert.equal(dedupKey('spiffe://t/a', 'echo', 'm-1'), 'spiffe://t/a echo m-1');
@@ -47,4 +47,16 @@ test('an attempt that ends without an answer releases its waiters with none, and
   settle(undefined);
   assert.equal(await waiting, undefined);
   assert.equal(dedup.previous('k'), undefined);
+});
+
+test('a kept answer owns memory of its own size, not a slice of a shared pool slab', () => {
+  let kept: Outcome | undefined;
+  const rec = recorder((o) => { kept = o; });
+  rec.head(200, { 'content-type': 'application/json' });
+  rec.chunk(Buffer.from('{"jsonrpc":"2.0",'));
+  rec.chunk(Buffer.from('"id":1,"result":{}}'));
+  rec.end(true);
+  assert.equal(kept?.body.toString(), '{"jsonrpc":"2.0","id":1,"result":{}}');
+  // A pooled small Buffer sits in an 8 KB ArrayBuffer that every kept answer would pin.
+  assert.equal(kept?.body.buffer.byteLength, kept?.body.length);
 });
