@@ -2,9 +2,10 @@
 // A/B harness for work on the request path (`npm run bench` measures far more and takes minutes).
 // Starts the light upstream, the undici pair and one agentmesh pair (every feature off) per build root,
 // then drives each in turn, rotating the order every round, with SendMessage in a closed loop and reads
-// each proxy's CPU from /proc. Usage:
-//   node --import tsx bench/cpu-ab.ts [--rounds=N] [--slice-ms=MS] [--c=32 | --rate=N] [--prof=DIR] [--strace=DIR]
-//     name=/path/to/root ...   (e.g. base=/tmp/main-build new=.)
+// each proxy's CPU from /proc. `--features=all,none` gives each build one pair per feature set (as in
+// `npm run bench -- --features=…`: all = 50-rule policy, audit, tracing at 1.0 into an OTLP sink). Usage:
+//   node --import tsx bench/cpu-ab.ts [--rounds=N] [--slice-ms=MS] [--c=32 | --rate=N] [--features=none]
+//     [--prof=DIR] [--strace=DIR] name=/path/to/root ...   (e.g. base=/tmp/main-build new=.)
 // Each root must hold a fresh build (dist/, `npx tsc -p tsconfig.build.json`); this one is the default.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,10 @@ import type { AgentProcessInfo } from './agent-process.ts';
 import { builtOrSource, startChild } from './child.ts';
 import { HttpClient, closedLoop, fixedRate, type LoadResult } from './load.ts';
 import type { LightUpstreamArgs, LightUpstreamInfo } from './light-upstream.ts';
+import { startOtlpSink } from './otlp-sink.ts';
+import { writeFiftyRulePolicy } from './policy-fifty.ts';
 import { cpuSeconds } from './proc.ts';
+import { FEATURE_VARIANT, featureConfig, type FeatureSet } from './world.ts';
 import type { ReferenceProxyArgs, ReferenceProxyInfo } from './reference-proxy.ts';
 
 const args = process.argv.slice(2);
@@ -35,6 +39,8 @@ const rate = opt('rate', 0);
 const profDir = args.find((a) => a.startsWith('--prof='))?.slice(7);
 /** --strace=DIR: one more slice per pair (--strace-rate req/s, default 200, for 2 s) with `strace -c` on each proxy, counts written to DIR. */
 const straceDir = args.find((a) => a.startsWith('--strace='))?.slice(9);
+const featureSets = (args.find((a) => a.startsWith('--features='))?.slice(11) ?? 'none').split(',') as FeatureSet[];
+for (const f of featureSets) if (!(f in FEATURE_VARIANT)) throw new Error(`unknown feature set ${f} (expected ${Object.keys(FEATURE_VARIANT).join(', ')})`);
 const here = fileURLToPath(new URL('..', import.meta.url));
 const roots = args.filter((a) => !a.startsWith('--')).map((a) => {
   const eq = a.indexOf('=');
@@ -81,19 +87,27 @@ try {
     const ready = await waitFor('sidecar ready', () => { try { return JSON.parse(readFileSync(readyFile, 'utf8')) as { outbound: string }; } catch { return undefined; } }, 30_000);
     return { pid: child.pid ?? -1, outbound: ready.outbound };
   };
-  for (const [i, r] of roots.entries()) {
-    const name = `echo-${i}`;
-    const registry = { nats: nats.url, bucket: `ab${process.pid}x${i}`, ttl: 15_000 };
-    const off = { registry, audit: { enabled: false }, telemetry: { enabled: false }, shutdown: { drainTimeout: '1s' } };
-    const [b, a] = await Promise.all([
-      sidecar(r.root, { ...off, identity: await pki.issue(`spiffe://bench.test/agent/${name}`), agent: { url: upstream, name } }),
-      sidecar(r.root, { ...off, identity: await pki.issue(`spiffe://bench.test/agent/caller-${i}`) }),
-    ]);
-    await waitFor(`sidecar A of ${r.name} sees ${name}`, async () => {
-      const body = await (await fetch(`${a.outbound}/registry/agents?name=${name}`)).json() as { agents: unknown[] };
-      return body.agents.length === 1;
-    }, 20_000);
-    pairs.push({ name: r.name, origin: a.outbound, path: `/a2a/${name}`, procs: [{ name: 'A', pid: a.pid }, { name: 'B', pid: b.pid }] });
+  const policyFile = writeFiftyRulePolicy(dir, 'bench.test');
+  const sink = featureSets.includes('all') ? await startOtlpSink() : undefined;
+  if (sink) cleanup.push(() => sink.close());
+  let i = 0;
+  for (const r of roots) {
+    for (const set of featureSets) {
+      i++;
+      const name = `echo-${i}`;
+      const registry = { nats: nats.url, bucket: `ab${process.pid}x${i}`, ttl: 15_000 };
+      const base = { registry, ...featureConfig(set, policyFile, sink?.url), shutdown: { drainTimeout: '1s' } };
+      const [b, a] = await Promise.all([
+        sidecar(r.root, { ...base, identity: await pki.issue(`spiffe://bench.test/agent/${name}`), agent: { url: upstream, name } }),
+        sidecar(r.root, { ...base, identity: await pki.issue(`spiffe://bench.test/agent/caller-${i}`) }),
+      ]);
+      await waitFor(`sidecar A of ${r.name} sees ${name}`, async () => {
+        const body = await (await fetch(`${a.outbound}/registry/agents?name=${name}`)).json() as { agents: unknown[] };
+        return body.agents.length === 1;
+      }, 20_000);
+      const label = featureSets.length > 1 ? `${r.name}-${set}` : r.name;
+      pairs.push({ name: label, origin: a.outbound, path: `/a2a/${name}`, procs: [{ name: 'A', pid: a.pid }, { name: 'B', pid: b.pid }] });
+    }
   }
 
   const clients = new Map(pairs.map((p) => [p.name, new HttpClient(p.origin)]));
@@ -133,13 +147,13 @@ try {
   const us = (s: number, n: number) => (s / Math.max(1, n)) * 1e6;
   const ref = totals.get('undici');
   const refPair = ref ? us(ref.cpu.reduce((a, b) => a + b, 0), ref.handled) : Number.NaN;
-  console.log(`load: ${rate > 0 ? `${rate} req/s` : `c=${concurrency}`}, ${rounds} rounds of ${sliceMs} ms`);
-  console.log('pair        req/s   errors  out µs  in µs  pair µs  ×undici');
+  console.log(`load: ${rate > 0 ? `${rate} req/s` : `c=${concurrency}`}, ${rounds} rounds of ${sliceMs} ms, features ${featureSets.join(', ')}`);
+  console.log('pair            req/s   errors  out µs  in µs  pair µs  ×undici');
   for (const p of pairs) {
     const t = totals.get(p.name);
     if (!t) continue;
     const pair = us(t.cpu.reduce((a, b) => a + b, 0), t.handled);
-    console.log(`${p.name.padEnd(10)} ${(t.completed / t.seconds).toFixed(0).padStart(6)} ${String(t.errors).padStart(8)} ${us(t.cpu[0] ?? 0, t.handled).toFixed(0).padStart(7)} ${us(t.cpu[1] ?? 0, t.handled).toFixed(0).padStart(6)} ${pair.toFixed(0).padStart(8)} ${(pair / refPair).toFixed(2).padStart(8)}`);
+    console.log(`${p.name.padEnd(14)} ${(t.completed / t.seconds).toFixed(0).padStart(6)} ${String(t.errors).padStart(8)} ${us(t.cpu[0] ?? 0, t.handled).toFixed(0).padStart(7)} ${us(t.cpu[1] ?? 0, t.handled).toFixed(0).padStart(6)} ${pair.toFixed(0).padStart(8)} ${(pair / refPair).toFixed(2).padStart(8)}`);
   }
 } finally {
   for (const c of children) c.kill('SIGTERM');

@@ -102,7 +102,7 @@ export interface WorldOptions {
  * default with NATS); notrace: all but tracing; policy / audit: only that one; none: no policy, no
  * tracing, no audit. The fairness limiter (limits.*) and the metrics have no switch: they are on in every set.
  */
-function featureConfig(set: FeatureSet, policyFile: string, otlpEndpoint: string | undefined): Record<string, unknown> {
+export function featureConfig(set: FeatureSet, policyFile: string, otlpEndpoint: string | undefined): Record<string, unknown> {
   const tracing = set === 'all';
   if (tracing && !otlpEndpoint) throw new Error('feature set "all" traces every call: startWorld needs otlpEndpoint');
   const policy = set === 'all' || set === 'notrace' || set === 'policy';
