@@ -33,6 +33,11 @@ export class RecordView implements RegistryView {
   /** name → key → entry, per kind. */
   readonly #agents = new Map<string, Map<string, Entry<AgentRecord>>>();
   readonly #mcp = new Map<string, Map<string, Entry<McpRecord>>>();
+  /**
+   * agentInstances() answers by name, read on every call a sidecar forwards (twice or more): kept, frozen,
+   * while every instance in it is fresh, until the first of them expires or the name's records change.
+   */
+  readonly #agentLists = new Map<string, { list: readonly AgentRecord[]; until: number }>();
   /** Skill id or tag → agent keys; and tag → agent keys. */
   readonly #bySkill = new Map<string, Set<string>>();
   readonly #byTag = new Map<string, Set<string>>();
@@ -69,6 +74,7 @@ export class RecordView implements RegistryView {
       // Heartbeat: same content, later heartbeatAt. Update in place; nobody is told.
       old.record = record;
       old.expiresAt = expiresAt;
+      if (record.kind === 'agent') this.#agentLists.delete(record.name);
       return;
     }
     if (old) this.#remove(change.key, old.record);
@@ -97,8 +103,25 @@ export class RecordView implements RegistryView {
     return out.sort(byKey);
   }
 
+  /** The fresh instances of agent `name`. The list may be shared with other callers: it is frozen, not to be changed. */
   agentInstances(name: string): AgentRecord[] {
-    return this.#fresh(this.#agents.get(name));
+    const instances = this.#agents.get(name);
+    if (!instances) return [];
+    const now = this.#clock.now();
+    const cached = this.#agentLists.get(name);
+    if (cached && now < cached.until) return cached.list as AgentRecord[];
+    const out: AgentRecord[] = [];
+    let until = Number.POSITIVE_INFINITY;
+    for (const entry of instances.values()) {
+      if (now < entry.expiresAt) {
+        out.push(entry.record);
+        until = Math.min(until, entry.expiresAt);
+      } else this.#sweepSoon();
+    }
+    // Kept only while nothing in the map has expired: the outage clock may step back (an outage learnt of
+    // late), and an expired record must then be read again, not left out of a kept list.
+    if (out.length === instances.size) this.#agentLists.set(name, { list: Object.freeze(out), until });
+    return out;
   }
 
   mcpServers(): McpRecord[] {
@@ -181,17 +204,6 @@ export class RecordView implements RegistryView {
     return out;
   }
 
-  #fresh<R extends RegistryRecord>(instances: Map<string, Entry<R>> | undefined): R[] {
-    if (!instances) return [];
-    const now = this.#clock.now();
-    const out: R[] = [];
-    for (const entry of instances.values()) {
-      if (now < entry.expiresAt) out.push(entry.record);
-      else this.#sweepSoon();
-    }
-    return out;
-  }
-
   /** A read saw a record expire before the sweep did: let listeners hear about it right away. */
   #sweepSoon(): void {
     if (this.#sweepQueued) return;
@@ -210,6 +222,7 @@ export class RecordView implements RegistryView {
     if (!instances) byName.set(record.name, (instances = new Map()));
     instances.set(key, entry);
     if (record.kind !== 'agent') return;
+    this.#agentLists.delete(record.name);
     for (const skill of record.card.skills ?? []) {
       addTo(this.#bySkill, skill.id, key);
       for (const tag of skill.tags ?? []) {
@@ -226,6 +239,7 @@ export class RecordView implements RegistryView {
     instances?.delete(key);
     if (instances?.size === 0) byName.delete(record.name);
     if (record.kind !== 'agent') return;
+    this.#agentLists.delete(record.name);
     for (const skill of record.card.skills ?? []) {
       removeFrom(this.#bySkill, skill.id, key);
       for (const tag of skill.tags ?? []) {

@@ -44,7 +44,47 @@ export interface OutboundA2aDeps {
   maxSseEvent: number;
 }
 
+/** What every call to one agent shares: made once per agent name, not per request (see routeTo). */
+interface AgentRoute {
+  /** ctx.target for calls to it (read, never changed, by the limiters, the policy and the audit). */
+  ref: { readonly kind: 'agent'; readonly name: string };
+  /** "agent 'x'", for errors. */
+  target: string;
+  /** "agent/x": its balancer, retry budget and retry metrics. */
+  key: string;
+  /** "/a2a/x" */
+  path: string;
+  candidates: () => AgentRecord[];
+  tap: (record: AgentRecord, chunk: Buffer) => void;
+}
+
+/** Agent names kept in the route cache; past this the oldest goes (a name is cheap to make again). */
+const MAX_ROUTES = 1024;
+
 export function outboundA2a(deps: OutboundA2aDeps) {
+  const routes = new Map<string, AgentRoute>();
+  const dispatcher = (record: AgentRecord) => deps.peers.get(record.endpoint, record.identity);
+
+  /** The strings and closures for calls to `agent`, made on its first call rather than on every request. */
+  function routeTo(agent: string): AgentRoute {
+    let route = routes.get(agent);
+    if (route) return route;
+    route = {
+      ref: Object.freeze({ kind: 'agent', name: agent }),
+      target: `agent '${agent}'`,
+      key: `agent/${agent}`,
+      path: `/a2a/${agent}`,
+      candidates: () => deps.view.agentInstances(agent),
+      tap: (record, chunk) => {
+        const learned = sniffTaskId(chunk);
+        if (learned) deps.affinity.remember(agent, learned, record.instance);
+      },
+    };
+    if (routes.size >= MAX_ROUTES) routes.delete(routes.keys().next().value ?? '');
+    routes.set(agent, route);
+    return route;
+  }
+
   /** The live instances of an agent, or AGENT_NOT_FOUND naming it. */
   function requireAgent(agent: string): [AgentRecord, ...AgentRecord[]] {
     const instances = deps.view.agentInstances(agent);
@@ -56,24 +96,28 @@ export function outboundA2a(deps: OutboundA2aDeps) {
 
   async function handle(req: IncomingMessage, res: ServerResponse, route: A2aRoute, ctx: RequestContext): Promise<void> {
     const agent = route.name;
-    ctx.target = { kind: 'agent', name: agent };
+    const to = routeTo(agent);
+    ctx.target = to.ref;
     ctx.style = route.rest === '' ? 'a2a-jsonrpc' : 'json';
     if (req.method === 'GET' && route.rest === CARD_PATH) return serveCard(req, res, agent, ctx);
-    let body: Buffer | undefined;
     let method: A2aMethod | undefined;
-    const read: { params?: unknown } = {};
+    // One object for both readers: readRpcRequest fills in params, users.outbound reads all three.
+    const read: { params?: unknown; body: Buffer | undefined; rest: boolean } = { body: undefined, rest: route.rest !== '' };
     if (route.rest === '') {
       if (req.method !== 'POST') throw new MeshError('METHOD_NOT_ALLOWED', `use POST for JSON-RPC on /a2a/${agent}`);
-      body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
-      method = readRpcRequest(body, ctx, read);
+      read.body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
+      method = readRpcRequest(read.body, ctx, read);
     } else {
       method = readRestRequest(req.method ?? 'GET', route.rest, ctx);
-      if (req.method !== 'GET' && req.method !== 'HEAD') body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
+      if (req.method !== 'GET' && req.method !== 'HEAD') read.body = await readBody(req, deps.maxBody, deps.maxJsonDepth);
     }
-    await deps.users.outbound(req, ctx, { params: read.params, body, rest: route.rest !== '' });
+    const body = read.body;
+    // Undefined (nothing to await) when the call carries no token and no budget applies.
+    const checking = deps.users.outbound(req, ctx, read);
+    if (checking) await checking;
     deps.policy.check(ctx);
     const instances = requireAgent(agent);
-    const target = `agent '${agent}'`;
+    const target = to.target;
     const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target });
     ctx.hops = hop.hops;
     ctx.timeoutMs = hop.timeoutMs;
@@ -84,8 +128,9 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     if (delegated) Object.assign(headers, delegated);
     headers[REQUEST_ID_HEADER] = ctx.requestId;
     Object.assign(headers, traceHeaders(ctx));
+    const key = to.key;
     await resilientForward({
-      candidates: () => deps.view.agentInstances(agent),
+      candidates: to.candidates,
       preferred: ctx.taskId === undefined ? undefined : await deps.affinity.ownerOf(agent, ctx.taskId),
       idempotent: method?.readOnly ?? (req.method === 'GET' || req.method === 'HEAD'),
       // The receiving sidecar deduplicates these by messageId, so a resend after a lost connection is safe.
@@ -93,14 +138,15 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       messageId: ctx.messageId,
       isFault: a2aFault(route.rest !== '', method),
       retry: deps.resilience.retry(agent),
-      balancer: deps.resilience.balancer(`agent/${agent}`, agent),
-      budget: deps.resilience.budget(`agent/${agent}`, agent),
-      dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
+      balancer: deps.resilience.balancer(key, agent),
+      budget: deps.resilience.budget(key, agent),
+      dispatcher,
       request: {
         method: req.method ?? 'GET',
-        path: `/a2a/${agent}${route.rest}${route.search}`,
+        // The JSON-RPC route (no rest, no query) reuses the agent's path string.
+        path: route.rest === '' && route.search === '' ? to.path : `${to.path}${route.rest}${route.search}`,
         headers,
-        ...(body ? { body } : {}),
+        body,
         timeoutMs: hop.timeoutMs,
         maxSseEvent: deps.maxSseEvent, errorContext: ctx,
       },
@@ -108,12 +154,9 @@ export function outboundA2a(deps: OutboundA2aDeps) {
       meshErrorsAsOk: ctx.style === 'a2a-jsonrpc',
       onRetry: (reason) => {
         ctx.retries++;
-        deps.resilience.onRetry(`agent/${agent}`, reason);
+        deps.resilience.onRetry(key, reason);
       },
-      tap: (record, chunk) => {
-        const learned = sniffTaskId(chunk);
-        if (learned) deps.affinity.remember(agent, learned, record.instance);
-      },
+      tap: to.tap,
     }, res);
   }
 

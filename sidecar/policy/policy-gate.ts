@@ -9,6 +9,11 @@ import type { Registrations } from '../../registry/index.ts';
 
 const NO_REGISTRATIONS: readonly Registrations[] = Object.freeze([]);
 
+/** What check() decides on besides ctx: an MCP message's policy method, whole tool name and arguments. */
+type CheckOptions = { method?: string | undefined; tool?: string | undefined; args?: unknown };
+/** A shared default: a `= {}` default would build an object on every A2A call. */
+const NO_OPTIONS: CheckOptions = Object.freeze({});
+
 export interface PolicyStatus {
   /** null: no policy, every call allowed. */
   version: number | null;
@@ -67,7 +72,7 @@ export class PolicyGate {
   }
 
   /** Decides the call in `ctx` (target, method and tool already read); throws POLICY_DENIED when enforced. */
-  check(ctx: RequestContext, options: { method?: string | undefined; tool?: string | undefined; args?: unknown } = {}): void {
+  check(ctx: RequestContext, options: CheckOptions = NO_OPTIONS): void {
     const policy = this.#policy;
     const target = ctx.target;
     if (!policy || !target) return;

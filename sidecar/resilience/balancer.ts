@@ -63,12 +63,22 @@ export class Balancer {
 
   /** Power of two choices among the instances not in `exclude`, preferring ones whose breaker is closed. */
   pick<R extends { instance: string }>(candidates: readonly R[], exclude: ReadonlySet<string>): R | undefined {
-    const open = candidates.filter((c) => !exclude.has(c.instance));
-    // A half-open instance gets the one probe that decides whether it comes back.
-    const probe = open.find((c) => this.#state(c.instance).breaker.halfOpen);
-    if (probe) return probe;
-    const healthy = open.filter((c) => !this.#state(c.instance).breaker.opened);
-    const pool = healthy.length > 0 ? healthy : open;
+    // One pass counts the open and healthy candidates; the usual case (nothing excluded, every breaker
+    // closed) then draws from `candidates` itself, with no list copied.
+    let open = 0;
+    let healthy = 0;
+    for (const c of candidates) {
+      if (exclude.has(c.instance)) continue;
+      open++;
+      const breaker = this.#state(c.instance).breaker;
+      // A half-open instance gets the one probe that decides whether it comes back.
+      if (breaker.halfOpen) return c;
+      if (!breaker.opened) healthy++;
+    }
+    let pool: readonly R[] = candidates;
+    if (open < candidates.length || (healthy > 0 && healthy < open)) {
+      pool = candidates.filter((c) => !exclude.has(c.instance) && (healthy === 0 || !this.#state(c.instance).breaker.opened));
+    }
     if (pool.length <= 1) return pool[0];
     const a = pool[Math.floor(Math.random() * pool.length)] as R;
     let b = pool[Math.floor(Math.random() * (pool.length - 1))] as R;

@@ -64,48 +64,51 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFO
 export async function resilientForward<R extends Instance>(call: ResilientCall<R>, res: ServerResponse): Promise<R> {
   const started = performance.now();
   const scope = new CallScope(res, call.request.timeoutMs, call.target);
-  const tried = new Set<string>();
+  /** Every instance tried so far; made when a second attempt starts (until then it is `last` alone, if any). */
+  let tried: Set<string> | undefined;
+  const triedSoFar = (): Set<string> => (tried ??= new Set(last === undefined ? [] : [last.instance]));
   let retries = 0;
+  /** The instance of the current (or the last) attempt. */
   let last: R | undefined;
   let stickTo: R | undefined;
   /** A non-idempotent call that may have reached this instance: it goes nowhere else from now on. */
   let reached: R | undefined;
   const isFault = call.isFault ?? anyServerError;
   call.budget.onRequest();
-  let answered: { record: R; upstream: Upstream };
-  const attempt = async (n: number): Promise<{ record: R; upstream: Upstream }> => {
-    // One read of the live instances per attempt (each read filters the registry's records).
-    const list = call.candidates();
-    const record = reached ?? stickTo ?? choose(call, list, tried, n);
-    stickTo = undefined;
-    last = record;
-    tried.add(record.instance);
-    // Only the instance the call may have reached can tell its outcome: its breaker does not stand in the way.
-    const alone = reached !== undefined || call.pinned === true || list.length <= 1;
-    /** Set once the request is handed to the connection (not when the breaker or our own identity refused it). */
-    let dispatched = false;
+  /** The request to `last`, run under its breaker: one closure per call, not per attempt (attempts run one at a time). */
+  const sendToLast = async (): Promise<Upstream> => {
+    const record = last as R;
+    // A throw here (e.g. our own identity refused) is before the request was handed to the connection.
+    const dispatcher = call.dispatcher(record);
     try {
-      const upstream = await call.balancer.call(record.instance, alone, async () => {
-        const dispatcher = call.dispatcher(record);
-        dispatched = true;
-        const r = call.request;
-        const response = await send({
-          dispatcher, origin: record.endpoint, target: hopTarget(call.target, record), method: r.method, path: r.path, headers: r.headers,
-          body: r.body, maxSseEvent: r.maxSseEvent, errorContext: r.errorContext,
-        }, scope);
-        if (RETRYABLE_STATUS.has(response.statusCode) || isFault(response.statusCode, response.headers)) {
-          throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
-        }
-        return response;
-      });
-      return { record, upstream };
+      const r = call.request;
+      const response = await send({
+        dispatcher, origin: record.endpoint, target: hopTarget(call.target, record), method: r.method, path: r.path, headers: r.headers,
+        body: r.body, maxSseEvent: r.maxSseEvent, errorContext: r.errorContext,
+      }, scope);
+      if (RETRYABLE_STATUS.has(response.statusCode) || isFault(response.statusCode, response.headers)) {
+        throw new StatusFailure(response.statusCode, response, retryAfterMs(response.headers));
+      }
+      return response;
     } catch (err) {
-      if (!call.idempotent && reached === undefined && dispatched && !notSent(err as Error)) reached = record;
+      if (!call.idempotent && reached === undefined && !notSent(err as Error)) reached = record;
       throw err;
     }
   };
+  /** One attempt; it answers with the upstream of `last`. Not async: choose() may throw, and the awaiting code catches that too. */
+  const attempt = (n: number): Promise<Upstream> => {
+    // One read of the live instances per attempt (each read filters the registry's records).
+    const list = call.candidates();
+    const record = reached ?? stickTo ?? choose(call, list, last === undefined ? NOTHING_TRIED : triedSoFar(), n);
+    stickTo = undefined;
+    if (last !== undefined) triedSoFar().add(record.instance);
+    last = record;
+    // Only the instance the call may have reached can tell its outcome: its breaker does not stand in the way.
+    const alone = reached !== undefined || call.pinned === true || list.length <= 1;
+    return call.balancer.call(record.instance, alone, sendToLast);
+  };
   /** Moving a call that never reached an instance to another one costs nobody anything: no retry, no budget. */
-  const free = (error: Error): boolean => reached === undefined && notSent(error) && call.candidates().some((c) => !tried.has(c.instance));
+  const free = (error: Error): boolean => reached === undefined && notSent(error) && call.candidates().some((c) => !triedSoFar().has(c.instance));
   const shouldRetry = async (error: Error, attemptNumber: number): Promise<boolean> => {
     if (scope.ended || (call.pinned && !notSent(error))) return false;
     // A fault that is not a retryable status (a fast 404, a 500) is relayed as it is.
@@ -126,15 +129,16 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     call.onRetry(retryReason(error));
     return !scope.ended;
   };
+  let upstream: Upstream;
   try {
     try {
       // The first attempt, which nearly always answers, runs bare; p-retry runs the retries.
-      answered = await attempt(1);
+      upstream = await attempt(1);
     } catch (first) {
       const error = first instanceof Error ? first : new Error(String(first));
       const retriesLeft = call.retry.maxAttempts - 1 - (free(error) ? 0 : 1);
       if (call.retry.maxAttempts <= 1 || !(await shouldRetry(error, 1))) throw first;
-      answered = await pRetry((n) => attempt(n + 1), {
+      upstream = await pRetry((n) => attempt(n + 1), {
         retries: Math.max(0, retriesLeft), minTimeout: 0, maxTimeout: 0, unref: true,
         // A breaker that refuses costs no retry: the call just moves to another instance.
         shouldConsumeRetry: ({ error: e }) => !free(e),
@@ -146,23 +150,48 @@ export async function resilientForward<R extends Instance>(call: ResilientCall<R
     if (err instanceof StatusFailure && !scope.ended) {
       // Out of retries: the caller gets the peer's own answer.
       await (err.response as Upstream).relay(res, { ...(extraHeaders ? { extraHeaders } : {}), ...(call.meshErrorsAsOk ? { meshErrorsAsOk: true } : {}) });
-      return [...tried].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
+      return [...triedSoFar()].map((id) => call.candidates().find((c) => c.instance === id)).find(Boolean) as R;
     }
     scope.finish();
     if (scope.ended) throw timedOutAt(scope.ended, call.messageId, reached);
     if (reached !== undefined) throw outcomeUnknown(call.target, call.messageId, reached, err);
     throw err instanceof MeshError ? err : new MeshError('UPSTREAM_UNAVAILABLE', `${call.target}: ${(err as Error).message}`, { cause: err });
   }
-  const { record, upstream } = answered;
+  // The attempt that answered was the last one.
+  const record = last as R;
   call.onResponse?.(record, upstream.statusCode, upstream.headers);
-  const tap = call.tap;
-  const options: RelayOptions = {};
-  if (call.meshErrorsAsOk) options.meshErrorsAsOk = true;
-  if (retries > 0) options.extraHeaders = { [RETRIED_HEADER]: String(retries) };
-  if (tap) options.tap = (chunk: Buffer) => tap(record, chunk);
-  await upstream.relay(res, options);
+  await upstream.relay(res, relayOptions(call, record, retries));
   return record;
 }
+
+const NOTHING_TRIED: ReadonlySet<string> = new Set();
+
+/**
+ * The relay options of an answer. Without retries nothing in them is per call: shared ones, or the tap
+ * bound to the instance kept per instance record (the agent route's tap is made once per agent).
+ */
+function relayOptions<R extends Instance>(call: ResilientCall<R>, record: R, retries: number): RelayOptions {
+  const tap = call.tap;
+  const asOk = call.meshErrorsAsOk === true;
+  if (retries === 0) {
+    if (!tap) return asOk ? AS_OK : PLAIN;
+    const known = taps.get(record);
+    if (known?.tap === tap && known.asOk === asOk) return known.options;
+  }
+  const options: RelayOptions = {};
+  if (asOk) options.meshErrorsAsOk = true;
+  if (retries > 0) options.extraHeaders = { [RETRIED_HEADER]: String(retries) };
+  if (tap) {
+    options.tap = (chunk: Buffer) => tap(record, chunk);
+    if (retries === 0) taps.set(record, { tap: tap as Tap, asOk, options });
+  }
+  return options;
+}
+
+type Tap = (record: Instance, chunk: Buffer) => void;
+const PLAIN: RelayOptions = Object.freeze({});
+const AS_OK: RelayOptions = Object.freeze({ meshErrorsAsOk: true });
+const taps = new WeakMap<Instance, { tap: Tap; asOk: boolean; options: RelayOptions }>();
 
 const anyServerError = (status: number): boolean => status >= 500;
 

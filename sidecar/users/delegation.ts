@@ -40,6 +40,17 @@ export class Delegation {
     this.#o = options;
   }
 
+  /**
+   * Calling side: true when outbound() would leave ctx as it is (no chain token, no bearer token read, no
+   * call budget), so a caller may skip it and its promise. Read without throwing: a repeated header is not
+   * inert, and outbound() refuses it.
+   */
+  inert(req: IncomingMessage): boolean {
+    const held = req.headers[CHAIN_HEADER];
+    const authorization = this.#o.users ? req.headers.authorization : undefined;
+    return (held === undefined || held === '') && (authorization === undefined || authorization === '') && this.#o.callBudget === undefined;
+  }
+
   /** Calling side: sets ctx.user, ctx.chain (ending with this sidecar) and ctx.delegation, or leaves them unset. */
   async outbound(req: IncomingMessage, ctx: RequestContext): Promise<void> {
     const self = this.#o.signer.id;

@@ -35,17 +35,26 @@ export class MeshUsers {
   /**
    * Calling side, once the method is known: who the agent acts for (ctx.user, ctx.chain) and, for A2A
    * methods that carry push configs, their URLs checked. `params`: the JSON-RPC params when already read;
-   * otherwise a REST body is read here (only for those methods).
+   * otherwise a REST body is read here (only for those methods). Undefined (no promise, nothing to await)
+   * when the call carries no token and no budget applies: the push URLs are then checked before it returns.
    */
-  async outbound(req: IncomingMessage, ctx: RequestContext, a2a?: { params?: unknown; body?: Buffer | undefined; rest?: boolean }): Promise<void> {
-    await this.#delegation.outbound(req, ctx);
-    if (a2a && PUSH_METHODS.has(ctx.method)) {
-      // A REST SendMessage body is parsed only when it could name a push config: "push" needs "ush" or a \u escape.
-      const mayHold = ctx.method === 'CreateTaskPushNotificationConfig' || a2a.body?.includes('ush') === true || a2a.body?.includes('\\u') === true;
-      if (a2a.rest && !mayHold) return;
-      const params = a2a.rest ? parseJsonBody(a2a.body) : a2a.params;
-      checkPushUrls(pushUrls(ctx.method, params), this.#push());
+  outbound(req: IncomingMessage, ctx: RequestContext, a2a?: { params?: unknown; body?: Buffer | undefined; rest?: boolean }): Promise<void> | undefined {
+    if (this.#delegation.inert(req)) {
+      this.#checkPush(ctx, a2a);
+      return undefined;
     }
+    return this.#delegation.outbound(req, ctx).then(() => this.#checkPush(ctx, a2a));
+  }
+
+  #checkPush(ctx: RequestContext, a2a: { params?: unknown; body?: Buffer | undefined; rest?: boolean } | undefined): void {
+    if (!a2a || !PUSH_METHODS.has(ctx.method)) return;
+    // A REST SendMessage body is parsed only when it could name a push config: "push" needs "ush" or a \u escape.
+    const mayHold = ctx.method === 'CreateTaskPushNotificationConfig' || a2a.body?.includes('ush') === true || a2a.body?.includes('\\u') === true;
+    if (a2a.rest && !mayHold) return;
+    const params = a2a.rest ? parseJsonBody(a2a.body) : a2a.params;
+    const urls = pushUrls(ctx.method, params);
+    // The rules are read (which may build an object) only when there is a URL to check.
+    if (urls.length > 0) checkPushUrls(urls, this.#push());
   }
 
   /** Calling side, per forwarded call: the budget debited and the hop's signed chain headers. */

@@ -24,30 +24,43 @@ export interface PushRules {
   allow: readonly string[];
 }
 
-/** Every push URL in an A2A request's params, for the methods that carry one (v1.0 and v0.3 shapes). */
-export function pushUrls(method: string, params: unknown): string[] {
-  if (typeof params !== 'object' || params === null) return [];
+const NO_URLS: readonly string[] = Object.freeze([]);
+
+/**
+ * Every push URL in an A2A request's params, for the methods that carry one (v1.0 and v0.3 shapes), in
+ * the order met, each once. Most requests carry none: they get a shared empty list, nothing allocated.
+ */
+export function pushUrls(method: string, params: unknown): readonly string[] {
+  if (typeof params !== 'object' || params === null) return NO_URLS;
   const p = params as Record<string, unknown>;
-  const configs: unknown[] = [];
+  let urls: Set<string> | undefined;
   if (method === 'CreateTaskPushNotificationConfig') {
-    configs.push(p, p.pushNotificationConfig, p.push_notification_config, p.config);
-  } else if (method === 'SendMessage' || method === 'SendStreamingMessage') {
-    for (const c of [p.configuration]) {
-      if (typeof c !== 'object' || c === null) continue;
-      const conf = c as Record<string, unknown>;
-      configs.push(conf.taskPushNotificationConfig, conf.task_push_notification_config, conf.pushNotificationConfig, conf.push_notification_config);
-    }
+    urls = configUrls(urls, p);
+    urls = configUrls(urls, p.pushNotificationConfig);
+    urls = configUrls(urls, p.push_notification_config);
+    urls = configUrls(urls, p.config);
+  } else if ((method === 'SendMessage' || method === 'SendStreamingMessage') && typeof p.configuration === 'object' && p.configuration !== null) {
+    const conf = p.configuration as Record<string, unknown>;
+    urls = configUrls(urls, conf.taskPushNotificationConfig);
+    urls = configUrls(urls, conf.task_push_notification_config);
+    urls = configUrls(urls, conf.pushNotificationConfig);
+    urls = configUrls(urls, conf.push_notification_config);
   }
-  const urls = new Set<string>();
-  for (const c of configs) {
-    if (typeof c !== 'object' || c === null) continue;
-    const nested = (c as Record<string, unknown>).pushNotificationConfig ?? (c as Record<string, unknown>).push_notification_config;
-    for (const holder of [c, nested]) {
-      const url = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>).url : undefined;
-      if (url !== undefined) urls.add(typeof url === 'string' ? url : JSON.stringify(url) ?? '');
-    }
-  }
-  return [...urls];
+  return urls ? [...urls] : NO_URLS;
+}
+
+/** `urls` with the URL of config `c` and then of the config nested in it, if any (the set made on the first). */
+function configUrls(urls: Set<string> | undefined, c: unknown): Set<string> | undefined {
+  if (typeof c !== 'object' || c === null) return urls;
+  const config = c as Record<string, unknown>;
+  const nested = config.pushNotificationConfig ?? config.push_notification_config;
+  return holderUrl(holderUrl(urls, config), nested);
+}
+
+function holderUrl(urls: Set<string> | undefined, holder: unknown): Set<string> | undefined {
+  const url = typeof holder === 'object' && holder !== null ? (holder as Record<string, unknown>).url : undefined;
+  if (url === undefined) return urls;
+  return (urls ?? new Set<string>()).add(typeof url === 'string' ? url : JSON.stringify(url) ?? '');
 }
 
 /** Refuses (PUSH_TARGET_FORBIDDEN) the first URL the rules do not allow. */
