@@ -144,3 +144,25 @@ test('the view dates an outage back when told when it began: the record ages onl
   view.sweep();
   assert.equal(view.agentInstances('late-news').length, 1);
 });
+
+test('agentInstances answers one kept list per name, made again after a heartbeat, a change or an expiry', async (t) => {
+  const ttlMs = 300;
+  // No sweep during the test: only the kept list's own expiry can drop the record.
+  const view = new RecordView({ ttlMs, sweepMs: 60_000 });
+  t.after(() => view.close());
+  const first = agent('kept', 'i1');
+  put(view, first);
+  const list = view.agentInstances('kept');
+  assert.equal(view.agentInstances('kept'), list, 'the same list while nothing changed');
+  assert.ok(Object.isFrozen(list), 'shared, so frozen');
+  const later = new Date(Date.now() + 1).toISOString();
+  put(view, { ...first, heartbeatAt: later });
+  assert.equal(view.agentInstances('kept')[0]?.heartbeatAt, later, 'a heartbeat shows at once');
+  put(view, agent('kept', 'i2'));
+  assert.deepEqual(view.agentInstances('kept').map((r) => r.instance), ['i1', 'i2']);
+  view.apply({ op: 'delete', key: recordKey(first) });
+  assert.deepEqual(view.agentInstances('kept').map((r) => r.instance), ['i2']);
+  assert.equal(view.agentInstances('kept').length, 1);
+  await waitFor('the TTL to pass', () => Date.now() > Date.parse(later) + ttlMs + 20, 5000);
+  assert.deepEqual(view.agentInstances('kept'), [], 'gone when it expires, sweep or no sweep');
+});

@@ -46,4 +46,13 @@ test('push URLs are found in v1.0 and v0.3 shapes of SendMessage and CreateTaskP
   assert.deepEqual(pushUrls('CreateTaskPushNotificationConfig', { taskId: 't', pushNotificationConfig: { url: 'https://e' } }), ['https://e']);
   assert.deepEqual(pushUrls('CreateTaskPushNotificationConfig', { url: 7 }), ['7']);
   assert.deepEqual(pushUrls('GetTask', { url: 'https://f' }), []);
+  assert.deepEqual(pushUrls('SendMessage', { configuration: {} }), []);
+  assert.deepEqual(pushUrls('SendMessage', 'not params'), []);
+  // In the order met, each once: a config's own URL, then its nested config's, then the next config.
+  assert.deepEqual(pushUrls('SendMessage', { configuration: {
+    taskPushNotificationConfig: { url: 'https://g', pushNotificationConfig: { url: 'https://h' } },
+    pushNotificationConfig: { url: 'https://g' }, push_notification_config: { url: 'https://i' },
+  } }), ['https://g', 'https://h', 'https://i']);
+  assert.deepEqual(pushUrls('CreateTaskPushNotificationConfig', { url: 'https://j', config: { url: 'https://k' }, pushNotificationConfig: { url: 'https://l' } }),
+    ['https://j', 'https://l', 'https://k']);
 });
