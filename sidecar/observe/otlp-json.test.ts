@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallSpan } from './call-span.ts';
+import { ChunkWriter } from './chunk-writer.ts';
 import { OtlpRequest, WallClock, requestHead } from './otlp-json.ts';
 
 const HEAD = requestHead({ 'service.name': 'svc "quoted" ü', 'service.instance.id': 'i-1' }, 'agentmesh');
@@ -72,9 +73,17 @@ function expected(span: CallSpan, times: { startTimeUnixNano: string; endTimeUni
   };
 }
 
-/** Encodes `spans` as one export request and checks it byte for byte against JSON.stringify. */
-function check(spans: CallSpan[]): void {
-  const request = new OtlpRequest(HEAD, clock);
+/**
+ * Encodes `spans` as one export request and checks it byte for byte against JSON.stringify; into
+ * `out` when given (else once into 64 KB chunks and once into 100-byte chunks, so writes cross chunk ends).
+ */
+function check(spans: CallSpan[], out?: ChunkWriter): void {
+  if (out === undefined) {
+    check(spans, new ChunkWriter());
+    check(spans, new ChunkWriter(100));
+    return;
+  }
+  const request = new OtlpRequest(HEAD, clock, out);
   for (const span of spans) request.add(span);
   const { parts, bytes } = request.finish();
   const body = Buffer.concat(parts);
@@ -144,4 +153,13 @@ test('many spans and strings longer than a chunk', () => {
   spans.push(spanOf({ taskId: 'y'.repeat(200_000), contextId: '€'.repeat(70_000) }));
   spans.push(spanOf({ taskId: 'after' }));
   check(spans);
+});
+
+test('requests written one after another into one writer each get exactly their own spans', () => {
+  for (const out of [new ChunkWriter(), new ChunkWriter(100)]) {
+    check([spanOf({ taskId: 'first' })], out);
+    check([spanOf({ taskId: 'second', contextId: 'ü'.repeat(90) }), spanOf({ status: 0 })], out);
+    check([], out);
+    check([spanOf({ taskId: 'fourth' })], out);
+  }
 });

@@ -1,5 +1,5 @@
 // Ships recorded spans to an OTLP/HTTP endpoint, off the request path: spans are written into the
-// export request 64 at a time in the setImmediate turn after they were recorded (so they die young),
+// export request (as bytes) 64 at a time in the setImmediate turn after they were recorded (so they die young),
 // requests of up to 512 spans are posted at least once a second, one at a time, and retried with
 // backoff when the collector is busy or unreachable. The queue is bounded: past it spans are dropped
 // and counted, never blocking a call.
@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import { FailureLog } from '../log-once.ts';
 import type { CallSpan } from './call-span.ts';
 import type { TracerStats } from './call-trace.ts';
+import { ChunkWriter } from './chunk-writer.ts';
 import { OtlpRequest, WallClock } from './otlp-json.ts';
 
 export interface SpanExporterOptions {
@@ -47,6 +48,8 @@ export class SpanExporter {
   readonly #agent: HttpAgent;
   readonly #failures: FailureLog;
   readonly #clock = new WallClock();
+  /** Where spans are encoded: one request after another, each taking its bytes out at finish. */
+  readonly #out = new ChunkWriter();
   readonly #maxQueue: number;
   readonly #batchSize: number;
   readonly #delayMs: number;
@@ -155,13 +158,12 @@ export class SpanExporter {
     for (let i = 0; i < n; i++) {
       if (this.#open === undefined) {
         this.#clock.check();
-        this.#open = new OtlpRequest(this.#head, this.#clock);
+        this.#open = new OtlpRequest(this.#head, this.#clock, this.#out);
       }
       this.#open.add(spans[i] as CallSpan);
       this.#encoded++;
       if (this.#open.spans >= this.#batchSize) this.#finishOpen();
     }
-    this.#open?.seal();
   }
 
   #finishOpen(): void {
