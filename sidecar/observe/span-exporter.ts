@@ -59,7 +59,7 @@ export class SpanExporter {
   readonly #maxAttempts: number;
   readonly #closeTimeoutMs: number;
   /** Spans recorded since the last slice was encoded. */
-  #pending: CallSpan[] = [];
+  readonly #pending: CallSpan[] = [];
   /** The export request being written, and those written in full, waiting to be sent. */
   #open: OtlpRequest | undefined;
   readonly #ready: { parts: Buffer[]; bytes: number; spans: number }[] = [];
@@ -153,8 +153,6 @@ export class SpanExporter {
   #encode(n: number): void {
     if (n <= 0) return;
     const spans = this.#pending;
-    if (n === spans.length) this.#pending = [];
-    else this.#pending = spans.slice(n);
     for (let i = 0; i < n; i++) {
       if (this.#open === undefined) {
         this.#clock.check();
@@ -164,6 +162,9 @@ export class SpanExporter {
       this.#encoded++;
       if (this.#open.spans >= this.#batchSize) this.#finishOpen();
     }
+    // The spans not encoded move to the front of the same array (no new array per turn; none kept past its length).
+    if (n < spans.length) spans.copyWithin(0, n);
+    spans.length -= n;
   }
 
   #finishOpen(): void {
