@@ -14,7 +14,7 @@ export class CallScope {
   readonly #target: string;
   #timer: NodeJS.Timeout | undefined;
   #reason: MeshError | undefined;
-  #abortCurrent: ((reason: MeshError) => void) | undefined;
+  #abortCurrent: Abortable | undefined;
   #controller: AbortController | undefined;
   #finished = false;
   /** Set by restart(): the current idle gap ends here (ms since the epoch); 0 for a plain deadline. */
@@ -45,10 +45,13 @@ export class CallScope {
     return this.#controller.signal;
   }
 
-  /** Registers how to abort the exchange now in flight; called at once if the call already ended. */
-  attach(abort: (reason: MeshError) => void): void {
+  /**
+   * Registers how to abort the exchange now in flight (a function, or undici's dispatch controller itself:
+   * no closure per attempt); called at once if the call already ended.
+   */
+  attach(abort: Abortable): void {
     this.#abortCurrent = abort;
-    if (this.#reason) abort(this.#reason);
+    if (this.#reason) abortWith(abort, this.#reason);
   }
 
   /**
@@ -84,12 +87,20 @@ export class CallScope {
     this.#reason = reason;
     clearTimeout(this.#timer);
     this.#controller?.abort(reason);
-    this.#abortCurrent?.(reason);
+    if (this.#abortCurrent) abortWith(this.#abortCurrent, reason);
   }
 
   #timeout(): MeshError {
     return new MeshError('UPSTREAM_TIMEOUT', `deadline of ${this.#ms} ms exceeded waiting for ${this.#target}`, { details: { timeoutMs: this.#ms } });
   }
+}
+
+/** What attach() takes: a function, or an object with abort() such as undici's DispatchController. */
+export type Abortable = ((reason: MeshError) => void) | { abort(reason: MeshError): void };
+
+function abortWith(abort: Abortable, reason: MeshError): void {
+  if (typeof abort === 'function') abort(reason);
+  else abort.abort(reason);
 }
 
 function gone(): MeshError {

@@ -31,8 +31,8 @@ export interface ForwardRequest {
   errorContext?: ErrorContext | undefined;
   /** Sees the status and headers before they are passed on (e.g. to learn a session id). */
   onResponse?: (status: number, headers: ResponseHeaders) => void;
-  /** Sees every body chunk as it passes, and whether the body ended completely. */
-  observe?: { chunk(c: Buffer): void; end(complete: boolean): void };
+  /** Sees the status and headers (as onResponse), every body chunk as it passes, and whether the body ended completely. */
+  observe?: { head?(status: number, headers: ResponseHeaders): void; chunk(c: Buffer): void; end(complete: boolean): void };
 }
 
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
@@ -63,23 +63,27 @@ export interface Upstream {
  * Forwards and streams the answer into `res`. Resolves when the response has been written; rejects
  * with a MeshError before any byte was written, or destroys `res` if the stream breaks later.
  */
-export async function forward(request: ForwardRequest, res: ServerResponse): Promise<void> {
+export function forward(request: ForwardRequest, res: ServerResponse): Promise<void> {
   const scope = new CallScope(res, request.timeoutMs, request.target);
-  let upstream: Upstream;
+  // Relayed from the head's own callback: no promise for the head and no await between head and body
+  // (per call an async frame, two awaits and two promises less than send() then relay()).
+  const exchange = new Exchange(request, scope, res);
   try {
-    upstream = await send(request, scope);
+    dispatch(request, exchange);
   } catch (err) {
-    scope.finish();
-    request.observe?.end(false);
-    throw err;
+    exchange.failBeforeHead(err);
   }
-  request.onResponse?.(upstream.statusCode, upstream.headers);
-  await upstream.relay(res, request.observe ? { observe: request.observe } : {});
+  return exchange.done as Promise<unknown> as Promise<void>;
 }
 
 /** Sends the request and waits for the response head; failures come back as catalog errors. */
-export function send(request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>, scope: CallScope): Promise<Upstream> {
-  const exchange = new Exchange(request, scope);
+export function send(request: Outgoing, scope: CallScope): Promise<Upstream> {
+  const exchange = new Exchange(request, scope, undefined);
+  dispatch(request, exchange);
+  return exchange.done as Promise<Upstream>;
+}
+
+function dispatch(request: Outgoing, exchange: Exchange): void {
   request.dispatcher.dispatch({
     origin: request.origin,
     method: request.method as Dispatcher.HttpMethod,
@@ -88,33 +92,42 @@ export function send(request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 
     body: request.body ?? null,
     bodyTimeout: 0,
   }, exchange);
-  return exchange.head;
 }
 
 /** Chunks held while nobody consumes the body yet; beyond this the connection is paused. */
 const HOLD_LIMIT = 64 * 1024;
 
-type Sink = { res: ServerResponse; options: RelayOptions; done: () => void } | { discard: true; done: () => void };
+type Outgoing = Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>;
+/** The headers of an answer whose head has not arrived (nobody reads them before that). */
+const NO_HEADERS: ResponseHeaders = Object.freeze({});
+const NO_OPTIONS: RelayOptions = Object.freeze({});
 
 /**
  * undici's dispatch handler (the controller API of undici 7) for one exchange: no body Readable, no
- * stream.pipeline, no AbortSignal. Chunks that arrive before a sink is attached are held (a small JSON
- * answer usually arrives whole, with its head); the sink then writes them out and, with back-pressure,
- * pauses the connection.
+ * stream.pipeline, no AbortSignal. With send(), chunks that arrive before a sink is attached are held (a
+ * small JSON answer usually arrives whole, with its head); relay() then writes them out and, with
+ * back-pressure, pauses the connection. With forward(), the head's callback attaches the caller's response.
  */
 class Exchange implements Dispatcher.DispatchHandler, Upstream {
-  readonly head: Promise<Upstream>;
+  /** send(): this exchange once its head has arrived. forward(): settles when the answer has been written. */
+  readonly done: Promise<Upstream | undefined>;
   statusCode = 0;
-  headers: ResponseHeaders = {};
-  readonly #request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>;
+  headers: ResponseHeaders = NO_HEADERS;
+  readonly #request: Outgoing;
   readonly #scope: CallScope;
+  /** forward() only: where the answer goes as soon as its head arrives. */
+  readonly #relayTo: ServerResponse | undefined;
   // Set by the promise executor in the constructor (no placeholder closures per exchange).
-  #resolveHead!: (u: Upstream) => void;
-  #rejectHead!: (err: MeshError) => void;
+  #resolve!: (value: Upstream | undefined) => void;
+  #reject!: (err: unknown) => void;
   #controller: Dispatcher.DispatchController | undefined;
-  #held: Buffer[] = [];
+  #held: Buffer[] | undefined;
   #heldBytes = 0;
-  #sink: Sink | undefined;
+  /** The sink, once attached: the response relayed into (undefined when the body is discarded), its options, and what to call when done. */
+  #res: ServerResponse | undefined;
+  #options: RelayOptions = NO_OPTIONS;
+  #observe: ForwardRequest['observe'];
+  #onDone: ((value: undefined) => void) | undefined;
   #sse = false;
   /** SSE only: event boundaries (the idle timer restarts on each) and the size cap. */
   #guard: SseGuard | undefined;
@@ -125,18 +138,19 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
   /** The body ended: true when complete, an Error when it broke. */
   #end: true | Error | undefined;
 
-  constructor(request: Omit<ForwardRequest, 'timeoutMs' | 'onResponse' | 'observe'>, scope: CallScope) {
+  constructor(request: Outgoing, scope: CallScope, relayTo: ServerResponse | undefined) {
     this.#request = request;
     this.#scope = scope;
-    this.head = new Promise<Upstream>((resolve, reject) => {
-      this.#resolveHead = resolve;
-      this.#rejectHead = reject;
+    this.#relayTo = relayTo;
+    this.done = new Promise<Upstream | undefined>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
     });
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    this.#scope.attach((reason) => controller.abort(reason));
+    this.#scope.attach(controller);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: ResponseHeaders): void {
@@ -151,7 +165,18 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
       this.#passFn = (chunk) => this.#pass(chunk);
       this.#onEvent = () => { this.#scope.restart(); };
     }
-    this.#resolveHead(this);
+    const res = this.#relayTo;
+    if (res === undefined) return this.#resolve(this);
+    const request = this.#request as ForwardRequest;
+    try {
+      request.onResponse?.(statusCode, headers);
+      const observe = this.#observe = request.observe;
+      observe?.head?.(statusCode, headers);
+      this.#attach(res, NO_OPTIONS, this.#resolve);
+    } catch (err) {
+      // As a relay that failed to start: the call fails with what was thrown.
+      this.#reject(err);
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -167,13 +192,13 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
 
   /** Holds or writes one piece of the body; false asks for back-pressure. */
   #pass(chunk: Buffer): boolean {
-    const sink = this.#sink;
-    if (sink === undefined) {
-      this.#held.push(chunk);
+    if (this.#onDone === undefined) {
+      (this.#held ??= []).push(chunk);
       this.#heldBytes += chunk.length;
       return this.#heldBytes < HOLD_LIMIT;
     }
-    return 'res' in sink ? this.#write(sink.res, sink.options, chunk) : true;
+    const res = this.#res;
+    return res === undefined ? true : this.#write(res, chunk);
   }
 
   onResponseEnd(): void {
@@ -184,54 +209,71 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (!this.#started) {
-      this.#rejectHead(this.#scope.ended ?? upstreamError(err, this.#request));
+      const error = this.#scope.ended ?? upstreamError(err, this.#request);
+      if (this.#relayTo === undefined) this.#reject(error);
+      else this.failBeforeHead(error);
       return;
     }
     this.#end = err;
     this.#settle();
   }
 
+  /** forward(): the call failed before an answer started; the caller's response is left to the caller. */
+  failBeforeHead(err: unknown): void {
+    this.#scope.finish();
+    (this.#request as ForwardRequest).observe?.end(false);
+    this.#reject(err);
+  }
+
   relay(res: ServerResponse, options: RelayOptions = {}): Promise<void> {
     return new Promise<void>((done) => {
-      this.#sink = { res, options, done };
-      const headers = responseHeaders(this.headers);
-      let status = this.statusCode;
-      if (options.meshErrorsAsOk && this.headers[ERROR_HEADER] !== undefined) {
-        delete headers[STATUS_HEADER];
-        res.setHeader(STATUS_HEADER, String(status)); // set, so metrics read the status it maps to
-        status = 200;
-      }
-      res.writeHead(status, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
-      // A stream (no content-length: SSE, chunked) gets its head at once; a sized answer goes out with its body.
-      if (this.headers['content-length'] === undefined) res.flushHeaders();
-      const onDrain = (this.#onDrain = () => { this.#controller?.resume(); });
-      res.on('drain', onDrain);
-      const held = this.#held;
-      this.#held = [];
-      // Head and body in one write (and one TLS record) where they are already here.
-      res.cork();
-      for (const chunk of held) this.#write(res, options, chunk);
-      this.#settle();
-      res.uncork();
-      if (this.#heldBytes >= HOLD_LIMIT && this.#end === undefined && !res.writableNeedDrain) this.#controller?.resume();
+      this.#observe = options.observe;
+      this.#attach(res, options, done);
     });
+  }
+
+  /** Writes the head and whatever body is held into `res`; the rest follows as it arrives. */
+  #attach(res: ServerResponse, options: RelayOptions, done: (value: undefined) => void): void {
+    this.#res = res;
+    this.#options = options;
+    this.#onDone = done;
+    const headers = responseHeaders(this.headers);
+    let status = this.statusCode;
+    if (options.meshErrorsAsOk && this.headers[ERROR_HEADER] !== undefined) {
+      delete headers[STATUS_HEADER];
+      res.setHeader(STATUS_HEADER, String(status)); // set, so metrics read the status it maps to
+      status = 200;
+    }
+    res.writeHead(status, options.extraHeaders ? Object.assign(headers, options.extraHeaders) : headers);
+    // A stream (no content-length: SSE, chunked) gets its head at once; a sized answer goes out with its body.
+    if (this.headers['content-length'] === undefined) res.flushHeaders();
+    const onDrain = (this.#onDrain = () => { this.#controller?.resume(); });
+    res.on('drain', onDrain);
+    const held = this.#held;
+    this.#held = undefined;
+    // Head and body in one write (and one TLS record) where they are already here.
+    res.cork();
+    if (held !== undefined) for (const chunk of held) this.#write(res, chunk);
+    this.#settle();
+    res.uncork();
+    if (this.#heldBytes >= HOLD_LIMIT && this.#end === undefined && !res.writableNeedDrain) this.#controller?.resume();
   }
 
   discard(): Promise<void> {
     return new Promise<void>((done) => {
-      this.#sink = { discard: true, done };
-      this.#held = [];
+      this.#onDone = done;
+      this.#held = undefined;
       this.#controller?.resume();
       this.#settle();
     });
   }
 
-  #write(res: ServerResponse, options: RelayOptions, chunk: Buffer): boolean {
+  #write(res: ServerResponse, chunk: Buffer): boolean {
     if (!this.#tapped) {
       this.#tapped = true;
-      options.tap?.(chunk);
+      this.#options.tap?.(chunk);
     }
-    options.observe?.chunk(chunk);
+    this.#observe?.chunk(chunk);
     if (res.destroyed) return true;
     if (this.#wroteBody) return res.write(chunk);
     // The first chunk carries a head that was not flushed: corked, both leave in one write.
@@ -247,20 +289,21 @@ class Exchange implements Dispatcher.DispatchHandler, Upstream {
 
   /** Finishes the sink once the body has ended and a sink is attached. */
   #settle(): void {
-    const sink = this.#sink;
+    const done = this.#onDone;
     const end = this.#end;
-    if (!sink || end === undefined || this.#settled) return;
+    if (done === undefined || end === undefined || this.#settled) return;
     this.#settled = true;
-    if ('res' in sink) {
+    const res = this.#res;
+    if (res !== undefined) {
       this.#scope.finish();
-      if (this.#onDrain) sink.res.off('drain', this.#onDrain);
-      sink.options.observe?.end(end === true && !sink.res.destroyed);
-      if (end === true) sink.res.end();
+      if (this.#onDrain) res.off('drain', this.#onDrain);
+      this.#observe?.end(end === true && !res.destroyed);
+      if (end === true) res.end();
       // A stream the sidecar cut (cap, idle timeout) ends with an error event the caller can read.
-      else if (this.#guard && end instanceof MeshError && !sink.res.destroyed) sink.res.end(sseErrorEvent(end, this.#request.errorContext ?? { style: 'jsonrpc' }));
-      else if (!sink.res.destroyed) sink.res.destroy(end);
+      else if (this.#guard && end instanceof MeshError && !res.destroyed) res.end(sseErrorEvent(end, this.#request.errorContext ?? { style: 'jsonrpc' }));
+      else if (!res.destroyed) res.destroy(end);
     }
-    sink.done();
+    done(undefined);
   }
 }
 
