@@ -97,39 +97,62 @@ export function replay(res: ServerResponse, outcome: Outcome): void {
 }
 
 /** Collects a plain JSON response as it streams past, for replay; SSE and oversized bodies are not kept. */
-export function recorder(onDone: (outcome: Outcome | undefined) => void) {
-  let status = 0;
-  let headers: Record<string, string | string[] | undefined> = {};
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let keep = true;
-  return {
-    head(s: number, h: Record<string, string | string[] | undefined>) {
-      status = s;
-      headers = h;
-      keep = s < 500 && String(h['content-type'] ?? '').startsWith('application/json');
-    },
-    chunk(c: Buffer) {
-      if (!keep) return;
-      size += c.length;
-      if (size > MAX_CAPTURE) { keep = false; chunks.length = 0; return; }
-      chunks.push(c);
-    },
-    end(complete: boolean) {
-      onDone(keep && complete && status > 0 ? { status, headers, body: ownCopy(chunks, size) } : undefined);
-    },
-  };
+export function recorder(onDone: (outcome: Outcome | undefined) => void): Recording {
+  return new Recording(onDone);
 }
+
+/**
+ * One attempt's answer as it streams past (ForwardRequest.observe). A class, not an object of closures:
+ * one object per SendMessage; the first chunk is held in a field (a small answer is one chunk, no array).
+ */
+export class Recording {
+  readonly #onDone: (outcome: Outcome | undefined) => void;
+  #status = 0;
+  #headers: Record<string, string | string[] | undefined> = NONE;
+  #first: Buffer | undefined;
+  #more: Buffer[] | undefined;
+  #size = 0;
+  #keep = true;
+
+  constructor(onDone: (outcome: Outcome | undefined) => void) {
+    this.#onDone = onDone;
+  }
+
+  head(s: number, h: Record<string, string | string[] | undefined>): void {
+    this.#status = s;
+    this.#headers = h;
+    this.#keep = s < 500 && String(h['content-type'] ?? '').startsWith('application/json');
+  }
+
+  chunk(c: Buffer): void {
+    if (!this.#keep) return;
+    this.#size += c.length;
+    if (this.#size > MAX_CAPTURE) {
+      this.#keep = false;
+      this.#first = this.#more = undefined;
+      return;
+    }
+    if (this.#first === undefined) this.#first = c;
+    else (this.#more ??= []).push(c);
+  }
+
+  end(complete: boolean): void {
+    const keep = this.#keep && complete && this.#status > 0;
+    this.#onDone(keep ? { status: this.#status, headers: this.#headers, body: ownCopy(this.#first, this.#more, this.#size) } : undefined);
+  }
+}
+
+const NONE: Record<string, string | string[] | undefined> = Object.freeze({});
 
 /**
  * A kept answer, copied out of the socket's read buffers into memory of its own size. Not Buffer.concat:
  * under 4 KB it takes a slice of Node's shared 8 KB pool, and one kept answer then holds the whole slab
  * (measured: 10,000 kept 0.5 KB answers held about 80 MB, not the 5 MB the store's bound counts).
  */
-function ownCopy(chunks: readonly Buffer[], size: number): Buffer {
+function ownCopy(first: Buffer | undefined, more: readonly Buffer[] | undefined, size: number): Buffer {
   const body = Buffer.allocUnsafeSlow(size);
-  let at = 0;
-  for (const chunk of chunks) at += chunk.copy(body, at);
+  let at = first === undefined ? 0 : first.copy(body, 0);
+  if (more !== undefined) for (const chunk of more) at += chunk.copy(body, at);
   return body;
 }
 

@@ -12,7 +12,7 @@ import { arrivingBudget, arrivingHops } from '../resilience/hop-budget.ts';
 import type { MeshUsers } from '../users/mesh-users.ts';
 import { forward, type ForwardRequest } from '../transport/proxy.ts';
 import type { Admission } from '../overload/admission.ts';
-import { admitCall, admitted, beforeForwarding, budgetLeft } from '../overload/admit-call.ts';
+import { admitCall, beforeForwarding, budgetLeft, failedOutcome } from '../overload/admit-call.ts';
 import { CARD_PATH, type Binding } from './agent-card.ts';
 import { dedupKey, recorder, replay, type MessageDedup } from './dedup.ts';
 import { readRestRequest, readRpcRequest } from './envelope.ts';
@@ -110,15 +110,19 @@ export function inboundA2a(deps: InboundA2aDeps) {
       path: `${parts.base}${route.rest}${route.search}` || '/',
       headers: forwarded,
       body,
-      target: `local agent '${agent.name}'`,
+      target: agentTarget(agent),
       maxSseEvent: deps.maxSseEvent, errorContext: ctx,
     };
     if (budget !== undefined) request.timeoutMs = budget;
-    if (record) {
-      request.onResponse = record.head;
-      request.observe = record;
+    if (record) request.observe = record;
+    // admitted(permit, forward(…)) written out: one async frame and one await less per call.
+    try {
+      await forward(request, res);
+    } catch (err) {
+      permit?.release(failedOutcome(err));
+      throw err;
     }
-    await admitted(permit, forward(request, res));
+    permit?.release('ok');
   }
 
   /** The agent's own card, in the shape the caller's A2A-Version asks for (the agent decides). */
@@ -134,7 +138,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
       method: 'GET',
       path: `${agent.cardUrl.pathname}${agent.cardUrl.search}`,
       headers: { accept: 'application/json', host: agent.cardUrl.host, [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, ...(typeof version === 'string' ? { 'a2a-version': version } : {}) },
-      target: `local agent '${agent.name}'`,
+      target: agentTarget(agent),
       timeoutMs: ctx.timeoutMs ?? 10_000,
     }, res);
   }
@@ -143,6 +147,14 @@ export function inboundA2a(deps: InboundA2aDeps) {
 }
 
 const NO_HEADERS: Record<string, string> = {};
+
+/** "local agent 'x'", for errors naming the hop: made once per agent, not per call. */
+const agentTargets = new WeakMap<LocalAgent, { name: string; text: string }>();
+function agentTarget(agent: LocalAgent): string {
+  let target = agentTargets.get(agent);
+  if (target?.name !== agent.name) agentTargets.set(agent, target = { name: agent.name, text: `local agent '${agent.name}'` });
+  return target.text;
+}
 
 /** A URL's origin, host and path without its trailing slash: URL getters build a new string on every read. */
 const urlPartsCache = new WeakMap<URL, { origin: string; host: string; base: string }>();

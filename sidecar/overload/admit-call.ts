@@ -3,7 +3,7 @@
 import { isMeshError } from '../../sdk/errors.ts';
 import type { A2aMethod } from '../a2a/methods.ts';
 import type { RequestContext } from '../request-context.ts';
-import type { Admission, CallKind, Departure, Permit } from './admission.ts';
+import type { Admission, CallKind, Departure, Outcome, Permit } from './admission.ts';
 
 /**
  * A slot for this call at the local agent (undefined when there is no admission, e.g. no agent yet).
@@ -40,9 +40,14 @@ export async function admitted(permit: Permit | undefined, work: Promise<void>):
     await work;
     permit.release('ok');
   } catch (err) {
-    permit.release(isMeshError(err, 'UPSTREAM_TIMEOUT') ? 'timeout' : 'other');
+    permit.release(failedOutcome(err));
     throw err;
   }
+}
+
+/** What a forwarded call that failed with `err` tells the limit (as admitted() releases it): a timeout shrinks it. */
+export function failedOutcome(err: unknown): Outcome {
+  return isMeshError(err, 'UPSTREAM_TIMEOUT') ? 'timeout' : 'other';
 }
 
 /** Work between admission and forwarding (e.g. signing headers): if it fails, the slot is given back at once. */
