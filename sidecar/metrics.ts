@@ -45,6 +45,8 @@ export function createMetrics(): Metrics {
   // when /metrics is read (its collect hooks): prom-client validates and hashes the labels on every inc()
   // and observe(), which profiles showed on every request.
   const children = new Map<string, Series>();
+  /** The series the previous request counted in. */
+  let last: Series | undefined;
   /** Series whose counts moved since the last scrape. */
   const dirty = new Set<Series>();
   const flush = (): void => {
@@ -94,17 +96,20 @@ export function createMetrics(): Metrics {
       for (const state of ['open', 'half-open', 'close']) transitions.remove({ target, instance, state });
     },
     observe(direction, target, method, caller, code, seconds) {
-      const key = `${direction} ${target} ${method} ${code} ${caller}`;
-      let series = children.get(key);
+      // Most requests carry the labels of the one before: compared as they are before a key string is built.
+      let series = last !== undefined && last.code === code && last.caller === caller && last.labels.method === method && last.labels.target === target && last.labels.direction === direction ? last : undefined;
+      const key = series === undefined ? `${direction} ${target} ${method} ${code} ${caller}` : '';
+      series ??= children.get(key);
       if (!series) {
         if (children.size >= MAX_CACHED_SERIES) {
           flush();
           children.clear();
         }
         const labels = { direction, target, method, caller: callers.of(caller), code: String(code) };
-        series = { labels, failed: code === 0 || code >= 400, requests: 0, errors: 0, latency: latency.series(direction, target, method) };
+        series = { labels, code, caller, failed: code === 0 || code >= 400, requests: 0, errors: 0, latency: latency.series(direction, target, method) };
         children.set(key, series);
       }
+      last = series;
       series.requests++;
       if (series.failed) series.errors++;
       dirty.add(series);
@@ -119,7 +124,8 @@ export function createMetrics(): Metrics {
  * `onDone` gets the same status (the audit record of the call); `observer` (observe/) ends the span, logs the access line and feeds the tap.
  */
 export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, onDone?: (code: number) => void, observer?: CallObserver): void {
-  res.once('close', () => {
+  // on(), not once(): a response emits 'close' once, and once() adds a wrapper and its state per request.
+  res.on('close', () => {
     const meshStatus = Number(res.getHeader(STATUS_HEADER));
     const code = !res.writableFinished && !listenEnded(ctx, res) ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
     const target = ctx.target ? targetLabel(ctx.target) : '-';
@@ -139,6 +145,9 @@ function listenEnded(ctx: RequestContext, res: ServerResponse): boolean {
 
 interface Series {
   labels: { direction: string; target: string; method: string; caller: string; code: string };
+  /** The code and caller as observed (the caller label may be 'other'). */
+  code: number;
+  caller: string;
   failed: boolean;
   /** Counts not yet handed to prom-client. */
   requests: number;

@@ -27,20 +27,27 @@ export interface InboundDeps extends InboundA2aDeps, InboundMcpDeps {
 export function inboundHandler(deps: InboundDeps) {
   const a2a = inboundA2a(deps);
   const mcp = inboundMcp(deps);
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // Not async: an async frame and an await per request for a try/catch. Errors thrown before the handler's
+  // promise exists are answered at once; a rejected handler is answered by its catch.
+  return function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('inbound', req, deps.log);
     deps.observer?.begin(ctx, req);
     trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req), deps.observer);
+    let handling: Promise<void>;
     try {
       const route = parseRoute(req.url ?? '/');
       if ((route.kind === 'a2a' && route.rest === '') || route.kind === 'mcp') ctx.style = 'jsonrpc';
       const caller = verifyClientPeer(req.socket as TLSSocket, deps.trustDomain);
       ctx.caller = caller;
-      if (route.kind === 'a2a') return await a2a.handle(req, res, route, ctx, caller);
-      if (route.kind === 'mcp' && route.name !== undefined) return await mcp.handle(req, res, { ...route, name: route.name }, ctx, caller);
-      throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
+      if (route.kind === 'a2a') handling = a2a.handle(req, res, route, ctx, caller);
+      else if (route.kind === 'mcp' && route.name !== undefined) handling = mcp.handle(req, res, { ...route, name: route.name }, ctx, caller);
+      else throw new MeshError('ROUTE_NOT_FOUND', `no route for ${req.method} ${route.path}`);
     } catch (err) {
       sendError(res, err, ctx);
+      return ANSWERED;
     }
+    return handling.then(undefined, (err: unknown) => sendError(res, err, ctx));
   };
 }
+
+const ANSWERED: Promise<void> = Promise.resolve();

@@ -37,13 +37,23 @@ export interface ListenOptions {
 export async function listen(options: ListenOptions): Promise<Listener> {
   let active = 0;
   let idle: (() => void) | undefined;
+  // One listener for every response, with on() rather than once(): a response emits 'close' once, and
+  // once() would make a wrapper, its state and a closure per request.
+  const onClose = (): void => {
+    active--;
+    if (active === 0) idle?.();
+  };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     active++;
-    res.once('close', () => {
-      active--;
-      if (active === 0) idle?.();
-    });
-    options.handler(req, res).catch((err: unknown) => {
+    res.on('close', onClose);
+    let handling: Promise<void>;
+    try {
+      handling = options.handler(req, res);
+    } catch (err) {
+      // A handler that is not an async function can throw before it has a promise to reject.
+      handling = Promise.reject(err);
+    }
+    handling.catch((err: unknown) => {
       options.onError(err);
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();
