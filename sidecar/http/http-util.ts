@@ -8,36 +8,80 @@ import { JsonDepthGuard } from './json-depth.ts';
 /**
  * Reads a request body up to `limit` bytes; a larger body is refused with BODY_TOO_LARGE before parsing.
  * With `maxDepth`, JSON nested deeper than that is refused (INVALID_REQUEST) as soon as it arrives.
+ * Once per request (the body can be read only once anyway).
  */
 export function readBody(req: IncomingMessage, limit: number, maxDepth?: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
+  const reading = req as ReadingRequest;
+  if (reading[READING] !== undefined) return Promise.reject(new Error('readBody: this request body is already being read'));
   // Events rather than `for await`: the async iterator costs a promise and a stream wrapper per request.
   return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const depth = maxDepth === undefined ? undefined : new JsonDepthGuard(maxDepth);
-    const fail = (err: Error): void => { cleanup(); reject(err); };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) return fail(tooLarge(limit));
-      try {
-        depth?.feed(chunk);
-      } catch (err) {
-        return fail(err as Error);
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onClose = (): void => { if (!req.complete) fail(new MeshError('ABORTED', 'caller closed the connection')); };
-    const cleanup = (): void => {
-      req.off('data', onData).off('end', onEnd).off('error', fail).off('close', onClose);
-    };
-    req.on('data', onData).on('end', onEnd).on('error', fail).on('close', onClose);
+    reading[READING] = { limit, size: 0, first: undefined, all: undefined, depth: maxDepth === undefined ? undefined : new JsonDepthGuard(maxDepth), resolve, reject };
+    req.on('data', onBodyData).on('end', onBodyEnd).on('error', onBodyError).on('close', onBodyClose);
   });
+}
+
+/**
+ * One body being read. The listeners are shared functions that find it on the request (an emitter calls
+ * its listeners with `this` set to itself): one object per request instead of five closures and their scope.
+ */
+interface BodyRead {
+  readonly limit: number;
+  size: number;
+  /** The first chunk; a small body is nothing more (no array, no copy). */
+  first: Buffer | undefined;
+  /** Every chunk, once there is more than one. */
+  all: Buffer[] | undefined;
+  readonly depth: JsonDepthGuard | undefined;
+  readonly resolve: (body: Buffer) => void;
+  readonly reject: (err: Error) => void;
+}
+
+const READING = Symbol('agentmesh.readBody');
+type ReadingRequest = IncomingMessage & { [READING]?: BodyRead | undefined };
+
+function onBodyData(this: ReadingRequest, chunk: Buffer): void {
+  const read = this[READING];
+  if (read === undefined) return;
+  read.size += chunk.length;
+  if (read.size > read.limit) return failBody(this, read, tooLarge(read.limit));
+  try {
+    read.depth?.feed(chunk);
+  } catch (err) {
+    return failBody(this, read, err as Error);
+  }
+  if (read.first === undefined) read.first = chunk;
+  else if (read.all === undefined) read.all = [read.first, chunk];
+  else read.all.push(chunk);
+}
+
+function onBodyEnd(this: ReadingRequest): void {
+  const read = this[READING];
+  if (read === undefined) return;
+  stopReading(this);
+  read.resolve(read.all !== undefined ? Buffer.concat(read.all, read.size) : read.first ?? Buffer.alloc(0));
+}
+
+function onBodyError(this: ReadingRequest, err: Error): void {
+  const read = this[READING];
+  if (read !== undefined) failBody(this, read, err);
+}
+
+function onBodyClose(this: ReadingRequest): void {
+  const read = this[READING];
+  if (read !== undefined && !this.complete) failBody(this, read, new MeshError('ABORTED', 'caller closed the connection'));
+}
+
+function failBody(req: ReadingRequest, read: BodyRead, err: Error): void {
+  stopReading(req);
+  read.reject(err);
+}
+
+function stopReading(req: ReadingRequest): void {
+  req.off('data', onBodyData).off('end', onBodyEnd).off('error', onBodyError).off('close', onBodyClose);
+  // Set, not deleted: a delete would turn the request into a slow dictionary-mode object.
+  req[READING] = undefined;
 }
 
 function tooLarge(limit: number): MeshError {
