@@ -135,10 +135,12 @@ export class AuditLog {
       this.#lostTo = undefined;
     }
     if (this.#queue.length === 0) return;
-    const time = this.#now().toISOString();
+    // One position object per batch, moved along the chain (seal keeps no reference to it).
+    const at = { instance: this.#o.instance, seq: this.#seq, time: this.#now().toISOString(), prev: this.#prev };
     for (const fields of this.#queue) {
-      const sealed = seal(fields, { instance: this.#o.instance, seq: ++this.#seq, time, prev: this.#prev });
-      this.#prev = sealed.hash;
+      at.seq = ++this.#seq;
+      const sealed = seal(fields, at);
+      at.prev = this.#prev = sealed.hash;
       this.#unsent.push(sealed.line);
     }
     this.#stats.sealed += this.#queue.length;

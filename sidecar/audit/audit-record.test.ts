@@ -60,3 +60,20 @@ test('a sealed line is the canonical JSON its hash covers, plus the hash, and re
   assert.equal('taskId' in parsed, false, 'undefined members are left out');
   assert.deepEqual([parsed.v, parsed.instance, parsed.seq, parsed.prev], [1, 'i1', 7, GENESIS]);
 });
+
+test('a call record keeps the first 64 chain entries that are strings, each clipped to 512 characters', () => {
+  const ctx = context();
+  const long = 'x'.repeat(600);
+  Object.assign(ctx, { chain: ['a', long, 'b'] });
+  assert.deepEqual(callFields(ctx, 200, undefined).chain, ['a', 'x'.repeat(512), 'b']);
+  const mixed: unknown[] = ['a', 7, long, null, 'b'];
+  mixed[7] = 'after a hole';
+  Object.assign(ctx, { chain: mixed });
+  assert.deepEqual(callFields(ctx, 200, undefined).chain, ['a', 'x'.repeat(512), 'b', 'after a hole']);
+  Object.assign(ctx, { chain: [...Array.from({ length: 63 }, (_, i) => `s${i}`), 1, 'beyond'] });
+  assert.deepEqual(callFields(ctx, 200, undefined).chain, Array.from({ length: 63 }, (_, i) => `s${i}`));
+  const shared = ['a', long];
+  Object.assign(ctx, { chain: shared });
+  callFields(ctx, 200, undefined);
+  assert.deepEqual(shared, ['a', long], 'the context\'s chain is not changed');
+});

@@ -113,8 +113,9 @@ export function callFields(ctx: RequestContext, status: number, traceId: string 
   if (ctx.tool !== undefined) out.tool = clip(ctx.tool);
   const decision = decisionOf(ctx.decision);
   if (decision) {
-    out.decision = decision.decision;
-    if (decision.rule !== undefined) out.rule = decision.rule;
+    out.decision = decision;
+    const { rule } = ctx.decision as { rule?: unknown };
+    if (typeof rule === 'string') out.rule = clip(rule);
   }
   if (traceId !== undefined) out.traceId = traceId;
   return out;
@@ -128,21 +129,25 @@ function userSubject(user: unknown): string | undefined {
   return typeof subject === 'string' ? clip(subject) : undefined;
 }
 
-/** ctx.chain: agent identities the call passed through, oldest first. */
+/** ctx.chain: agent identities the call passed through, oldest first (the first MAX_CHAIN, strings only, clipped). */
 function chainOf(chain: unknown): string[] | undefined {
   if (!Array.isArray(chain)) return undefined;
-  return chain.slice(0, MAX_CHAIN).filter((c): c is string => typeof c === 'string').map(clip);
+  const out = chain.slice(0, MAX_CHAIN) as unknown[];
+  // The usual chain (strings only) is clipped in place: one array per record instead of three.
+  for (let i = 0; i < out.length; i++) {
+    const c = out[i];
+    if (typeof c !== 'string') return out.filter((x): x is string => typeof x === 'string').map(clip);
+    out[i] = clip(c);
+  }
+  return out as string[];
 }
 
-/** ctx.decision as the policy layer sets it ({ allowed, rule, mode }). */
-function decisionOf(decision: unknown): { decision: Decision; rule: string | undefined } | undefined {
+/** ctx.decision as the policy layer sets it ({ allowed, rule, mode }); its rule is read by callFields. */
+function decisionOf(decision: unknown): Decision | undefined {
   if (typeof decision !== 'object' || decision === null) return undefined;
-  const { allowed, rule, mode } = decision as { allowed?: unknown; rule?: unknown; mode?: unknown };
+  const { allowed, mode } = decision as { allowed?: unknown; mode?: unknown };
   if (typeof allowed !== 'boolean') return undefined;
-  return {
-    decision: allowed ? 'allow' : mode === 'audit' ? 'would-deny' : 'deny',
-    rule: typeof rule === 'string' ? clip(rule) : undefined,
-  };
+  return allowed ? 'allow' : mode === 'audit' ? 'would-deny' : 'deny';
 }
 
 /** The trace id of a W3C traceparent (version-traceid-parentid-flags), or of ctx.trace when a tracer set one. */
