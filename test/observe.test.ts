@@ -271,3 +271,56 @@ test('an error names its request id in the body; a base URL without its trailing
   assert.equal(body.error.details[0]?.metadata.requestId, answer.headers.get('x-agentmesh-request-id'));
   assert.match(String(body.error.details[0]?.metadata.requestId), /^[0-9a-f-]{36}$/);
 });
+
+test('with tracing on, the sidecar owns the trace context: a caller\'s tracestate never outlives an invalid traceparent', async (t) => {
+  const unique = `w${process.pid}${Date.now().toString(36)}`;
+  const pki = await createTestPki({ trustDomain: 'observe.test' });
+  t.after(() => pki.close());
+  const registryDir = mkdtempSync(join(tmpdir(), 'agentmesh-observe-'));
+  t.after(() => rmSync(registryDir, { recursive: true, force: true }));
+  const otlp = await startOtlpReceiver();
+  t.after(() => new Promise((resolve) => { otlp.server.close(resolve); otlp.server.closeAllConnections(); }));
+  const telemetry = { enabled: true, endpoint: otlp.url, sampling: 1 };
+  const name = `keeper-${unique}`;
+  /** The trace headers of every message the agent received (the card reads are not recorded). */
+  const arrived: { traceparent: string | undefined; tracestate: string | undefined }[] = [];
+  const agent = await serveAgent({
+    name, executor: echoExecutor(),
+    configure: (app) => app.use((req, _res, next) => {
+      if (req.method === 'POST') arrived.push({ traceparent: req.headers.traceparent as string | undefined, tracestate: req.headers.tracestate as string | undefined });
+      next();
+    }),
+  });
+  t.after(() => agent.close());
+  const b = await startTestSidecar({ name, pki, registryDir, config: { telemetry, instance: `b-${unique}`, agent: { url: agent.url, name } } });
+  t.after(() => b.close());
+  const a = await startTestSidecar({ name: 'a', pki, registryDir, config: { telemetry, instance: `a-${unique}` } });
+  t.after(() => a.close());
+  await waitFor('the agent visible at a', async () => (await connectMesh({ url: a.outbound }).agents({ name })).length === 1);
+
+  const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const send = async (trace: Record<string, string>, id: string) => {
+    const before = arrived.length;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'SendMessage', params: { message: { kind: 'message', messageId: `${id}-${unique}`, role: 'user', parts: [{ kind: 'text', text: id }] } } });
+    const res = await fetch(`${a.outbound}/a2a/${name}`, { method: 'POST', headers: { 'content-type': 'application/json', ...trace }, body });
+    assert.equal(res.status, 200, await res.text());
+    assert.equal(arrived.length, before + 1, `${id}: one message reached the agent`);
+    return arrived[before] as { traceparent: string | undefined; tracestate: string | undefined };
+  };
+
+  // An invalid traceparent (upper-case hex) starts a new trace: the caller's tracestate belongs to no trace any more.
+  const invalid = await send({ traceparent: `00-${TRACE.toUpperCase()}-00f067aa0ba902b7-01`, tracestate: 'congo=t61rcWkgMzE' }, 'invalid');
+  assert.match(invalid.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  assert.ok(!invalid.traceparent?.includes(TRACE), 'a new trace id');
+  assert.equal(invalid.tracestate, undefined, 'no tracestate without the trace it was for');
+
+  // A valid traceparent continues the trace; a tracestate with no valid member is dropped, not passed on.
+  const junk = await send({ traceparent: `00-${TRACE}-00f067aa0ba902b7-01`, tracestate: 'bad entry,=,UPPER=x' }, 'junk');
+  assert.ok(junk.traceparent?.startsWith(`00-${TRACE}-`), 'the caller\'s trace continues');
+  assert.equal(junk.tracestate, undefined);
+
+  // And its valid members are carried on, in order.
+  const kept = await send({ traceparent: `00-${TRACE}-00f067aa0ba902b7-01`, tracestate: 'congo=t61rcWkgMzE,bad entry,rojo=00f067aa0ba902b7' }, 'kept');
+  assert.ok(kept.traceparent?.startsWith(`00-${TRACE}-`));
+  assert.equal(kept.tracestate, 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7');
+});

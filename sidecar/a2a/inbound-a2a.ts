@@ -19,7 +19,7 @@ import { readRestRequest, readRpcRequest } from './envelope.ts';
 import type { MeshDedup } from './mesh-dedup.ts';
 import type { A2aMethod } from './methods.ts';
 import type { Dispatcher } from 'undici';
-import { traceHeaders } from '../observe/call-trace.ts';
+import { withTraceHeaders } from '../observe/call-trace.ts';
 
 /** The local agent as the inbound side sees it: its registry name and where each binding is served. */
 export interface LocalAgent {
@@ -101,8 +101,7 @@ export function inboundA2a(deps: InboundA2aDeps) {
     forwarded.host = parts.host;
     if (budget !== undefined) forwarded[DEADLINE_HEADER] = String(budget);
     if (forAgent) for (const name in forAgent) forwarded[name] = forAgent[name] as string;
-    const trace = traceHeaders(ctx);
-    for (const name in trace) forwarded[name] = trace[name] as string;
+    withTraceHeaders(forwarded, ctx);
     const request: ForwardRequest = {
       dispatcher: agent.dispatcher,
       origin: parts.origin,

@@ -21,7 +21,7 @@ import { readRestRequest, readRpcRequest } from './envelope.ts';
 import { a2aFault } from './instance-fault.ts';
 import type { A2aMethod } from './methods.ts';
 import { sniffTaskId, type TaskAffinity } from './task-affinity.ts';
-import { traceHeaders } from '../observe/call-trace.ts';
+import { traceHeaders, withTraceHeaders } from '../observe/call-trace.ts';
 
 export interface OutboundA2aDeps {
   resilience: ResilienceState;
@@ -127,7 +127,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     const headers = forwardHeaders(req.headers, hop.headers, deps.dropHeaders);
     if (delegated) Object.assign(headers, delegated);
     headers[REQUEST_ID_HEADER] = ctx.requestId;
-    Object.assign(headers, traceHeaders(ctx));
+    withTraceHeaders(headers, ctx);
     const key = to.key;
     await resilientForward({
       candidates: to.candidates,

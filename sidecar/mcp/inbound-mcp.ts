@@ -15,7 +15,7 @@ import { forward } from '../transport/proxy.ts';
 import { serveStdio, type LocalMcpServer } from './local-servers.ts';
 import { readMcpRequest } from './outbound-mcp.ts';
 import { bindSession, type SessionOwners } from './session-owners.ts';
-import { traceHeaders } from '../observe/call-trace.ts';
+import { withTraceHeaders } from '../observe/call-trace.ts';
 import type { Admission } from '../overload/admission.ts';
 import { admitMcp, admitted, beforeForwarding, budgetLeft } from '../overload/admit-call.ts';
 
@@ -71,7 +71,7 @@ export function inboundMcp(deps: InboundMcpDeps) {
       origin: server.url.origin,
       method: req.method ?? 'GET',
       path: `${server.url.pathname}${route.search}`,
-      headers: forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...forServer, ...traceHeaders(ctx) }),
+      headers: withTraceHeaders(forwardHeaders(req.headers, { [CALLER_HEADER]: caller, [REQUEST_ID_HEADER]: ctx.requestId, host: server.url.host, ...forServer }), ctx),
       ...(body ? { body } : {}),
       target: `local MCP server '${name}'`,
       maxSseEvent: deps.maxSseEvent, errorContext: ctx,

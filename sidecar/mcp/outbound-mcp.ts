@@ -20,7 +20,7 @@ import type { ListenStreams } from '../http/listen-streams.ts';
 import { IdleSessions } from './idle-sessions.ts';
 import { admitToolCall } from '../tools/admit-call.ts';
 import type { ToolGuard } from '../tools/tool-guard.ts';
-import { traceHeaders } from '../observe/call-trace.ts';
+import { withTraceHeaders } from '../observe/call-trace.ts';
 
 const MAX_TRACKED_SESSIONS = 10_000;
 /** MCP methods that only read: safe to retry after they were sent. */
@@ -141,9 +141,9 @@ export function outboundMcp(deps: OutboundMcpDeps) {
         request: {
           method: req.method ?? 'GET',
           path: `/mcp/${name}${search}`,
-          headers: forwardHeaders(req.headers, req.method === 'GET'
-            ? { [HOPS_HEADER]: String(hop.hops), ...delegated, [REQUEST_ID_HEADER]: ctx.requestId, ...traceHeaders(ctx) }
-            : { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId, ...traceHeaders(ctx) }, deps.dropHeaders),
+          headers: withTraceHeaders(forwardHeaders(req.headers, req.method === 'GET'
+            ? { [HOPS_HEADER]: String(hop.hops), ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }
+            : { ...hop.headers, ...delegated, [REQUEST_ID_HEADER]: ctx.requestId }, deps.dropHeaders), ctx),
           ...(body ? { body } : {}),
           // The GET stream only listens: it has no deadline of its own.
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),

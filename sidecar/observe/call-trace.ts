@@ -36,3 +36,18 @@ const NONE: Readonly<Record<string, string>> = Object.freeze({});
 export function traceHeaders(ctx: RequestContext): Readonly<Record<string, string>> {
   return ctx.trace?.headers ?? NONE;
 }
+
+/**
+ * Writes this call's trace headers over the caller's in `headers` (forwarded headers, filled in place).
+ * With tracing on, the sidecar owns both: a caller's `tracestate` is dropped when the call's trace has
+ * none (its `traceparent` was invalid, so a new trace began, or no member of it was valid), as W3C trace
+ * context asks. With tracing off nothing changes: both pass through as the caller sent them.
+ */
+export function withTraceHeaders<H extends Record<string, string | string[]>>(headers: H, ctx: RequestContext): H {
+  const trace = ctx.trace?.headers;
+  if (trace === undefined) return headers;
+  const out = headers as Record<string, string | string[]>;
+  for (const name in trace) out[name] = trace[name] as string;
+  if (trace.tracestate === undefined) delete out.tracestate;
+  return headers;
+}
