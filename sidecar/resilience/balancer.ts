@@ -83,7 +83,8 @@ export class Balancer {
     const a = pool[Math.floor(Math.random() * pool.length)] as R;
     let b = pool[Math.floor(Math.random() * (pool.length - 1))] as R;
     if (b === a) b = pool[pool.length - 1] as R;
-    return this.#cost(a.instance) <= this.#cost(b.instance) ? a : b;
+    const now = Date.now();
+    return this.#cost(a.instance, now) <= this.#cost(b.instance, now) ? a : b;
   }
 
   /**
@@ -209,20 +210,22 @@ export class Balancer {
   }
 
   #sample(state: InstanceState, ms: number): void {
-    const current = this.#ewma(state);
+    // One clock read for the decay and the new sample time (it was two reads of the same millisecond, or the next).
+    const now = Date.now();
+    const current = this.#ewma(state, now);
     state.ewmaMs = current === 0 ? ms : current * (1 - EWMA_DECAY) + ms * EWMA_DECAY;
-    state.sampledAt = Date.now();
+    state.sampledAt = now;
   }
 
-  #cost(instance: string): number {
+  #cost(instance: string, now: number): number {
     const s = this.#state(instance);
-    const penalty = s.penaltyUntil > Date.now() ? 1e6 : 0;
-    return (s.inflight + 1) * Math.max(this.#ewma(s), 0.1) + penalty;
+    const penalty = s.penaltyUntil > now ? 1e6 : 0;
+    return (s.inflight + 1) * Math.max(this.#ewma(s, now), 0.1) + penalty;
   }
 
   /** The latency estimate, decayed toward zero with the time since the last sample. */
-  #ewma(s: InstanceState): number {
-    return s.ewmaMs * Math.exp(-(Date.now() - s.sampledAt) / EWMA_IDLE_DECAY_MS);
+  #ewma(s: InstanceState, now: number): number {
+    return s.ewmaMs * Math.exp(-(now - s.sampledAt) / EWMA_IDLE_DECAY_MS);
   }
 
   #state(instance: string): InstanceState {
