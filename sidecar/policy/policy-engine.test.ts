@@ -162,6 +162,28 @@ describe('decisions', () => {
     assert.equal(allowAll.decide(call('x', 'agent:a', 'SendMessage')).allowed, true);
     assert.equal(allowAll.decide(call('x', 'mcp:any', 'initialize')).rule, 'stop');
   });
+
+  test('the cache keeps apart what a joined key would not: no tool and the tool named ""', () => {
+    const doc = parsePolicy('default: deny\nrules: [{ name: any-tool, to: { mcp: stats, tools: ["*"] } }]', 'x');
+    for (const first of [undefined, '']) {
+      const fresh = new CompiledPolicy(doc, 1);
+      const second = first === undefined ? '' : undefined;
+      const a = fresh.decide(call('x', 'mcp:stats', 'tools/call', { tool: first }));
+      const b = fresh.decide(call('x', 'mcp:stats', 'tools/call', { tool: second }));
+      assert.equal(a.allowed, first === '', `tool ${JSON.stringify(first)} decided first`);
+      assert.equal(b.allowed, second === '', `tool ${JSON.stringify(second)} decided second`);
+    }
+  });
+
+  test('settled() is the cached decision when caller, target, method and tool decide it, undefined when a rule reads more', () => {
+    const planner = `${TD}/agent/planner`;
+    const decided = policy.decide(call('planner', 'agent:researcher', 'SendMessage'));
+    assert.equal(policy.settled(planner, { kind: 'agent', name: 'researcher' }, 'SendMessage', undefined), decided);
+    assert.equal(policy.settled(`${TD}/agent/intern-1`, { kind: 'agent', name: 'researcher' }, 'CancelTask', undefined)?.rule, 'no-cancel-for-interns');
+    // planner-counts constrains arguments; analysts-via-writer reads the user and the chain.
+    assert.equal(policy.settled(planner, { kind: 'mcp', name: 'stats' }, 'tools/call', 'word_count'), undefined);
+    assert.equal(policy.settled(planner, { kind: 'mcp', name: 'stats' }, 'tools/call', 'shout'), undefined);
+  });
 });
 
 describe('sessions and listings for an end user', () => {

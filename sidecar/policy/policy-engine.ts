@@ -72,6 +72,12 @@ interface CompiledRule {
 
 /** The rules that can apply to one (caller, target, method, tool), or the decision when nothing else matters. */
 type Plan = { fixed: PolicyDecision } | { fixed: undefined; denies: readonly CompiledRule[]; allows: readonly CompiledRule[] };
+/**
+ * Plans by caller → target name → method → tool (one tree per target kind). Nested maps rather than one
+ * map keyed by a joined string: a cached lookup then builds no key string per call, and no two calls can
+ * share a key (a tool '' is not "no tool").
+ */
+type PlanTree = Map<string, Map<string, Map<string, Map<string | undefined, Plan>>>>;
 
 /** MCP messages that keep a session alive; any allow rule for the server covers them. */
 const MCP_PLUMBING = new Set(['initialize', 'ping', 'MCP GET', 'MCP DELETE', 'MCP POST']);
@@ -83,7 +89,9 @@ export class CompiledPolicy {
   readonly version: number;
   readonly mode: 'enforce' | 'audit';
   readonly #rules: readonly CompiledRule[];
-  readonly #plans = new Map<string, Plan>();
+  readonly #plans: Record<TargetKind, PlanTree> = { agent: new Map(), mcp: new Map() };
+  /** Plans in both trees, bounded by MAX_PLANS. */
+  #planCount = 0;
   readonly #byDefault: PolicyDecision;
   readonly #limits: readonly CompiledLimit[];
   /** Limits per (caller, target) when none depends on the end user. */
@@ -116,7 +124,15 @@ export class CompiledPolicy {
     });
   }
 
-  /** The decision for one call. Cheap when cached: one map lookup, and per-call checks only for conditional rules. */
+  /**
+   * The decision when caller, target, method and tool settle it (no rule that applies looks at the end
+   * user, chain or arguments), without building a PolicyCall; undefined when they do not: then decide().
+   */
+  settled(caller: string, target: { kind: TargetKind; name: string }, method: string, tool: string | undefined): PolicyDecision | undefined {
+    return this.#plan(caller, target.kind, target.name, method, tool).fixed;
+  }
+
+  /** The decision for one call. Cheap when cached: a few map lookups, and per-call checks only for conditional rules. */
   decide(call: PolicyCall): PolicyDecision {
     const plan = this.#plan(call.caller, call.target.kind, call.target.name, call.method, call.tool);
     if (plan.fixed) return plan.fixed;
@@ -199,8 +215,7 @@ export class CompiledPolicy {
   }
 
   #plan(caller: string, kind: TargetKind, name: string, method: string, tool: string | undefined): Plan {
-    const key = `${caller}\n${kind}\n${name}\n${method}\n${tool ?? ''}`;
-    let plan = this.#plans.get(key);
+    let plan = this.#plans[kind].get(caller)?.get(name)?.get(method)?.get(tool);
     if (plan) return plan;
     const matching = this.#rules.filter((r) => (!r.identity || r.identity(caller)) && targets(r, kind, name, method, tool));
     const denies = matching.filter((r) => r.action === 'deny');
@@ -214,9 +229,25 @@ export class CompiledPolicy {
           : this.#byDefault,
       };
     }
-    if (this.#plans.size >= MAX_PLANS) this.#plans.clear();
-    this.#plans.set(key, plan);
+    this.#cachePlan(caller, kind, name, method, tool, plan);
     return plan;
+  }
+
+  #cachePlan(caller: string, kind: TargetKind, name: string, method: string, tool: string | undefined, plan: Plan): void {
+    if (this.#planCount >= MAX_PLANS) {
+      this.#plans.agent.clear();
+      this.#plans.mcp.clear();
+      this.#planCount = 0;
+    }
+    const byCaller = this.#plans[kind];
+    let byName = byCaller.get(caller);
+    if (!byName) byCaller.set(caller, byName = new Map());
+    let byMethod = byName.get(name);
+    if (!byMethod) byName.set(name, byMethod = new Map());
+    let byTool = byMethod.get(method);
+    if (!byTool) byMethod.set(method, byTool = new Map());
+    byTool.set(tool, plan);
+    this.#planCount++;
   }
 }
 

@@ -76,11 +76,13 @@ export class PolicyGate {
     const policy = this.#policy;
     const target = ctx.target;
     if (!policy || !target) return;
-    const call: PolicyCall = {
-      caller: ctx.caller ?? this.#self, target, method: options.method ?? ctx.method, tool: options.tool ?? ctx.tool,
-      user: ctx.user, via: ctx.chain, args: options.args,
-    };
-    const decision = policy.decide(call);
+    const caller = ctx.caller ?? this.#self;
+    const method = options.method ?? ctx.method;
+    const tool = options.tool ?? ctx.tool;
+    // Usually the cached decision for (caller, target, method, tool) settles it and no PolicyCall is built;
+    // decide() gets the whole call when a rule that applies reads the end user, the chain or the arguments.
+    const decision = policy.settled(caller, target, method, tool)
+      ?? policy.decide({ caller, target, method, tool, user: ctx.user, via: ctx.chain, args: options.args });
     ctx.decision = decision;
     if (decision.allowed) {
       this.#metrics?.decision(ctx.direction, 'allow');
@@ -92,7 +94,7 @@ export class PolicyGate {
       return;
     }
     this.#metrics?.decision(ctx.direction, 'deny');
-    throw deniedError(call, decision);
+    throw deniedError({ caller, target, method, tool }, decision);
   }
 
   /**

@@ -160,6 +160,17 @@ describe('Balancer', () => {
     await held;
   });
 
+  test('an action that throws instead of returning a promise fails the attempt like a rejection, open or closed', async (t) => {
+    const { balancer, state } = setup(t);
+    const boom = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const throwing = (alone: boolean) => balancer.call('a', alone, () => { throw boom; });
+    for (let i = 0; i < 3; i++) assert.equal(await throwing(false).catch((err: unknown) => err), boom);
+    assert.equal(state('a'), 'open', 'three synchronous throws in a row eject the instance');
+    assert.equal(balancer.snapshot().a?.inflight, 0);
+    assert.equal(await throwing(true).catch((err: unknown) => err), boom, 'alone, the open breaker is bypassed and the throw rejects');
+    assert.equal(balancer.snapshot().a?.inflight, 0);
+  });
+
   test('retain forgets instances that left; close shuts every breaker', async (t) => {
     const { balancer, ok } = setup(t);
     await ok('a');
