@@ -42,6 +42,10 @@ const FLOOD = `
       headers: { 'content-type': 'application/json', 'a2a-version': '1.0', 'content-length': body.length },
     }, (res) => { let t = ''; res.setEncoding('utf8'); res.on('data', (c) => { t += c; }); res.on('end', () => resolve(JSON.parse(t).error?.code ?? null)); });
     req.on('error', reject);
+    // The sidecar answers before reading the body, then closes the connection a moment later while this
+    // peer may still be writing (a lingering close): a reset after the answer is the expected end, not a
+    // crash of the flood. A reset before the answer still rejects through the request's own error.
+    req.on('socket', (socket) => socket.on('error', () => {}));
     req.end(body);
   });
   Promise.all(Array.from({ length: o.count }, one)).then((codes) => process.stdout.write(JSON.stringify(codes)), (err) => { console.error(err); process.exit(1); });
