@@ -28,7 +28,7 @@ async function measure(name: string, sink: AuditSink): Promise<void> {
     ctx.method = 'SendMessage';
     ctx.taskId = 't-1';
     ctx.contextId = 'c-1';
-    audit.onCall(ctx, req)(200);
+    audit.done(ctx, req, 200);
     const used = process.cpuUsage(start);
     return used.user + used.system;
   };

@@ -1,7 +1,7 @@
 // Prometheus metrics for one sidecar (prom-client, a registry of its own): requests, errors and
 // latency per direction, target, method and caller. Served by the admin listener at /metrics.
 // Labels come from the request context (methods from a2a/methods.ts), targets spelled by metric-labels.ts.
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { ERROR_HEADER, STATUS_HEADER } from '../sdk/mesh-headers.ts';
 import type { CallObserver } from './observe/call-observer.ts';
@@ -118,19 +118,24 @@ export function createMetrics(): Metrics {
   };
 }
 
+/** Told of each tracked call when its response closes (the audit's CallAudit): one object per sidecar, no callback per request. */
+export interface CallRecorder {
+  done(ctx: RequestContext, req: IncomingMessage, code: number): void;
+}
+
 /**
  * Times one request and records it when its response closes, with the labels its context holds by
  * then. A JSON-RPC error the mesh answered with HTTP 200 counts with the status it maps to.
- * `onDone` gets the same status (the audit record of the call); `observer` (observe/) ends the span, logs the access line and feeds the tap.
+ * `recorder` gets the same status (the audit record of the call); `observer` (observe/) ends the span, logs the access line and feeds the tap.
  */
-export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, onDone?: (code: number) => void, observer?: CallObserver): void {
+export function trackRequest(metrics: Metrics, ctx: RequestContext, res: ServerResponse, recorder?: CallRecorder, observer?: CallObserver): void {
   // on(), not once(): a response emits 'close' once, and once() adds a wrapper and its state per request.
   res.on('close', () => {
     const meshStatus = Number(res.getHeader(STATUS_HEADER));
     const code = !res.writableFinished && !listenEnded(ctx, res) ? 0 : meshStatus > 0 ? meshStatus : res.statusCode;
     const target = ctx.target ? targetLabel(ctx.target) : '-';
     metrics.observe(ctx.direction, target, ctx.method, ctx.caller ?? '-', code, ctx.elapsedMs() / 1000);
-    onDone?.(code);
+    recorder?.done(ctx, res.req, code);
     if (observer) { const error = res.getHeader(ERROR_HEADER); observer.end(ctx, code, typeof error === 'string' ? error : undefined); }
   });
 }

@@ -118,7 +118,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     deps.policy.check(ctx);
     const instances = requireAgent(agent);
     const target = to.target;
-    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(agent), target });
+    const hop = nextHop(req.headers, deps.hops.maxHops, deps.hops.timeout(agent), target);
     ctx.hops = hop.hops;
     ctx.timeoutMs = hop.timeoutMs;
     deps.pending?.hold(agent, res);
@@ -174,7 +174,7 @@ export function outboundA2a(deps: OutboundA2aDeps) {
     if (!wanted.startsWith('0.') || !offersBothVersions(record.card)) {
       return sendJson(res, 200, rewriteCard(record.card, routeUrl(req, agent)));
     }
-    const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: Math.min(deps.hops.timeout(agent), CARD_TIMEOUT_MS), target: `agent '${agent}'` });
+    const hop = nextHop(req.headers, deps.hops.maxHops, Math.min(deps.hops.timeout(agent), CARD_TIMEOUT_MS), `agent '${agent}'`);
     const answer = await deps.peers.get(record.endpoint, record.identity).request({
       origin: record.endpoint, method: 'GET', path: `/a2a/${agent}${CARD_PATH}`,
       headers: { ...hop.headers, [REQUEST_ID_HEADER]: ctx.requestId, ...traceHeaders(ctx), 'a2a-version': wanted, accept: 'application/json' },

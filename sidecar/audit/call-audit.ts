@@ -1,11 +1,12 @@
-// The request path's one touch of the audit: onCall() captures the trace id when a request arrives and
-// returns the callback trackRequest runs when its response closes, which queues the call record.
+// The request path's one touch of the audit: trackRequest calls done() when a request's response closes,
+// which queues the call record.
 import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from '../request-context.ts';
+import type { CallRecorder } from '../metrics.ts';
 import type { AuditLog } from './audit-log.ts';
 import { callFields, traceIdOf, type ToolFields } from './audit-record.ts';
 
-export class CallAudit {
+export class CallAudit implements CallRecorder {
   readonly log: AuditLog;
   /** This sidecar's SPIFFE ID: the caller of its outbound calls (whatever reaches the outbound listener acts as the local agent). */
   readonly #self: string | undefined;
@@ -15,13 +16,14 @@ export class CallAudit {
     this.#self = self;
   }
 
-  onCall(ctx: RequestContext, req: IncomingMessage): (code: number) => void {
-    const traceparent = req.headers.traceparent;
-    return (code) => {
-      const fields = callFields(ctx, code, traceIdOf(ctx.trace, traceparent));
-      if (fields.caller === undefined && fields.direction === 'outbound' && this.#self !== undefined) fields.caller = this.#self;
-      this.log.record(fields);
-    };
+  /**
+   * Queues the record of a finished call. A method taking the request, not a closure made per request:
+   * the traceparent is read at the end, which is the one the request arrived with (nothing rewrites it).
+   */
+  done(ctx: RequestContext, req: IncomingMessage, code: number): void {
+    const fields = callFields(ctx, code, traceIdOf(ctx.trace, req.headers.traceparent));
+    if (fields.caller === undefined && fields.direction === 'outbound' && this.#self !== undefined) fields.caller = this.#self;
+    this.log.record(fields);
   }
 
   tool(fields: Omit<ToolFields, 'kind'>): void {

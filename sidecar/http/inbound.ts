@@ -32,7 +32,7 @@ export function inboundHandler(deps: InboundDeps) {
   return function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('inbound', req, deps.log);
     deps.observer?.begin(ctx, req);
-    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req), deps.observer);
+    trackRequest(deps.metrics, ctx, res, deps.audit, deps.observer);
     let handling: Promise<void>;
     try {
       const route = parseRoute(req.url ?? '/');

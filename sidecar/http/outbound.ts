@@ -30,7 +30,7 @@ export function outboundHandler(deps: OutboundDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new RequestContext('outbound', req, deps.log);
     deps.observer?.begin(ctx, req);
-    trackRequest(deps.metrics, ctx, res, deps.audit?.onCall(ctx, req), deps.observer);
+    trackRequest(deps.metrics, ctx, res, deps.audit, deps.observer);
     try {
       const route = parseRoute(req.url ?? '/');
       switch (route.kind) {

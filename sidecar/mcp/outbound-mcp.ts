@@ -125,18 +125,21 @@ export function outboundMcp(deps: OutboundMcpDeps) {
       const owner = pick(name, sessionId);
       if (sessionId) res.once('close', idle.hold(sessionId));
       if (req.method === 'GET') deps.listenStreams.track(res);
-      const hop = nextHop(req.headers, { maxHops: deps.hops.maxHops, timeoutMs: deps.hops.timeout(name), target: `MCP server '${name}'` });
+      // Each made once per call, not once per reader (hop limit, delegation budget, upstream errors; balancer, budget, retries).
+      const target = `MCP server '${name}'`;
+      const key = `mcp/${name}`;
+      const hop = nextHop(req.headers, deps.hops.maxHops, deps.hops.timeout(name), target);
       ctx.hops = hop.hops;
       ctx.timeoutMs = hop.timeoutMs;
-      const delegated = await deps.users.hopHeaders(ctx, deps.view.mcpInstances(name), `MCP server '${name}'`);
+      const delegated = await deps.users.hopHeaders(ctx, deps.view.mcpInstances(name), target);
       await resilientForward({
         candidates: admitted ? () => admitted(deps.view.mcpInstances(name)) : () => deps.view.mcpInstances(name),
         // An MCP session lives on the instance that created it: such calls never move.
         ...(sessionId ? { preferred: owner.instance, pinned: true } : {}),
         idempotent: isIdempotentMcp(message, owner),
         retry: deps.resilience.retry(name),
-        balancer: deps.resilience.balancer(`mcp/${name}`, name),
-        budget: deps.resilience.budget(`mcp/${name}`, name),
+        balancer: deps.resilience.balancer(key, name),
+        budget: deps.resilience.budget(key, name),
         dispatcher: (record) => deps.peers.get(record.endpoint, record.identity),
         request: {
           method: req.method ?? 'GET',
@@ -149,10 +152,10 @@ export function outboundMcp(deps: OutboundMcpDeps) {
           ...(req.method === 'GET' ? {} : { timeoutMs: hop.timeoutMs }),
           maxSseEvent: deps.maxSseEvent, errorContext: ctx,
         },
-        target: `MCP server '${name}'`,
+        target,
         onRetry: (reason) => {
           ctx.retries++;
-          deps.resilience.onRetry(`mcp/${name}`, reason);
+          deps.resilience.onRetry(key, reason);
         },
         onResponse: (record, status, headers) => {
           const created = headers['mcp-session-id'];

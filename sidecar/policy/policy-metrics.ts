@@ -11,17 +11,44 @@ export interface PolicyMetrics {
   loadError(): void;
 }
 
+/** One decisions series: its labels as prom-client keeps them and the decisions not yet handed to it. */
+interface DecisionSeries {
+  readonly labels: { direction: Direction; decision: DecisionOutcome };
+  pending: number;
+}
+
 export function createPolicyMetrics(registry: Registry): PolicyMetrics {
+  // Decisions are counted in plain numbers on the request path (a check on each side of every call) and
+  // handed to prom-client when /metrics is read (its collect hook), as metrics.ts does for requests:
+  // prom-client hashes and validates the labels on every inc(), bound child or not.
+  const series = {
+    outbound: { allow: decisionSeries('outbound', 'allow'), deny: decisionSeries('outbound', 'deny'), audit_deny: decisionSeries('outbound', 'audit_deny') },
+    inbound: { allow: decisionSeries('inbound', 'allow'), deny: decisionSeries('inbound', 'deny'), audit_deny: decisionSeries('inbound', 'audit_deny') },
+  } satisfies Record<Direction, Record<DecisionOutcome, DecisionSeries>>;
+  /** Series counted since the last scrape, in the order first counted (prom-client prints series in the order it first saw them). */
+  const dirty = new Set<DecisionSeries>();
+  const flush = (): void => {
+    for (const s of dirty) {
+      decisions.inc(s.labels, s.pending);
+      s.pending = 0;
+    }
+    dirty.clear();
+  };
   const version = new Gauge({ name: 'agentmesh_policy_version', help: 'Version of the mesh policy in force (0: none, every call allowed)', registers: [registry] });
-  const decisions = new Counter({ name: 'agentmesh_policy_decisions_total', help: 'Policy decisions by direction and outcome (audit_deny: denied in audit mode, let through)', labelNames: ['direction', 'decision'] as const, registers: [registry] });
+  const decisions = new Counter({ name: 'agentmesh_policy_decisions_total', help: 'Policy decisions by direction and outcome (audit_deny: denied in audit mode, let through)', labelNames: ['direction', 'decision'] as const, registers: [registry], collect: flush });
   const loadErrors = new Counter({ name: 'agentmesh_policy_load_errors_total', help: 'Policy versions that could not be read or validated (the last good one stays)', registers: [registry] });
-  // Bound once: prom-client hashes labels on every inc() otherwise.
-  const children = new Map<string, { inc(): void }>();
-  for (const d of ['outbound', 'inbound'] as const) for (const o of ['allow', 'deny', 'audit_deny'] as const) children.set(`${d} ${o}`, decisions.labels(d, o));
   version.set(0);
   return {
     version: (value) => version.set(value),
-    decision: (direction, outcome) => children.get(`${direction} ${outcome}`)?.inc(),
+    decision: (direction, outcome) => {
+      const s = series[direction][outcome];
+      s.pending++;
+      dirty.add(s);
+    },
     loadError: () => loadErrors.inc(),
   };
+}
+
+function decisionSeries(direction: Direction, decision: DecisionOutcome): DecisionSeries {
+  return { labels: { direction, decision }, pending: 0 };
 }

@@ -25,15 +25,19 @@ export function arrivingHops(headers: IncomingHttpHeaders): number {
   return meshInt(headers, HOPS_HEADER) ?? 0;
 }
 
-/** For a call leaving this sidecar: the next hop count (refused past the limit) and the budget. */
-export function nextHop(headers: IncomingHttpHeaders, options: { maxHops: number; timeoutMs: number; target: string }): HopBudget {
+/**
+ * For a call leaving this sidecar: the next hop count (refused past `maxHops`) and the budget (`timeoutMs`,
+ * or less when the call arrived with less). `target` names the callee in the hop-limit error only.
+ * Positional, not an options object: this runs on every outbound call.
+ */
+export function nextHop(headers: IncomingHttpHeaders, maxHops: number, timeoutMs: number, target: string): HopBudget {
   const hops = arrivingHops(headers) + 1;
-  if (hops > options.maxHops) {
-    throw new MeshError('HOP_LIMIT_EXCEEDED', `call to ${options.target} refused: it would be hop ${hops}, past the hop limit of ${options.maxHops} (limits.maxHops); is there a call loop?`, { details: { hops, limit: options.maxHops } });
+  if (hops > maxHops) {
+    throw new MeshError('HOP_LIMIT_EXCEEDED', `call to ${target} refused: it would be hop ${hops}, past the hop limit of ${maxHops} (limits.maxHops); is there a call loop?`, { details: { hops, limit: maxHops } });
   }
   const incoming = meshInt(headers, DEADLINE_HEADER);
-  const timeoutMs = incoming === undefined ? options.timeoutMs : Math.min(incoming, options.timeoutMs);
-  return { hops, timeoutMs, headers: { [HOPS_HEADER]: String(hops), [DEADLINE_HEADER]: String(timeoutMs) } };
+  const budget = incoming === undefined ? timeoutMs : Math.min(incoming, timeoutMs);
+  return { hops, timeoutMs: budget, headers: { [HOPS_HEADER]: String(hops), [DEADLINE_HEADER]: String(budget) } };
 }
 
 /** For a call arriving from another sidecar: the budget it brought, if any. */
