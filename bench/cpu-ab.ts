@@ -22,7 +22,7 @@ import { HttpClient, closedLoop, fixedRate, type LoadResult } from './load.ts';
 import type { LightUpstreamArgs, LightUpstreamInfo } from './light-upstream.ts';
 import { startOtlpSink } from './otlp-sink.ts';
 import { writeFiftyRulePolicy } from './policy-fifty.ts';
-import { cpuSeconds } from './proc.ts';
+import { cpuSeconds, memory } from './proc.ts';
 import { FEATURE_VARIANT, featureConfig, type FeatureSet } from './world.ts';
 import type { ReferenceProxyArgs, ReferenceProxyInfo } from './reference-proxy.ts';
 
@@ -148,12 +148,13 @@ try {
   const ref = totals.get('undici');
   const refPair = ref ? us(ref.cpu.reduce((a, b) => a + b, 0), ref.handled) : Number.NaN;
   console.log(`load: ${rate > 0 ? `${rate} req/s` : `c=${concurrency}`}, ${rounds} rounds of ${sliceMs} ms, features ${featureSets.join(', ')}`);
-  console.log('pair            req/s   errors  out µs  in µs  pair µs  ×undici');
+  console.log('pair            req/s   errors  out µs  in µs  pair µs  ×undici   RSS now / peak MB (out, in)');
   for (const p of pairs) {
     const t = totals.get(p.name);
     if (!t) continue;
     const pair = us(t.cpu.reduce((a, b) => a + b, 0), t.handled);
-    console.log(`${p.name.padEnd(14)} ${(t.completed / t.seconds).toFixed(0).padStart(6)} ${String(t.errors).padStart(8)} ${us(t.cpu[0] ?? 0, t.handled).toFixed(0).padStart(7)} ${us(t.cpu[1] ?? 0, t.handled).toFixed(0).padStart(6)} ${pair.toFixed(0).padStart(8)} ${(pair / refPair).toFixed(2).padStart(8)}`);
+    const rss = p.procs.map((q) => memory(q.pid)).map((m) => (m ? `${m.rssMb.toFixed(0)} / ${m.peakMb.toFixed(0)}` : '?')).join(', ');
+    console.log(`${p.name.padEnd(14)} ${(t.completed / t.seconds).toFixed(0).padStart(6)} ${String(t.errors).padStart(8)} ${us(t.cpu[0] ?? 0, t.handled).toFixed(0).padStart(7)} ${us(t.cpu[1] ?? 0, t.handled).toFixed(0).padStart(6)} ${pair.toFixed(0).padStart(8)} ${(pair / refPair).toFixed(2).padStart(8)}   ${rss}`);
   }
 } finally {
   for (const c of children) c.kill('SIGTERM');

@@ -191,9 +191,12 @@ export class SpanExporter {
   async #deliver(body: { parts: Buffer[]; bytes: number }, spans: number): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#post(body);
+        const written = await this.#post(body);
         this.#exported += spans;
         this.#failures.success();
+        // Every byte left (the request finished writing): the chunks can be written again. A request
+        // still writing (a collector that answered early), or one that failed, leaves them to the GC.
+        if (written) this.#out.release(body.parts);
         return;
       } catch (err) {
         const retryable = !(err instanceof ExportError) || err.retryable;
@@ -215,8 +218,8 @@ export class SpanExporter {
    * One POST, its body written part by part (no copy into one buffer). The time limit covers the whole
    * exchange: a collector that trickles its answer does not hold the export queue.
    */
-  #post(body: { parts: Buffer[]; bytes: number }): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  #post(body: { parts: Buffer[]; bytes: number }): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
       const send = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = send(this.#url, {
         method: 'POST', agent: this.#agent, signal: this.#stop.signal,
@@ -226,7 +229,8 @@ export class SpanExporter {
         res.once('error', reject);
         res.once('end', () => {
           const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve();
+          // Resolves with whether the whole request had been written out (nothing still reads its body).
+          if (status >= 200 && status < 300) return resolve(req.writableFinished);
           reject(new ExportError(`the collector answered HTTP ${status}`, status === 429 || status === 502 || status === 503 || status === 504, retryAfterMs(res.headers['retry-after'])));
         });
       });
