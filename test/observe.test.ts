@@ -90,15 +90,20 @@ function toolCallerExecutor(meshUrl: () => string, server: string): AgentExecuto
   };
 }
 
-test('a three-hop chain shows as one trace, in the access log and on the tap of every sidecar', async (t) => {
-  const unique = `o${process.pid}${Date.now().toString(36)}`;
+/** A mesh CA, a shared registry directory and an OTLP receiver, all stopped when the test ends; tracing at ratio 1.0. */
+async function tracedMesh(t: { after(fn: () => unknown): void }) {
   const pki = await createTestPki({ trustDomain: 'observe.test' });
   t.after(() => pki.close());
   const registryDir = mkdtempSync(join(tmpdir(), 'agentmesh-observe-'));
   t.after(() => rmSync(registryDir, { recursive: true, force: true }));
   const otlp = await startOtlpReceiver();
   t.after(() => new Promise((resolve) => { otlp.server.close(resolve); otlp.server.closeAllConnections(); }));
-  const telemetry = { enabled: true, endpoint: otlp.url, sampling: 1 };
+  return { pki, registryDir, otlp, telemetry: { enabled: true, endpoint: otlp.url, sampling: 1 } };
+}
+
+test('a three-hop chain shows as one trace, in the access log and on the tap of every sidecar', async (t) => {
+  const unique = `o${process.pid}${Date.now().toString(36)}`;
+  const { pki, registryDir, otlp, telemetry } = await tracedMesh(t);
   const log = { access: true };
 
   const tools = await serveTestMcp(['lookup']);
@@ -274,13 +279,7 @@ test('an error names its request id in the body; a base URL without its trailing
 
 test('with tracing on, the sidecar owns the trace context: a caller\'s tracestate never outlives an invalid traceparent', async (t) => {
   const unique = `w${process.pid}${Date.now().toString(36)}`;
-  const pki = await createTestPki({ trustDomain: 'observe.test' });
-  t.after(() => pki.close());
-  const registryDir = mkdtempSync(join(tmpdir(), 'agentmesh-observe-'));
-  t.after(() => rmSync(registryDir, { recursive: true, force: true }));
-  const otlp = await startOtlpReceiver();
-  t.after(() => new Promise((resolve) => { otlp.server.close(resolve); otlp.server.closeAllConnections(); }));
-  const telemetry = { enabled: true, endpoint: otlp.url, sampling: 1 };
+  const { pki, registryDir, telemetry } = await tracedMesh(t);
   const name = `keeper-${unique}`;
   /** The trace headers of every message the agent received (the card reads are not recorded). */
   const arrived: { traceparent: string | undefined; tracestate: string | undefined }[] = [];
