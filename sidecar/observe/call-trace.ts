@@ -48,6 +48,7 @@ export function withTraceHeaders<H extends Record<string, string | string[]>>(he
   if (trace === undefined) return headers;
   const out = headers as Record<string, string | string[]>;
   for (const name in trace) out[name] = trace[name] as string;
-  if (trace.tracestate === undefined) delete out.tracestate;
+  // Deleted only when there is one: most calls carry none, and a delete can slow the object down.
+  if (trace.tracestate === undefined && out.tracestate !== undefined) delete out.tracestate;
   return headers;
 }
