@@ -1,9 +1,10 @@
 // `npm run bench -- --profile[=all|registry]`: the proxies (both no-logic pairs, and the agentmesh pair
 // with every feature on) run under `node --cpu-prof` through a shorter load (SendMessage at a fixed
-// rate and at c=32; =all adds SSE and MCP; =registry the registry at 1,000 agents), then each .cpuprofile is summarised: busy time, the top functions by self
+// rate and at c=32; =all adds SSE and MCP; =registry the registry at 1,000 agents), then each .cpuprofile is summarised (and drawn as a flame graph, <process>.svg beside it): busy time, the top functions by self
 // time, time by package or module, and our own functions inclusive.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { busyTree, flameGraphSvg } from './flamegraph.ts';
 import { HttpClient, closedLoop } from './load.ts';
 import { clientOf, clientsFor, closeClients, mcpCalls, rateSlices, streams, throughputSlices, variantsOf, type Clients } from './phases.ts';
 import { pin, tasksetBinary } from './proc.ts';
@@ -143,7 +144,10 @@ export async function profileRun(options: { registry: boolean; all: boolean; dir
     const pid = Number(file.split('.')[3]);
     const proc = names.get(pid);
     if (!proc) continue;
-    const summary = summarizeProfile(proc.name, JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, window);
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    const summary = summarizeProfile(proc.name, profile, window);
+    // A flame graph of the same window beside the profile (bench/flamegraph.ts).
+    writeFileSync(join(dir, `${proc.name}.svg`), flameGraphSvg(busyTree(profile, window), `${proc.name}: ${options.upstream} upstream, load phases only`));
     const count = served.get(proc.variant) ?? 0;
     if (count > 0) summary.busyUsPerRequest = (summary.busyMs * 1000) / count;
     summaries.push(summary);
