@@ -22,7 +22,7 @@ export class ChunkWriter {
    * are out. Off-heap memory that waits for a full garbage collection after its request was sent grew
    * a sidecar's RSS by tens of MB under thousands of calls a second; chunks given back are written again.
    */
-  readonly #out = new Map<ArrayBufferLike, { chunk: Buffer; views: number }>();
+  readonly #out = new Map<ArrayBufferLike, { chunk: Buffer; views: number; reusable: boolean }>();
   readonly #free: Buffer[] = [];
 
   constructor(chunkBytes = CHUNK_BYTES) {
@@ -120,21 +120,30 @@ export class ChunkWriter {
   }
 
   /**
-   * Views from take() that nothing reads any more. A chunk whose views are all back, and that is not the
-   * one being written, is kept for reuse (up to FREE_CHUNKS). Views not from this writer are ignored; a
-   * view not released is only left to the garbage collector, as before.
+   * Views from take() that this writer need not count any more; every view taken must come back here once,
+   * or its chunk stays counted. `reusable`: nothing reads them any more (their request was written out in
+   * full). A chunk whose views are all back, every one of them reusable, and that is not the one being
+   * written, is kept for reuse (up to FREE_CHUNKS); any other is left to the garbage collector. Views not
+   * from this writer are ignored.
    */
-  release(parts: readonly Buffer[]): void {
+  release(parts: readonly Buffer[], reusable: boolean): void {
     for (const part of parts) {
       const held = this.#out.get(part.buffer);
-      if (held === undefined || --held.views > 0) continue;
+      if (held === undefined || held.views === 0) continue; // not ours, or given back already
+      if (!reusable) held.reusable = false;
+      // The chunk being written keeps its count (and whether it may be reused) until it is set aside.
+      if (--held.views > 0 || held.chunk === this.#chunk) continue;
       this.#out.delete(part.buffer);
-      if (held.chunk !== this.#chunk) this.#recycle(held.chunk);
+      if (held.reusable) this.#recycle(held.chunk);
     }
   }
 
-  /** Chunks out with views not yet released (for tests). */
-  get chunksOut(): number { return this.#out.size; }
+  /** Chunks with views not yet released (for tests). */
+  get chunksOut(): number {
+    let n = 0;
+    for (const held of this.#out.values()) if (held.views > 0) n++;
+    return n;
+  }
 
   /** Chunks kept for reuse (for tests). */
   get chunksFree(): number { return this.#free.length; }
@@ -142,7 +151,7 @@ export class ChunkWriter {
   /** A view of `chunk` handed out, counted against it. */
   #view(chunk: Buffer, from: number, to: number): Buffer {
     const held = this.#out.get(chunk.buffer);
-    if (held === undefined) this.#out.set(chunk.buffer, { chunk, views: 1 });
+    if (held === undefined) this.#out.set(chunk.buffer, { chunk, views: 1, reusable: true });
     else held.views++;
     return chunk.subarray(from, to);
   }
@@ -164,7 +173,13 @@ export class ChunkWriter {
       this.#fullBytes += this.#at - this.#from;
     }
     // The chunk set aside may already be free: every view of it released while it was being written.
-    if (done.length > 0 && !this.#out.has(done.buffer)) this.#recycle(done);
+    const held = this.#out.get(done.buffer);
+    if (held === undefined) {
+      if (done.length > 0) this.#recycle(done);
+    } else if (held.views === 0) {
+      this.#out.delete(done.buffer);
+      if (held.reusable) this.#recycle(done);
+    }
     // Uninitialised memory: only the bytes written are ever handed out.
     this.#chunk = (n <= this.#chunkBytes ? this.#free.pop() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(this.#chunkBytes, n));
     this.#at = 0;

@@ -195,14 +195,16 @@ export class SpanExporter {
         this.#exported += spans;
         this.#failures.success();
         // Every byte left (the request finished writing): the chunks can be written again. A request
-        // still writing (a collector that answered early), or one that failed, leaves them to the GC.
-        if (written) this.#out.release(body.parts);
+        // still writing (a collector that answered early) leaves them to the GC.
+        this.#out.release(body.parts, written);
         return;
       } catch (err) {
         const retryable = !(err instanceof ExportError) || err.retryable;
         if (!retryable || attempt >= this.#maxAttempts || this.#stop.signal.aborted) {
           this.#dropped += spans;
           this.#failedExports++;
+          // Possibly still being written by a socket being closed: never written into again.
+          this.#out.release(body.parts, false);
           this.#failures.failure(err);
           return;
         }
