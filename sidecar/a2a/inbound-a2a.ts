@@ -147,12 +147,12 @@ export function inboundA2a(deps: InboundA2aDeps) {
 
 const NO_HEADERS: Record<string, string> = {};
 
-/** "local agent 'x'", for errors naming the hop: made once per agent, not per call. */
-const agentTargets = new WeakMap<LocalAgent, { name: string; text: string }>();
+/** "local agent 'x'", for errors naming the hop: made once per agent (its name never changes), not per call. */
+const agentTargets = new WeakMap<LocalAgent, string>();
 function agentTarget(agent: LocalAgent): string {
   let target = agentTargets.get(agent);
-  if (target?.name !== agent.name) agentTargets.set(agent, target = { name: agent.name, text: `local agent '${agent.name}'` });
-  return target.text;
+  if (target === undefined) agentTargets.set(agent, target = `local agent '${agent.name}'`);
+  return target;
 }
 
 /** A URL's origin, host and path without its trailing slash: URL getters build a new string on every read. */
